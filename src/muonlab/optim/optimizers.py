@@ -1,0 +1,424 @@
+r"""``torch.optim.Optimizer`` shells around :mod:`muonlab.optim.updates`.
+
+Each class validates its hyper-parameters, gathers parameters, gradients and lazily
+created state per param group, and calls the pure update rule.  Hyper-parameters are
+read from ``group[...]`` at every step, so any ``torch.optim.lr_scheduler`` (or
+:class:`muonlab.optim.schedules.ScheduleLR`) works unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from muonlab.linalg.orthogonalize import METHODS, resolve_coefficients
+from muonlab.optim.updates import (
+    ADJUST_LR,
+    MOMENTUM_FORMS,
+    adamw_update_,
+    momentum_direction_,
+    muon_update_,
+    scaledgd_directions,
+    signgd_update_,
+)
+
+__all__ = ["Muon", "SpecGD", "SignGD", "ScaledGD", "torch_compatible_muon"]
+
+_ALGORITHMS = ("muon", "adamw")
+
+
+def _check_nonneg(name: str, value: Any) -> None:
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name}: a tensor {name} must have one element")
+        value = float(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0.0:
+        raise ValueError(f"{name}: must be a number >= 0, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name}: unknown {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _check_grad(p: Tensor, who: str) -> None:
+    if torch.is_complex(p):
+        raise ValueError(f"params: {who} does not support complex parameters")
+    if p.grad.is_sparse:
+        raise ValueError(f"params: {who} does not support sparse gradients")
+
+
+class Muon(Optimizer):
+    r"""Muon: momentum orthogonalized by Newton–Schulz (Jordan et al. 2024), with an AdamW fallback.
+
+    .. math::
+        \begin{aligned}
+        &M_t = \mu M_{t-1} + G_t, \qquad
+          D_t = \begin{cases} G_t + \mu M_t & \text{Nesterov} \\ M_t \end{cases} \\
+        &W_t = (1 - \eta\lambda) W_{t-1} - \eta\,\mathrm{scale}(m, n)\,\mathrm{orth}(D_t)
+        \end{aligned}
+
+    With ``momentum=0`` this is the simplified Muon / spectral gradient descent
+    analysed in seeds 000–003 (Kang et al. 2602.06385; Ma et al. 2601.13474;
+    Rhee et al. 2606.30509): :math:`W \leftarrow W - \eta\,\mathrm{orth}(\nabla f)`.
+
+    Routing: every parameter with ``ndim >= 2`` is optimized by Muon (an N-D tensor
+    is viewed as ``(shape[0], prod(shape[1:]))``, see
+    :func:`muonlab.optim.updates.as_matrix`); parameters with ``ndim < 2`` and every
+    parameter in ``adamw_params`` go to AdamW.  Routing happens when a param group is
+    added: a user group is split into a ``"muon"`` group and an ``"adamw"`` group
+    (each group has an ``"algorithm"`` key; pass ``algorithm="adamw"`` in a group to
+    route all of it).  AdamW groups take ``lr=adamw_lr`` (default: ``lr``) and
+    ``weight_decay=adamw_weight_decay`` (default: ``weight_decay``), so LR schedulers
+    scale both parts in proportion.
+
+    Args:
+        params: parameters or param groups.
+        lr: step size η.
+        momentum: μ ≥ 0 (0: no momentum buffer).
+        nesterov: use the Nesterov direction.
+        weight_decay: decoupled weight decay λ (multiplies η, unscaled).
+        method: ``newton_schulz``, ``polar_express``, ``svd`` or ``beta``.
+        coefficients: Newton–Schulz preset (``keller``, ``dion``) or table.
+        ns_steps: number of polynomial steps (default: 5).
+        ns_dtype: dtype of the orthogonalization (default: the gradient's dtype).
+        adjust_lr: ``none`` | ``original`` | ``match_rms_adamw`` (SPEC §2).
+        beta: β of ``T_β`` (``method="beta"``).
+        eps: floor of ‖D‖_F in the Newton–Schulz normalization.
+        momentum_form: ``sum`` (M ← μM + G, the papers') or ``ema``
+            (torch.optim.Muon's M ← μM + (1−μ)G); equal after orthogonalization up
+            to rounding.
+        adamw_params: parameters routed to AdamW regardless of shape.
+        adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay: the AdamW fallback.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        method: str = "newton_schulz",
+        coefficients="keller",
+        ns_steps: int | None = None,
+        ns_dtype: torch.dtype | None = None,
+        adjust_lr: str = "none",
+        beta: float = 0.0,
+        eps: float = 1e-7,
+        momentum_form: str = "sum",
+        adamw_params=None,
+        adamw_lr: float | None = None,
+        adamw_betas: tuple[float, float] = (0.9, 0.999),
+        adamw_eps: float = 1e-8,
+        adamw_weight_decay: float | None = None,
+    ) -> None:
+        _check_nonneg("lr", lr)
+        _check_nonneg("momentum", momentum)
+        _check_nonneg("weight_decay", weight_decay)
+        _check_nonneg("beta", beta)
+        _check_nonneg("eps", eps)
+        _check_choice("method", method, METHODS)
+        _check_choice("adjust_lr", adjust_lr, ADJUST_LR)
+        _check_choice("momentum_form", momentum_form, MOMENTUM_FORMS)
+        if nesterov and momentum == 0.0:
+            raise ValueError("nesterov: requires momentum > 0")
+        if ns_dtype is not None and ns_dtype not in (
+            torch.bfloat16, torch.float16, torch.float32, torch.float64
+        ):
+            raise ValueError(f"ns_dtype: {ns_dtype} is not supported; allowed: bfloat16, float16, float32, float64")
+        if adamw_lr is not None:
+            _check_nonneg("adamw_lr", adamw_lr)
+        if adamw_weight_decay is not None:
+            _check_nonneg("adamw_weight_decay", adamw_weight_decay)
+        _check_nonneg("adamw_eps", adamw_eps)
+        if len(adamw_betas) != 2 or not all(0.0 <= b < 1.0 for b in adamw_betas):
+            raise ValueError(f"adamw_betas: must be two numbers in [0, 1), got {adamw_betas!r}")
+        # Validates the coefficient table / step count once, with a clear message.
+        resolve_coefficients(coefficients, ns_steps)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            method=method,
+            coefficients=coefficients,
+            ns_steps=ns_steps,
+            ns_dtype=ns_dtype,
+            adjust_lr=adjust_lr,
+            beta=beta,
+            eps=eps,
+            momentum_form=momentum_form,
+            adamw_lr=adamw_lr,
+            adamw_betas=tuple(adamw_betas),
+            adamw_eps=adamw_eps,
+            adamw_weight_decay=adamw_weight_decay,
+        )
+        groups = _as_groups(params)
+        if adamw_params is not None:
+            groups += [dict(g, algorithm="adamw") for g in _as_groups(adamw_params)]
+        super().__init__(groups, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group, splitting it into its Muon (matrix) and AdamW parts."""
+        algorithm = param_group.get("algorithm")
+        if algorithm is not None:
+            _check_choice("algorithm", algorithm, _ALGORITHMS)
+            if algorithm == "adamw":
+                super().add_param_group(self._adamw_group(param_group))
+            else:
+                bad = [tuple(p.shape) for p in _as_list(param_group["params"]) if p.ndim < 2]
+                if bad:
+                    raise ValueError(
+                        f"params: a group with algorithm='muon' must hold matrices, got shapes {bad}"
+                    )
+                super().add_param_group(param_group)
+            return
+        params = _as_list(param_group["params"])
+        matrices = [p for p in params if p.ndim >= 2]
+        others = [p for p in params if p.ndim < 2]
+        if matrices or not others:
+            super().add_param_group(dict(param_group, params=matrices, algorithm="muon"))
+        if others:
+            super().add_param_group(self._adamw_group(dict(param_group, params=others)))
+
+    def _adamw_group(self, group: dict[str, Any]) -> dict[str, Any]:
+        group = dict(group, algorithm="adamw")
+        adamw_lr = group.get("adamw_lr", self.defaults["adamw_lr"])
+        adamw_wd = group.get("adamw_weight_decay", self.defaults["adamw_weight_decay"])
+        group["lr"] = adamw_lr if adamw_lr is not None else group.get("lr", self.defaults["lr"])
+        if adamw_wd is not None:
+            group["weight_decay"] = adamw_wd
+        return group
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:  # checkpoints from older versions
+            group.setdefault("algorithm", "muon")
+            group.setdefault("momentum_form", "sum")
+            group.setdefault("beta", 0.0)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """Perform one optimization step; ``closure`` re-evaluates the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            if group["algorithm"] == "adamw":
+                self._adamw_step(group)
+            else:
+                self._muon_step(group)
+        return loss
+
+    def _muon_step(self, group: dict[str, Any]) -> None:
+        method = group["method"]
+        table = (
+            resolve_coefficients(
+                "polar_express" if method == "polar_express" else group["coefficients"],
+                group["ns_steps"],
+            )
+            if method in ("newton_schulz", "polar_express")
+            else ()
+        )
+        momentum = group["momentum"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            _check_grad(p, type(self).__name__)
+            state = self.state[p]
+            buf = None
+            if momentum != 0.0:
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            direction = momentum_direction_(
+                p.grad, buf, momentum=momentum, nesterov=group["nesterov"], form=group["momentum_form"]
+            )
+            muon_update_(
+                p,
+                direction,
+                lr=group["lr"],
+                weight_decay=group["weight_decay"],
+                method=method,
+                table=table,
+                ns_dtype=group["ns_dtype"],
+                beta=group["beta"],
+                eps=group["eps"],
+                adjust_lr=group["adjust_lr"],
+            )
+
+    def _adamw_step(self, group: dict[str, Any]) -> None:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            _check_grad(p, "AdamW fallback")
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            adamw_update_(
+                p,
+                p.grad,
+                state["exp_avg"],
+                state["exp_avg_sq"],
+                step=state["step"],
+                lr=group["lr"],
+                betas=group["adamw_betas"],
+                eps=group["adamw_eps"],
+                weight_decay=group["weight_decay"],
+            )
+
+
+def _as_groups(params) -> list[dict[str, Any]]:
+    """Normalize ``params`` (tensors or group dicts) to a list of group dicts."""
+    if isinstance(params, Tensor):
+        params = [params]
+    items = list(params)
+    if items and isinstance(items[0], dict):
+        return [dict(g) for g in items]
+    return [{"params": items}] if items else []
+
+
+def _as_list(params) -> list[Tensor]:
+    if isinstance(params, Tensor):
+        return [params]
+    return list(params)
+
+
+class SpecGD(Muon):
+    r"""Spectral gradient descent: :math:`W \leftarrow W - \eta\,\mathrm{msign}(\nabla f)` (exact SVD).
+
+    Bernstein & Newhouse (2024); the "simplified Muon" of seeds 000–003.  With
+    ``beta > 0`` the direction is :math:`T_\beta(\nabla f) = \nabla f(\nabla f^\top
+    \nabla f + \beta I)^{-1/2}` (seed 000, SpecGD with β-regularized
+    orthogonalization).  Momentum and the AdamW fallback work as in :class:`Muon`.
+    """
+
+    def __init__(self, params, lr: float, beta: float = 0.0, momentum: float = 0.0, **kwargs: Any) -> None:
+        for key in ("method", "coefficients", "ns_steps"):
+            if key in kwargs:
+                raise ValueError(f"{key}: SpecGD always uses the exact SVD; use Muon to choose a method")
+        method = "beta" if beta > 0.0 else "svd"
+        super().__init__(params, lr=lr, momentum=momentum, method=method, beta=beta, **kwargs)
+
+
+class SignGD(Optimizer):
+    r"""Sign gradient descent: :math:`W \leftarrow (1-\eta\lambda)W - \eta\,\mathrm{sign}(D)`.
+
+    D is the gradient, or with ``momentum > 0`` the buffer M ← μM + G (signum,
+    Bernstein et al. 2018).  SignGD is Adam with both moment averages switched off
+    (β1 = β2 = 0, ε = 0); seed 001 (Ma et al. 2601.13474, Theorems 2 and 4) proves
+    its iteration count depends on κ on hard instances.
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+        _check_nonneg("lr", lr)
+        _check_nonneg("momentum", momentum)
+        _check_nonneg("weight_decay", weight_decay)
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            momentum = group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                _check_grad(p, "SignGD")
+                buf = None
+                if momentum != 0.0:
+                    state = self.state[p]
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = torch.zeros_like(p)
+                direction = momentum_direction_(p.grad, buf, momentum=momentum, nesterov=False)
+                signgd_update_(p, direction, lr=group["lr"], weight_decay=group["weight_decay"])
+        return loss
+
+
+class ScaledGD(Optimizer):
+    r"""Scaled gradient descent for factorized problems (Tong, Ma & Chi 2021).
+
+    Each param group holds one factorization:
+
+    * ``[X]`` with X of shape (n, r), the symmetric product XXᵀ:
+      :math:`X \leftarrow X - \eta\,\nabla_X f\,(X^\top X + \delta I)^{-1}`;
+    * ``[A, B]`` with A (m, r) and B (r, n), the product AB:
+      :math:`A \leftarrow A - \eta\,\nabla_A f\,(BB^\top + \delta I)^{-1}`,
+      :math:`B \leftarrow B - \eta\,(A^\top A + \delta I)^{-1}\nabla_B f`.
+
+    Both preconditioners use the factors *before* the step.  A factorization whose
+    product is written ``L Rᵀ`` is passed as ``[L, R.T]``-shaped parameters, i.e.
+    store R transposed.  ``damping`` δ = 0 is the published method; a small δ keeps
+    the solve defined from a rank-deficient initialization.
+    """
+
+    def __init__(self, params, lr: float, damping: float = 0.0) -> None:
+        _check_nonneg("lr", lr)
+        _check_nonneg("damping", damping)
+        super().__init__(params, dict(lr=lr, damping=damping))
+        for group in self.param_groups:
+            shapes = [tuple(p.shape) for p in group["params"]]
+            if len(shapes) not in (1, 2) or any(len(s) != 2 for s in shapes):
+                raise ValueError(
+                    f"params: each ScaledGD group must hold [X] or [A, B] matrices, got shapes {shapes}"
+                )
+            if len(shapes) == 2 and shapes[0][1] != shapes[1][0]:
+                raise ValueError(f"params: A {shapes[0]} and B {shapes[1]} do not form a product A @ B")
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = group["params"]
+            if any(p.grad is None for p in params):
+                continue  # a factorization is updated jointly or not at all
+            for p in params:
+                _check_grad(p, "ScaledGD")
+            directions = scaledgd_directions(params, [p.grad for p in params], damping=group["damping"])
+            for p, d in zip(params, directions):
+                p.add_(d, alpha=-group["lr"])
+        return loss
+
+
+def torch_compatible_muon(params, **overrides: Any) -> Muon:
+    """A :class:`Muon` configured exactly like ``torch.optim.Muon``'s defaults.
+
+    lr 1e-3, weight decay 0.1, momentum 0.95 (EMA form, Nesterov), Keller
+    coefficients × 5 steps in bfloat16, eps 1e-7, ``adjust_lr="original"``.  On 2-D
+    parameters it reproduces ``torch.optim.Muon`` step for step (bit for bit on CPU;
+    see ``tests/test_torch_compat.py``).  Unlike ``torch.optim.Muon``, non-matrix
+    parameters are routed to the AdamW fallback instead of raising.  Keyword
+    arguments override any setting.
+    """
+    settings: dict[str, Any] = dict(
+        lr=1e-3,
+        weight_decay=0.1,
+        momentum=0.95,
+        nesterov=True,
+        method="newton_schulz",
+        coefficients="keller",
+        ns_steps=5,
+        ns_dtype=torch.bfloat16,
+        eps=1e-7,
+        adjust_lr="original",
+        momentum_form="ema",
+    )
+    settings.update(overrides)
+    return Muon(params, **settings)

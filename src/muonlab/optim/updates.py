@@ -1,0 +1,209 @@
+r"""Pure update rules: the functional core behind :mod:`muonlab.optim.optimizers`.
+
+Every function works on one tensor or on a batch with leading dimensions (the run
+engine stacks many runs along dim 0); step sizes may be Python floats or tensors
+that broadcast against the parameter (``lr.view(R, 1, 1)`` for R runs of matrices).
+
+Update rules (SPEC §2, one matrix parameter W, gradient G, step size η):
+
+* Muon, simplified (seeds 000–003):  W ← W − η·orth(G).
+* Muon, practical:  M ← μM + G;  D = G + μM (Nesterov) or M;
+  W ← (1 − ηλ)W − η·scale(m, n)·orth(D).
+  ``momentum_form="ema"`` uses torch.optim.Muon's M ← μM + (1−μ)G and
+  D = (1−μ)G + μM instead: the same direction up to the factor (1 − μ), which the
+  orthogonalization removes, but a different bf16 rounding.
+* SpecGD: Muon with the exact msign (``method="svd"``), or T_β (``"beta"``).
+* SignGD: W ← (1 − ηλ)W − η·sign(D).
+* ScaledGD (Tong, Ma, Chi 2021): for W = A·B,
+  A ← A − η ∇_A f (BBᵀ)⁻¹,  B ← B − η (AᵀA)⁻¹ ∇_B f;  symmetric X Xᵀ:
+  X ← X − η ∇f (XᵀX)⁻¹.
+* AdamW (Loshchilov & Hutter 2019), bit-compatible with torch.optim.AdamW's
+  single-tensor path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from muonlab.linalg.orthogonalize import orthogonalize_unchecked
+
+__all__ = [
+    "ADJUST_LR",
+    "MOMENTUM_FORMS",
+    "adamw_update_",
+    "as_matrix",
+    "momentum_direction_",
+    "muon_update_",
+    "scale_factor",
+    "scaledgd_directions",
+    "signgd_update_",
+]
+
+ADJUST_LR = ("none", "original", "match_rms_adamw")
+MOMENTUM_FORMS = ("sum", "ema")
+
+
+def scale_factor(shape: Sequence[int], adjust_lr: str) -> float:
+    r"""LR multiplier for an m×n matrix (SPEC §2).
+
+    ``none``: 1;  ``original``: :math:`\sqrt{\max(1, m/n)}` (Keller Jordan;
+    torch.optim.Muon's default);  ``match_rms_adamw``: :math:`0.2\sqrt{\max(m, n)}`
+    (Liu et al. 2025, "Muon is scalable for LLM training"), which gives the update
+    the RMS of a typical AdamW update so AdamW's lr and weight decay carry over.
+    """
+    m, n = shape[-2], shape[-1]
+    if adjust_lr == "none":
+        return 1.0
+    if adjust_lr == "original":
+        return math.sqrt(max(1.0, m / n))
+    if adjust_lr == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(m, n))
+    raise ValueError(f"adjust_lr: unknown {adjust_lr!r}; allowed: {', '.join(ADJUST_LR)}")
+
+
+def as_matrix(t: Tensor) -> Tensor:
+    """View an N-D parameter (N ≥ 2) as the matrix Muon orthogonalizes.
+
+    Rule (as Keller Jordan's Muon for conv filters): keep dim 0 (output channels /
+    rows) and flatten every other dim, ``(out, in, kh, kw) → (out, in·kh·kw)``.
+    2-D tensors are returned unchanged.
+    """
+    if t.ndim == 2:
+        return t
+    return t.reshape(t.shape[0], -1)
+
+
+def momentum_direction_(
+    grad: Tensor, buf: Tensor | None, *, momentum: float, nesterov: bool, form: str = "sum"
+) -> Tensor:
+    """Update the momentum buffer in place and return the direction D to orthogonalize.
+
+    ``form="sum"``: M ← μM + G, D = G + μM (Nesterov) or M (seed 000, eq. (1)).
+    ``form="ema"``: M ← μM + (1−μ)G, D = (1−μ)G + μM or M (torch.optim.Muon).
+    With μ = 0 (or ``buf=None``) D = G.
+    """
+    if buf is None or momentum == 0.0:
+        return grad
+    if form == "sum":
+        buf.mul_(momentum).add_(grad)
+        return grad.add(buf, alpha=momentum) if nesterov else buf
+    if form == "ema":
+        buf.lerp_(grad, 1 - momentum)
+        return grad.lerp(buf, momentum) if nesterov else buf
+    raise ValueError(f"momentum_form: unknown {form!r}; allowed: {', '.join(MOMENTUM_FORMS)}")
+
+
+def muon_update_(
+    param: Tensor,
+    direction: Tensor,
+    *,
+    lr: float | Tensor,
+    weight_decay: float = 0.0,
+    method: str = "newton_schulz",
+    table: Sequence[tuple[float, float, float]] = (),
+    ns_dtype: torch.dtype | None = None,
+    beta: float = 0.0,
+    eps: float = 1e-7,
+    adjust_lr: str = "none",
+    batched: bool = False,
+) -> Tensor:
+    """In place: W ← (1 − ηλ)W − η·scale(m, n)·orth(D). Returns orth(D).
+
+    With ``batched=True`` the leading dim of ``param`` indexes independent runs (each
+    run's trailing dims form its matrix) and ``lr`` may be a per-run tensor.
+    """
+    if batched:
+        mats = direction.reshape(direction.shape[0], direction.shape[1], -1)
+        matrix_shape = mats.shape[-2:]
+    else:
+        mats = as_matrix(direction)
+        matrix_shape = mats.shape
+    update = orthogonalize_unchecked(
+        mats, method, table=table, dtype=ns_dtype, beta=beta, eps=eps
+    ).view(direction.shape)
+    scale = scale_factor(matrix_shape, adjust_lr)
+    if isinstance(lr, Tensor):
+        lr_b = lr.reshape(lr.shape + (1,) * (param.ndim - lr.ndim)).to(param.dtype)
+        if weight_decay != 0.0:
+            param.mul_(1 - lr_b * weight_decay)
+        param.sub_(update.to(param.dtype) * (lr_b * scale))
+    else:
+        if weight_decay != 0.0:
+            param.mul_(1 - lr * weight_decay)
+        # Same call as torch.optim.Muon (adds the bf16 update with type promotion),
+        # so the torch-compatible preset matches it bit for bit.
+        param.add_(update, alpha=-lr * scale)
+    return update
+
+
+def signgd_update_(param: Tensor, direction: Tensor, *, lr: float, weight_decay: float = 0.0) -> None:
+    """In place: W ← (1 − ηλ)W − η·sign(D)  (sign(0) = 0)."""
+    if weight_decay != 0.0:
+        param.mul_(1 - lr * weight_decay)
+    param.add_(torch.sign(direction), alpha=-lr)
+
+
+def scaledgd_directions(
+    factors: Sequence[Tensor], grads: Sequence[Tensor], *, damping: float = 0.0
+) -> list[Tensor]:
+    r"""ScaledGD preconditioned directions (Tong, Ma & Chi 2021), batched over leading dims.
+
+    * one factor X (n×r, product XXᵀ):  ∇f (XᵀX + δI)⁻¹
+    * two factors A (m×r), B (r×n) (product AB):
+      ∇_A f (BBᵀ + δI)⁻¹  and  (AᵀA + δI)⁻¹ ∇_B f
+
+    δ = ``damping`` ≥ 0 keeps the solve defined at a rank-deficient (e.g. tiny
+    random) initialization; δ = 0 is the method as published. Uses linear solves,
+    not explicit inverses.
+    """
+    if len(factors) == 1:
+        (X,), (g,) = factors, grads
+        gram = X.mT @ X
+        gram = _damp(gram, damping)
+        # g P⁻¹ with P symmetric  ⇔  (P⁻¹ gᵀ)ᵀ
+        return [torch.linalg.solve(gram, g.mT).mT]
+    if len(factors) == 2:
+        (A, B), (gA, gB) = factors, grads
+        if A.shape[-1] != B.shape[-2]:
+            raise ValueError(
+                f"factors: A {tuple(A.shape)} and B {tuple(B.shape)} do not form a product A @ B"
+            )
+        right = _damp(B @ B.mT, damping)
+        left = _damp(A.mT @ A, damping)
+        return [torch.linalg.solve(right, gA.mT).mT, torch.linalg.solve(left, gB)]
+    raise ValueError(f"factors: ScaledGD takes 1 (symmetric) or 2 (A @ B) factors, got {len(factors)}")
+
+
+def _damp(gram: Tensor, damping: float) -> Tensor:
+    if damping == 0.0:
+        return gram
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    return gram + damping * eye
+
+
+def adamw_update_(
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    *,
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """In place AdamW step ``step`` (1-based), in torch.optim.AdamW's operation order."""
+    beta1, beta2 = betas
+    param.mul_(1 - lr * weight_decay)
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr / bias_correction1
+    denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
+    param.addcdiv_(exp_avg, denom, value=-step_size)
