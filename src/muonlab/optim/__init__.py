@@ -1,5 +1,31 @@
 """Spectral optimizers: pure update rules (:mod:`.updates`), torch.optim shells, schedules."""
 
 from muonlab.optim.optimizers import Muon, ScaledGD, SignGD, SpecGD, torch_compatible_muon
+from muonlab.optim.schedules import (
+    SCHEDULES,
+    Constant,
+    Geometric,
+    Plateau,
+    ScheduleLR,
+    ScheduleState,
+    SpikeAnneal,
+    WarmupCosine,
+    make_schedule,
+)
 
-__all__ = ["Muon", "ScaledGD", "SignGD", "SpecGD", "torch_compatible_muon"]
+__all__ = [
+    "Muon",
+    "ScaledGD",
+    "SignGD",
+    "SpecGD",
+    "torch_compatible_muon",
+    "SCHEDULES",
+    "Constant",
+    "Geometric",
+    "Plateau",
+    "ScheduleLR",
+    "ScheduleState",
+    "SpikeAnneal",
+    "WarmupCosine",
+    "make_schedule",
+]
