@@ -198,8 +198,9 @@ def test_shapes_dtypes_and_partial_isometry(batch, m, n, dtype, method, seed):
     assert O.shape == G.shape and O.dtype == dtype
     assert torch.isfinite(O).all()
     sv = torch.linalg.svdvals(O.double())
-    if method == "svd":  # a partial isometry: singular values are 0 or 1
-        assert torch.all((sv - 1).abs().minimum(sv.abs()) <= 1e-5)
+    if method == "svd":  # a partial isometry: singular values are 0 or 1, up to output rounding
+        tol = 2 * min(m, n) ** 0.5 * torch.finfo(dtype).eps
+        assert torch.all((sv - 1).abs().minimum(sv.abs()) <= tol)
     else:  # every method keeps singular values in a bounded band below ~1.25
         assert sv.max() <= 1.25
 
