@@ -234,16 +234,18 @@ def test_plateau_batched_matches_scalar_reference(data, patience, factor, min_lr
     patience=st.integers(1, 6),
     factor=st.sampled_from([0.1, 0.5]),
     min_lr=st.sampled_from([0.0, 0.05]),
+    threshold=st.sampled_from([0.0, 0.3]),
 )
-def test_plateau_matches_torch_reduce_lr_on_plateau(seq, patience, factor, min_lr):
+def test_plateau_matches_torch_reduce_lr_on_plateau(seq, patience, factor, min_lr, threshold):
     """Our patience k == torch's patience k-1 (torch cuts when bad > patience), with
-    threshold=0, cooldown=0, eps=0. (-inf is the one documented difference; not drawn.)"""
+    the same relative threshold, cooldown=0, eps=0. (-inf is the one documented difference; not drawn.)"""
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=1.0)
     ref = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=factor, patience=patience - 1, threshold=0.0, cooldown=0, min_lr=min_lr, eps=0.0
+        opt, mode="min", factor=factor, patience=patience - 1, threshold=threshold, threshold_mode="rel",
+        cooldown=0, min_lr=min_lr, eps=0.0,
     )
-    sched = Plateau(factor=factor, patience=patience, min_lr=min_lr)
+    sched = Plateau(factor=factor, patience=patience, min_lr=min_lr, threshold=threshold)
     state = sched.init(1.0, n_runs=1)
     for L in seq:
         ref.step(L)
@@ -331,6 +333,8 @@ def test_registry_and_factory():
         ("plateau", {"patience": 0}, "patience"),
         ("plateau", {"patience": 2.5}, "patience"),
         ("plateau", {"min_lr": -1.0}, "min_lr"),
+        ("plateau", {"threshold": 1.0}, "threshold"),
+        ("plateau", {"threshold": -0.1}, "threshold"),
         ("spike_anneal", {"first": -1.0}, "first"),
         ("spike_anneal", {"first": 0.1, "peak": 0.0}, "peak"),
         ("spike_anneal", {"first": 0.1, "decay": 1.5}, "decay"),

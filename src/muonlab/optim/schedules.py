@@ -228,26 +228,30 @@ class Plateau(Schedule):
 
     Per run r, after each step with loss L_t:
 
-    * improved ⇔ L_t is finite and L_t < best (strict, no threshold); then
-      best ← L_t and bad ← 0, else bad ← bad + 1;
+    * improved ⇔ L_t is finite and L_t < best·(1 − threshold) (default threshold 0:
+      any strict decrease); then best ← L_t and bad ← 0, else bad ← bad + 1;
     * if bad == patience: η ← min(η, max(factor·η, min_lr)) and bad ← 0.
 
     So η is cut exactly after ``patience`` consecutive non-improving steps; ``best``
     is not reset by a cut. A cut never raises η (if η_0 < min_lr it stays η_0).
     Equivalent to ``torch.optim.lr_scheduler.ReduceLROnPlateau(mode="min",
-    factor=factor, patience=patience - 1, threshold=0, cooldown=0, min_lr=min_lr,
-    eps=0)`` except that a loss of -inf counts as *not* improving here (torch would
+    factor=factor, patience=patience - 1, threshold=threshold, threshold_mode="rel",
+    cooldown=0, min_lr=min_lr, eps=0)`` except that a loss of -inf counts as *not* improving here (torch would
     accept it as a new best). NaN and +inf never improve in either.
 
     Args:
         factor: ρ, 0 < ρ < 1 (default 0.5).
         patience: k >= 1 (default 10).
         min_lr: floor on η, >= 0 (default 0).
+        threshold: relative improvement that counts as progress, in [0, 1) (default
+            0). A small positive value (e.g. 1e-3) keeps a loss that creeps down
+            while oscillating between two levels from postponing every cut forever.
     """
 
     factor: float = 0.5
     patience: int = 10
     min_lr: float = 0.0
+    threshold: float = 0.0
 
     name: ClassVar[str] = "plateau"
 
@@ -260,6 +264,8 @@ class Plateau(Schedule):
             raise ValueError(f"patience must be >= 1, got patience={self.patience!r}")
         if _check_real("min_lr", self.min_lr) < 0.0:
             raise ValueError(f"min_lr must be >= 0, got min_lr={self.min_lr!r}")
+        if not 0.0 <= _check_real("threshold", self.threshold) < 1.0:
+            raise ValueError(f"threshold must satisfy 0 <= threshold < 1, got threshold={self.threshold!r}")
 
     def init(
         self,
@@ -283,7 +289,7 @@ class Plateau(Schedule):
         L = L.reshape(-1).expand(n)
         # Vectorized over runs; isfinite guards NaN/±inf (NaN < best is already False,
         # but -inf would otherwise become an unbeatable best after a blow-up).
-        improved = torch.isfinite(L) & (L < state.best)
+        improved = torch.isfinite(L) & (L < state.best * (1.0 - self.threshold))
         best = torch.where(improved, L, state.best)
         bad = torch.where(improved, torch.zeros_like(state.bad), state.bad + 1)
         cut = bad >= self.patience
