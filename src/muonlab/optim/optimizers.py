@@ -53,7 +53,35 @@ def _check_grad(p: Tensor, who: str) -> None:
         raise ValueError(f"params: {who} does not support sparse gradients")
 
 
-class Muon(Optimizer):
+class _GroupwiseOptimizer(Optimizer):
+    """Shared ``step``: evaluate the closure, then update each param group in turn."""
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """Perform one optimization step; ``closure`` re-evaluates the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _momentum_buffer(self, p: Tensor, momentum: float) -> Tensor | None:
+        """The parameter's momentum buffer, created lazily; None when momentum is 0."""
+        if momentum == 0.0:
+            return None
+        state = self.state[p]
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return buf
+
+
+class Muon(_GroupwiseOptimizer):
     r"""Muon: momentum orthogonalized by Newton–Schulz (Jordan et al. 2024), with an AdamW fallback.
 
     .. math::
@@ -203,19 +231,11 @@ class Muon(Optimizer):
             group.setdefault("momentum_form", "sum")
             group.setdefault("beta", 0.0)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        """Perform one optimization step; ``closure`` re-evaluates the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            if group["algorithm"] == "adamw":
-                self._adamw_step(group)
-            else:
-                self._muon_step(group)
-        return loss
+    def _step_group(self, group: dict[str, Any]) -> None:
+        if group["algorithm"] == "adamw":
+            self._adamw_step(group)
+        else:
+            self._muon_step(group)
 
     def _muon_step(self, group: dict[str, Any]) -> None:
         method = group["method"]
@@ -232,12 +252,7 @@ class Muon(Optimizer):
             if p.grad is None:
                 continue
             _check_grad(p, type(self).__name__)
-            state = self.state[p]
-            buf = None
-            if momentum != 0.0:
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            buf = self._momentum_buffer(p, momentum)
             direction = momentum_direction_(
                 p.grad, buf, momentum=momentum, nesterov=group["nesterov"], form=group["momentum_form"]
             )
@@ -311,7 +326,7 @@ class SpecGD(Muon):
         super().__init__(params, lr=lr, momentum=momentum, method=method, beta=beta, **kwargs)
 
 
-class SignGD(Optimizer):
+class SignGD(_GroupwiseOptimizer):
     r"""Sign gradient descent: :math:`W \leftarrow (1-\eta\lambda)W - \eta\,\mathrm{sign}(D)`.
 
     D is the gradient, or with ``momentum > 0`` the buffer M ← μM + G (signum,
@@ -326,30 +341,18 @@ class SignGD(Optimizer):
         _check_nonneg("weight_decay", weight_decay)
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            momentum = group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                _check_grad(p, "SignGD")
-                buf = None
-                if momentum != 0.0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = torch.zeros_like(p)
-                direction = momentum_direction_(p.grad, buf, momentum=momentum, nesterov=False)
-                signgd_update_(p, direction, lr=group["lr"], weight_decay=group["weight_decay"])
-        return loss
+    def _step_group(self, group: dict[str, Any]) -> None:
+        momentum = group["momentum"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            _check_grad(p, "SignGD")
+            buf = self._momentum_buffer(p, momentum)
+            direction = momentum_direction_(p.grad, buf, momentum=momentum, nesterov=False)
+            signgd_update_(p, direction, lr=group["lr"], weight_decay=group["weight_decay"])
 
 
-class ScaledGD(Optimizer):
+class ScaledGD(_GroupwiseOptimizer):
     r"""Scaled gradient descent for factorized problems (Tong, Ma & Chi 2021).
 
     Each param group holds one factorization:
@@ -379,22 +382,15 @@ class ScaledGD(Optimizer):
             if len(shapes) == 2 and shapes[0][1] != shapes[1][0]:
                 raise ValueError(f"params: A {shapes[0]} and B {shapes[1]} do not form a product A @ B")
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = group["params"]
-            if any(p.grad is None for p in params):
-                continue  # a factorization is updated jointly or not at all
-            for p in params:
-                _check_grad(p, "ScaledGD")
-            directions = scaledgd_directions(params, [p.grad for p in params], damping=group["damping"])
-            for p, d in zip(params, directions):
-                p.add_(d, alpha=-group["lr"])
-        return loss
+    def _step_group(self, group: dict[str, Any]) -> None:
+        params = group["params"]
+        if any(p.grad is None for p in params):
+            return  # a factorization is updated jointly or not at all
+        for p in params:
+            _check_grad(p, "ScaledGD")
+        directions = scaledgd_directions(params, [p.grad for p in params], damping=group["damping"])
+        for p, d in zip(params, directions):
+            p.add_(d, alpha=-group["lr"])
 
 
 def torch_compatible_muon(params, **overrides: Any) -> Muon:
