@@ -267,14 +267,9 @@ class Plateau(Schedule):
         if not 0.0 <= _check_real("threshold", self.threshold) < 1.0:
             raise ValueError(f"threshold must satisfy 0 <= threshold < 1, got threshold={self.threshold!r}")
 
-    def init(
-        self,
-        base_lr: Tensor | float,
-        n_runs: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> ScheduleState:
-        base = _as_runs(base_lr, n_runs, "base_lr")
-        return _fresh_state(base.clone(), base)
+    def _factor(self, t: int) -> float:
+        # Only the base class's init uses it (η_0 = η); later steps depend on the loss.
+        return 1.0
 
     def step(self, state: ScheduleState, loss: Tensor | None = None) -> ScheduleState:
         if loss is None:
