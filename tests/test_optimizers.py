@@ -149,6 +149,11 @@ def test_explicit_algorithm_groups_and_errors():
         Muon([{"params": [b], "algorithm": "muon"}], lr=0.1)
     with pytest.raises(ValueError, match="^algorithm: unknown 'sgd'"):
         Muon([{"params": [W], "algorithm": "sgd"}], lr=0.1)
+    # Group-level overrides are validated like constructor arguments.
+    with pytest.raises(ValueError, match="^method: unknown 'qr'"):
+        Muon([{"params": [W], "method": "qr"}], lr=0.1)
+    with pytest.raises(ValueError, match="^lr:"):
+        Muon([W], lr=0.1).add_param_group({"params": [param(2, 2)], "lr": -1.0})
 
 
 def test_param_groups_closure_and_lr_scheduler():

@@ -146,29 +146,6 @@ class Muon(_GroupwiseOptimizer):
         adamw_eps: float = 1e-8,
         adamw_weight_decay: float | None = None,
     ) -> None:
-        _check_nonneg("lr", lr)
-        _check_nonneg("momentum", momentum)
-        _check_nonneg("weight_decay", weight_decay)
-        _check_nonneg("beta", beta)
-        _check_nonneg("eps", eps)
-        _check_choice("method", method, METHODS)
-        _check_choice("adjust_lr", adjust_lr, ADJUST_LR)
-        _check_choice("momentum_form", momentum_form, MOMENTUM_FORMS)
-        if nesterov and momentum == 0.0:
-            raise ValueError("nesterov: requires momentum > 0")
-        if ns_dtype is not None and ns_dtype not in (
-            torch.bfloat16, torch.float16, torch.float32, torch.float64
-        ):
-            raise ValueError(f"ns_dtype: {ns_dtype} is not supported; allowed: bfloat16, float16, float32, float64")
-        if adamw_lr is not None:
-            _check_nonneg("adamw_lr", adamw_lr)
-        if adamw_weight_decay is not None:
-            _check_nonneg("adamw_weight_decay", adamw_weight_decay)
-        _check_nonneg("adamw_eps", adamw_eps)
-        if len(adamw_betas) != 2 or not all(0.0 <= b < 1.0 for b in adamw_betas):
-            raise ValueError(f"adamw_betas: must be two numbers in [0, 1), got {adamw_betas!r}")
-        # Validates the coefficient table / step count once, with a clear message.
-        resolve_coefficients(coefficients, ns_steps)
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -187,13 +164,18 @@ class Muon(_GroupwiseOptimizer):
             adamw_eps=adamw_eps,
             adamw_weight_decay=adamw_weight_decay,
         )
+        _validate_muon_hyperparameters(defaults)
         groups = _as_groups(params)
         if adamw_params is not None:
             groups += [dict(g, algorithm="adamw") for g in _as_groups(adamw_params)]
         super().__init__(groups, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group, splitting it into its Muon (matrix) and AdamW parts."""
+        """Add a group, splitting it into its Muon (matrix) and AdamW parts.
+
+        Hyper-parameters a group overrides are validated like the constructor's.
+        """
+        _validate_muon_hyperparameters(dict(self.defaults, **param_group))
         algorithm = param_group.get("algorithm")
         if algorithm is not None:
             _check_choice("algorithm", algorithm, _ALGORITHMS)
@@ -291,6 +273,29 @@ class Muon(_GroupwiseOptimizer):
                 eps=group["adamw_eps"],
                 weight_decay=group["weight_decay"],
             )
+
+
+def _validate_muon_hyperparameters(h: dict[str, Any]) -> None:
+    """Raise ValueError naming the first bad hyper-parameter of a Muon group."""
+    for name in ("lr", "momentum", "weight_decay", "beta", "eps", "adamw_eps"):
+        _check_nonneg(name, h[name])
+    for name in ("adamw_lr", "adamw_weight_decay"):
+        if h[name] is not None:
+            _check_nonneg(name, h[name])
+    _check_choice("method", h["method"], METHODS)
+    _check_choice("adjust_lr", h["adjust_lr"], ADJUST_LR)
+    _check_choice("momentum_form", h["momentum_form"], MOMENTUM_FORMS)
+    if h["nesterov"] and h["momentum"] == 0.0:
+        raise ValueError("nesterov: requires momentum > 0")
+    if h["ns_dtype"] is not None and h["ns_dtype"] not in (
+        torch.bfloat16, torch.float16, torch.float32, torch.float64
+    ):
+        raise ValueError(f"ns_dtype: {h['ns_dtype']} is not supported; allowed: bfloat16, float16, float32, float64")
+    betas = h["adamw_betas"]
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"adamw_betas: must be two numbers in [0, 1), got {betas!r}")
+    # Validates the coefficient table / step count, with a clear message.
+    resolve_coefficients(h["coefficients"], h["ns_steps"])
 
 
 def _as_groups(params) -> list[dict[str, Any]]:
