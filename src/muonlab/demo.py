@@ -548,7 +548,7 @@ per iteration; dotted line: target {_eps_key(EPSILONS[-1])}. Runs stop at {STOP_
 <p class="meta">— : not reached within {config.steps} iterations.</p>
 <h2>Settings</h2><ul>{settings}</ul>
 <p class="meta">Plateau schedule: η ← {PLATEAU['factor']}·η after {PLATEAU['patience']} iterations without a
-decrease of the loss. float64, seed {config.seed}. muonlab {esc(__version__)}, {wall_s:.1f} s.
+decrease of the best loss by more than {PLATEAU['threshold']:.1%}. float64, seed {config.seed}. muonlab {esc(__version__)}, {wall_s:.1f} s.
 Data: <code>demo.json</code>; figure: <code>demo.png</code>.</p>
 </body></html>
 """
