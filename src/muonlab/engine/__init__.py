@@ -1,0 +1,1 @@
+"""Batched run engine: configs, runner, metrics, results store (SPEC §4–§6)."""

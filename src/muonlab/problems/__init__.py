@@ -1,0 +1,1 @@
+"""Matrix problems of the seeds (SPEC §4), batched over runs."""
