@@ -38,6 +38,7 @@ __all__ = [
     "as_matrix",
     "momentum_direction_",
     "muon_update_",
+    "per_run",
     "scale_factor",
     "scaledgd_directions",
     "signgd_update_",
@@ -127,7 +128,7 @@ def muon_update_(
     ).view(direction.shape)
     scale = scale_factor(matrix_shape, adjust_lr)
     if isinstance(lr, Tensor):
-        lr_b = lr.reshape(lr.shape + (1,) * (param.ndim - lr.ndim)).to(param.dtype)
+        lr_b = per_run(lr, param)
         if weight_decay != 0.0:
             param.mul_(1 - lr_b * weight_decay)
         param.sub_(update.to(param.dtype) * (lr_b * scale))
@@ -140,8 +141,19 @@ def muon_update_(
     return update
 
 
-def signgd_update_(param: Tensor, direction: Tensor, *, lr: float, weight_decay: float = 0.0) -> None:
-    """In place: W ← (1 − ηλ)W − η·sign(D)  (sign(0) = 0)."""
+def per_run(lr: Tensor, like: Tensor) -> Tensor:
+    """View a per-run step size ``(R,)`` so that it broadcasts against ``like`` ``(R, …)``."""
+    return lr.reshape(lr.shape + (1,) * (like.ndim - lr.ndim)).to(like.dtype)
+
+
+def signgd_update_(param: Tensor, direction: Tensor, *, lr: float | Tensor, weight_decay: float = 0.0) -> None:
+    """In place: W ← (1 − ηλ)W − η·sign(D)  (sign(0) = 0); ``lr`` may be per run."""
+    if isinstance(lr, Tensor):
+        lr_b = per_run(lr, param)
+        if weight_decay != 0.0:
+            param.mul_(1 - lr_b * weight_decay)
+        param.sub_(torch.sign(direction) * lr_b)
+        return
     if weight_decay != 0.0:
         param.mul_(1 - lr * weight_decay)
     param.add_(torch.sign(direction), alpha=-lr)
@@ -158,14 +170,14 @@ def scaledgd_directions(
 
     δ = ``damping`` ≥ 0 keeps the solve defined at a rank-deficient (e.g. tiny
     random) initialization; δ = 0 is the method as published. Uses linear solves,
-    not explicit inverses.
+    not explicit inverses; a singular system yields non-finite values, not an error.
     """
     if len(factors) == 1:
         (X,), (g,) = factors, grads
         gram = X.mT @ X
         gram = _damp(gram, damping)
         # g P⁻¹ with P symmetric  ⇔  (P⁻¹ gᵀ)ᵀ
-        return [torch.linalg.solve(gram, g.mT).mT]
+        return [_solve(gram, g.mT).mT]
     if len(factors) == 2:
         (A, B), (gA, gB) = factors, grads
         if A.shape[-1] != B.shape[-2]:
@@ -174,8 +186,15 @@ def scaledgd_directions(
             )
         right = _damp(B @ B.mT, damping)
         left = _damp(A.mT @ A, damping)
-        return [torch.linalg.solve(right, gA.mT).mT, torch.linalg.solve(left, gB)]
+        return [_solve(right, gA.mT).mT, _solve(left, gB)]
     raise ValueError(f"factors: ScaledGD takes 1 (symmetric) or 2 (A @ B) factors, got {len(factors)}")
+
+
+def _solve(A: Tensor, B: Tensor) -> Tensor:
+    # solve_ex does not raise on a singular system: in a batch of runs, one run whose
+    # Gram matrix is singular gets non-finite values (and is flagged as diverged)
+    # instead of aborting every other run.
+    return torch.linalg.solve_ex(A, B)[0]
 
 
 def _damp(gram: Tensor, damping: float) -> Tensor:
@@ -192,18 +211,25 @@ def adamw_update_(
     exp_avg_sq: Tensor,
     *,
     step: int,
-    lr: float,
+    lr: float | Tensor,
     betas: tuple[float, float],
     eps: float,
     weight_decay: float,
 ) -> None:
-    """In place AdamW step ``step`` (1-based), in torch.optim.AdamW's operation order."""
+    """In place AdamW step ``step`` (1-based), in torch.optim.AdamW's operation order.
+
+    ``lr`` may be a per-run tensor ``(R,)`` (then the leading dim of ``param`` is runs).
+    """
     beta1, beta2 = betas
-    param.mul_(1 - lr * weight_decay)
+    lr_b = per_run(lr, param) if isinstance(lr, Tensor) else lr
+    if weight_decay != 0.0 or not isinstance(lr, Tensor):
+        param.mul_(1 - lr_b * weight_decay)
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
-    step_size = lr / bias_correction1
     denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
-    param.addcdiv_(exp_avg, denom, value=-step_size)
+    if isinstance(lr, Tensor):
+        param.sub_(exp_avg / denom * (lr_b / bias_correction1))
+    else:
+        param.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))
