@@ -7,7 +7,8 @@ tensor functions of the parameters (a list of ``(R, ·, ·)`` tensors):
 * ``loss(params) -> (R,)`` and ``grad(params) -> list`` (closed form, tested
   against autograd in float64), ``loss_and_grad`` (shares the residual);
 * ``rel_err(params) -> (R,)``: the problem's headline relative error;
-* ``optimum_loss() -> (R,)``: the loss at a global minimum;
+* ``optimum_loss() -> (R,)``: the loss at a global minimum (and, optionally,
+  ``minimizer() -> list`` parameters attaining it);
 * ``end_to_end(params) -> (R, m, n)``: the matrix the parameters represent
   (XXᵀ, W2·W1, A·B, Γ or W) and ``target() -> (R, m, n) | None``;
 * ``factors(params) -> (L, Rt)`` with ``end_to_end = L @ Rtᵀ``: lets metrics get the
@@ -70,9 +71,26 @@ class Problem(ABC):
     def end_to_end(self, params: Sequence[Tensor]) -> Tensor:
         """The matrix the parameters represent, ``(R, m, n)``."""
 
+    def minimizer(self) -> list[Tensor]:
+        """Parameters at a global minimum, same shapes as :meth:`init_params` (optional).
+
+        One of possibly many minimizers (factorizations are defined up to rotations);
+        used by tests and by distance-to-optimum metrics.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not construct a minimizer")
+
     def target(self) -> Tensor | None:
         """The matrix the problem fits, ``(R, m, n)``, if it has one."""
         return None
+
+    def target_spectrum(self) -> Tensor | None:
+        """Singular values of :meth:`target` per run, descending, ``(R, k)`` (σ* for per-mode metrics).
+
+        Problems that build the target from known values override this with them exactly.
+        """
+        M = self.target()
+        # float64: low-precision SVDs are missing on CPU (bfloat16) and too coarse for σ*
+        return None if M is None else torch.linalg.svdvals(M.to(torch.float64)).to(M.dtype)
 
     def factors(self, params: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """``(L, Rt)`` with ``end_to_end(params) == L @ Rt.mT``."""

@@ -16,16 +16,22 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "COVARIANCES",
     "SPECTRA",
     "batched",
+    "covariance_basis",
+    "exact_covariance_design",
     "generator",
+    "low_rank_factors",
     "low_rank_target",
     "planted_target",
     "random_orthonormal",
+    "semi_orthogonal",
     "spectrum",
 ]
 
 SPECTRA = ("logspace", "linspace", "list")
+COVARIANCES = ("rotated", "diagonal", "paired")
 _F64 = torch.float64
 
 
@@ -64,14 +70,70 @@ def random_orthonormal(n: int, r: int, gen: torch.Generator) -> Tensor:
     return Q * signs
 
 
+def semi_orthogonal(m: int, n: int, gen: torch.Generator) -> Tensor:
+    """Haar-random m×n matrix with orthonormal columns (m ≥ n) or orthonormal rows (m < n)."""
+    return random_orthonormal(m, n, gen) if m >= n else random_orthonormal(n, m, gen).T
+
+
+def low_rank_factors(m: int, n: int, rank: int, gen: torch.Generator, symmetric: bool = False) -> tuple[Tensor, Tensor]:
+    """The Haar singular bases (U m×rank, V n×rank) that :func:`low_rank_target` draws.
+
+    ``symmetric`` returns (U, U). Same draws, same order as ``low_rank_target``, so a
+    problem can keep the bases (for its minimizer) and still match the target exactly.
+    """
+    U = random_orthonormal(m, rank, gen)
+    if symmetric:
+        return U, U
+    return U, random_orthonormal(n, rank, gen)
+
+
 def low_rank_target(m: int, n: int, values: Tensor, gen: torch.Generator, symmetric: bool = False) -> Tensor:
     """U diag(values) Vᵀ (or U diag(values) Uᵀ when ``symmetric``) with Haar U, V."""
-    r = values.shape[0]
-    U = random_orthonormal(m, r, gen)
-    if symmetric:
-        return (U * values) @ U.T
-    V = random_orthonormal(n, r, gen)
+    U, V = low_rank_factors(m, n, values.shape[0], gen, symmetric)
     return (U * values) @ V.T
+
+
+def covariance_basis(d: int, kind: str, gen: torch.Generator) -> Tensor:
+    """Orthogonal eigenbasis Q (d×d) of a covariance Σ = Q diag(λ) Qᵀ, with λ descending.
+
+    ``rotated``: Haar Q (generic, and the rotated-diagonal covariances seed 001's
+    Thm 4 / App. E uses against SignGD); ``diagonal``: Q = I (Σ diagonal: sign-based
+    methods see the eigenbasis for free); ``paired``: our reconstruction of App. E's
+    instance (its formulas were lost in extraction): eigen-directions i and d+1−i
+    (largest with smallest, …) mixed by a 45° rotation, so every 2×2 block of Σ has
+    equal diagonal entries and an off-diagonal of (λ_i − λ_{d+1−i})/2; a middle
+    direction (odd d) stays axis-aligned. Nothing is drawn for ``diagonal``/``paired``.
+    """
+    if kind == "rotated":
+        return random_orthonormal(d, d, gen)
+    if kind == "diagonal":
+        return torch.eye(d, dtype=_F64)
+    if kind == "paired":
+        Q = torch.zeros(d, d, dtype=_F64)
+        c = 1.0 / math.sqrt(2.0)
+        for i in range(d // 2):
+            j = d - 1 - i
+            # coordinate i ← directions i and j; coordinate j ← their difference
+            Q[i, i], Q[j, i] = c, c
+            Q[i, j], Q[j, j] = c, -c
+        if d % 2:
+            Q[d // 2, d // 2] = 1.0
+        return Q
+    raise ValueError(f"covariance: unknown kind {kind!r}; allowed: {', '.join(COVARIANCES)}")
+
+
+def exact_covariance_design(n_points: int, sqrt_cov: Tensor, gen: torch.Generator) -> Tensor:
+    """``n_points`` rows x_i (n_points×d) whose second moment (1/N)Σ x_i x_iᵀ is exactly sqrt_cov².
+
+    A Gaussian sample G (N×d) is whitened symmetrically, G ← G (GᵀG/N)^(-1/2), which
+    keeps it close to the draw while making GᵀG/N = I up to rounding; then colored,
+    X = G·sqrt_cov, so XᵀX/N = sqrt_cov·sqrt_cov (sqrt_cov symmetric). Needs N ≥ d.
+    """
+    d = sqrt_cov.shape[0]
+    G = torch.randn(n_points, d, generator=gen, dtype=_F64)
+    evals, evecs = torch.linalg.eigh(G.T @ G / n_points)
+    G = G @ ((evecs * evals.rsqrt()) @ evecs.T)
+    return G @ sqrt_cov
 
 
 def planted_target(n: int, rank: int, snr: float, gen: torch.Generator) -> Tensor:

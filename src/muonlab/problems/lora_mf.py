@@ -1,0 +1,176 @@
+r"""P4: LoRA-style matrix factorization — seed 000.
+
+Kang, Yun, Shin, Cho & Yun, *Uniform Spectral Growth and Convergence of Muon in
+LoRA-Style Matrix Factorization* (arXiv 2602.06385): SpecGD / SpecGF on
+A ∈ R^{m×r}, B ∈ R^{r×n} from the LoRA initialization A_0 = 0, B_0 = γ·N(0,1).
+
+Target W* = U diag(σ*) Vᵀ (Haar U, V; rank r*; σ* log-spaced 1..1/κ by default).
+
+    f(A, B) = ½ ‖W* − AB‖²_F + (ℓ2/2)(‖A‖²_F + ‖B‖²_F),
+    ∇_A f = E Bᵀ + ℓ2 A,   ∇_B f = Aᵀ E + ℓ2 B,   E = AB − W*.
+
+**Optimum.** For ℓ2 = 0 it is the Eckart–Young tail ½ Σ_{i>r} σ*_i². For ℓ2 > 0:
+for any factorization Z = AB, ½(‖A‖² + ‖B‖²) ≥ ‖Z‖_* with equality for balanced
+factors (A = U_Z √S, B = √S V_Zᵀ), so
+
+    min f = min_{rank Z ≤ r} ½‖W* − Z‖²_F + ℓ2 ‖Z‖_*.
+
+By von Neumann's trace inequality the minimizing Z shares W*'s singular vectors, so
+the problem splits into modes: with s ≥ 0 the singular value given to mode i,
+½(σ_i − s)² + ℓ2 s is minimized at s = (σ_i − ℓ2)_+ with value
+
+    ℓ2 σ_i − ℓ2²/2   (σ_i > ℓ2),        ½ σ_i²   (σ_i ≤ ℓ2, mode switched off),
+
+and a mode left out (rank budget) costs ½σ_i². Keeping a mode saves ½(σ_i − ℓ2)_+²,
+increasing in σ_i, so the r kept modes are the top r:
+
+    f* = Σ_{i ≤ min(r, r*)} [σ_i > ℓ2 ? ℓ2σ_i − ℓ2²/2 : ½σ_i²] + Σ_{i > r} ½σ_i²
+       = ½‖σ*‖² − ½ Σ_{i ≤ r} (σ_i − ℓ2)_+²,
+
+attained by A = U_r diag(√s), B = diag(√s) V_rᵀ (soft-thresholded, balanced). We
+sum the per-mode form, which is exactly 0 for ℓ2 = 0, r ≥ r* (no cancellation).
+
+Relative error ‖AB − W*‖_F / ‖W*‖_F (nonzero at the optimum when ℓ2 > 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from muonlab.problems import _fields
+from muonlab.problems.base import Problem
+from muonlab.problems.targets import SPECTRA, generator, low_rank_factors
+from muonlab.problems.targets import spectrum as make_spectrum
+
+__all__ = ["LoRAMF"]
+
+
+class LoRAMF(Problem):
+    """R runs of P4 (seed 000): f = ½‖W* − AB‖²_F + (ℓ2/2)(‖A‖² + ‖B‖²), params ``[A (m×r), B (r×n)]``.
+
+    Args:
+        m, n: target shape. r: adapter rank (≤ min(m, n)).
+        r_star: target rank (≤ min(m, n); default r, or len(values) for ``list``).
+        seed: int or one per run. kappa: σ*_1/σ*_{r*}, scalar or per run.
+        spectrum: ``logspace`` | ``linspace`` | ``list``; values: σ* for ``list``.
+        gamma: scale of B_0 = γ·N(0,1) (> 0), scalar or per run. l2: ridge weight ℓ2 ≥ 0.
+    """
+
+    kind = "lora_mf"
+    layout = "product"
+
+    def __init__(
+        self,
+        m: int,
+        n: int,
+        r: int,
+        r_star: int | None = None,
+        *,
+        seed: int | Sequence[int],
+        kappa: float | Sequence[float] = 1.0,
+        spectrum: str = "logspace",
+        values: Sequence[float] | None = None,
+        gamma: float | Sequence[float] = 1e-3,
+        l2: float = 0.0,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.seed = _fields.seeds(seed)
+        super().__init__(len(self.seed), dtype, device)
+        self.m = _fields.integer("m", m)
+        self.n = _fields.integer("n", n)
+        small = min(self.m, self.n)
+        self.r = _fields.integer("r", r, upper=small, upper_name="min(m, n)")
+        self.kappa = _fields.per_run("kappa", kappa, self.n_runs, lower=1.0)
+        self.gamma = _fields.per_run("gamma", gamma, self.n_runs, lower=0.0, strict=True)
+        self.l2 = _fields.real("l2", l2, lower=0.0)
+        self.spectrum = _fields.choice("spectrum", spectrum, SPECTRA)
+        if self.spectrum == "list":
+            self.values = _fields.values_list("values", values)
+            if r_star is None:
+                r_star = len(self.values)
+        elif values is not None:
+            raise ValueError(f"values: only used with spectrum 'list', not {self.spectrum!r}")
+        else:
+            self.values = None
+        self.r_star = self.r if r_star is None else _fields.integer("r_star", r_star, upper=small, upper_name="min(m, n)")
+        if self.values is not None and len(self.values) != self.r_star:
+            raise ValueError(f"values: need r_star ({self.r_star}) values, got {len(self.values)}")
+
+        U, V, sig = [], [], []
+        for s, k in zip(self.seed, self.kappa):
+            u, v = low_rank_factors(self.m, self.n, self.r_star, generator(s, "target"))
+            U.append(u)
+            V.append(v)
+            sig.append(make_spectrum(self.r_star, self.spectrum, k, self.values))
+        self._U64, self._V64, self._sig64 = torch.stack(U), torch.stack(V), torch.stack(sig)
+        W = (self._U64 * self._sig64.unsqueeze(-2)) @ self._V64.mT
+        self._W = W.to(dtype=dtype, device=self.device)
+        self._W_norm = self._sig64.norm(dim=-1).to(dtype=dtype, device=self.device)
+
+    # --- Problem interface -------------------------------------------------------
+
+    def init_params(self) -> list[Tensor]:
+        B = [g * torch.randn(self.r, self.n, generator=generator(s, "init"), dtype=torch.float64)
+             for s, g in zip(self.seed, self.gamma)]
+        cast = dict(dtype=self.dtype, device=self.device)
+        return [torch.zeros(self.n_runs, self.m, self.r, **cast), torch.stack(B).to(**cast)]
+
+    def _residual(self, A: Tensor, B: Tensor) -> Tensor:
+        return A @ B - self._W
+
+    def _ridge(self, A: Tensor, B: Tensor) -> Tensor:
+        return 0.5 * self.l2 * (A.square().sum((-2, -1)) + B.square().sum((-2, -1)))
+
+    def loss(self, params: Sequence[Tensor]) -> Tensor:
+        A, B = params
+        f = 0.5 * self._residual(A, B).square().sum((-2, -1))
+        return f + self._ridge(A, B) if self.l2 else f
+
+    def grad(self, params: Sequence[Tensor]) -> list[Tensor]:
+        return self.loss_and_grad(params)[1]
+
+    def loss_and_grad(self, params: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        A, B = params
+        E = self._residual(A, B)
+        f = 0.5 * E.square().sum((-2, -1))
+        gA, gB = E @ B.mT, A.mT @ E
+        if self.l2:
+            f = f + self._ridge(A, B)
+            gA, gB = gA + self.l2 * A, gB + self.l2 * B
+        return f, [gA, gB]
+
+    def rel_err(self, params: Sequence[Tensor]) -> Tensor:
+        A, B = params
+        return torch.linalg.matrix_norm(self._residual(A, B)) / self._W_norm
+
+    def optimum_loss(self) -> Tensor:
+        sig, l2 = self._sig64, self.l2
+        within_rank = torch.arange(self.r_star) < self.r
+        on = within_rank & (sig > l2)  # modes the minimizer keeps (soft-thresholded)
+        per_mode = torch.where(on, l2 * sig - 0.5 * l2 * l2, 0.5 * sig.square())
+        return per_mode.sum(-1).to(dtype=self.dtype, device=self.device)
+
+    def minimizer(self) -> list[Tensor]:
+        """A = U_k diag(√s), B = diag(√s) V_kᵀ with s = (σ* − ℓ2)_+ on the top k = min(r, r*) modes."""
+        k = min(self.r, self.r_star)
+        root = (self._sig64[:, :k] - self.l2).clamp_min(0.0).sqrt()
+        A = torch.zeros(self.n_runs, self.m, self.r, dtype=torch.float64)
+        B = torch.zeros(self.n_runs, self.r, self.n, dtype=torch.float64)
+        A[:, :, :k] = self._U64[:, :, :k] * root.unsqueeze(-2)
+        B[:, :k, :] = root.unsqueeze(-1) * self._V64[:, :, :k].mT
+        cast = dict(dtype=self.dtype, device=self.device)
+        return [A.to(**cast), B.to(**cast)]
+
+    def end_to_end(self, params: Sequence[Tensor]) -> Tensor:
+        A, B = params
+        return A @ B
+
+    def target(self) -> Tensor:
+        return self._W
+
+    def target_spectrum(self) -> Tensor:
+        return self._sig64.to(dtype=self.dtype, device=self.device)

@@ -1,0 +1,143 @@
+r"""P1: symmetric (Burer–Monteiro) matrix factorization — seed 001 §2.1.
+
+Ma, Huang, Chi & Chen, *Preconditioning Benefits of Spectral Orthogonalization in
+Muon* (arXiv 2601.13474), Theorems 1–2 and Figure 1.
+
+Target M* = U diag(λ) Uᵀ with U a Haar n×r* frame and λ_1 = 1 ≥ … ≥ λ_{r*} = 1/κ
+(log-spaced by default); parameter X ∈ R^{n×r} (search rank r, exact r = r* or
+over-parameterized r > r*; r < r* is allowed and fits the best rank-r part).
+
+    f(X) = ¼ ‖XXᵀ − M*‖²_F,        ∇f(X) = (XXᵀ − M*) X.
+
+(d/dX of ¼‖E‖² with E = XXᵀ − M* symmetric is ½(E + Eᵀ)X = EX.)
+
+Optimum: 0 for r ≥ r*; for r < r*, the best PSD rank-r approximation keeps the top r
+eigenvalues (all λ > 0), so f* = ¼ Σ_{i>r} λ_i². Relative error ‖XXᵀ − M*‖_F/‖M*‖_F.
+
+Initialization (stream ``"init"``): ``gaussian`` X_0 = α·N(0,1)/√n (seed 001's
+small random init, α = 1e-3 by default); ``orthonormal`` X_0 = α·(Haar n×r frame),
+the over-parameterized case of Theorem 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from muonlab.problems import _fields
+from muonlab.problems.base import Problem
+from muonlab.problems.targets import SPECTRA, generator, low_rank_factors, random_orthonormal
+from muonlab.problems.targets import spectrum as make_spectrum
+
+__all__ = ["SymmetricMF"]
+
+INITS = ("gaussian", "orthonormal")
+
+
+class SymmetricMF(Problem):
+    """R runs of P1 (seed 001): f(X) = ¼‖XXᵀ − M*‖²_F, X ∈ R^{n×r}, M* = U diag(λ) Uᵀ (rank r*).
+
+    Args:
+        n: matrix size. r: search rank (≤ n). r_star: target rank (≤ n; default r).
+        seed: int or one int per run (R = number of seeds).
+        kappa: condition number λ_1/λ_{r*} (≥ 1), scalar or per run.
+        alpha: init scale (> 0), scalar or per run.
+        spectrum: ``logspace`` | ``linspace`` (from 1 down to 1/κ).
+        init: ``gaussian`` | ``orthonormal``.
+    """
+
+    kind = "symmetric_mf"
+    layout = "symmetric"
+
+    def __init__(
+        self,
+        n: int,
+        r: int,
+        r_star: int | None = None,
+        *,
+        seed: int | Sequence[int],
+        kappa: float | Sequence[float] = 1.0,
+        alpha: float | Sequence[float] = 1e-3,
+        spectrum: str = "logspace",
+        init: str = "gaussian",
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.seed = _fields.seeds(seed)
+        super().__init__(len(self.seed), dtype, device)
+        self.n = _fields.integer("n", n)
+        self.r = _fields.integer("r", r, upper=self.n, upper_name="n")
+        self.r_star = self.r if r_star is None else _fields.integer("r_star", r_star, upper=self.n, upper_name="n")
+        self.kappa = _fields.per_run("kappa", kappa, self.n_runs, lower=1.0)
+        self.alpha = _fields.per_run("alpha", alpha, self.n_runs, lower=0.0, strict=True)
+        # "list" needs explicit values, which P1 does not take
+        self.spectrum = _fields.choice("spectrum", spectrum, tuple(s for s in SPECTRA if s != "list"))
+        self.init = _fields.choice("init", init, INITS)
+
+        # Targets are drawn per (seed, κ) in float64 on the CPU; U depends on the seed only.
+        U, lam = [], []
+        for s, k in zip(self.seed, self.kappa):
+            U.append(low_rank_factors(self.n, self.n, self.r_star, generator(s, "target"), symmetric=True)[0])
+            lam.append(make_spectrum(self.r_star, self.spectrum, k))
+        self._U64 = torch.stack(U)  # (R, n, r*)
+        self._lam64 = torch.stack(lam)  # (R, r*)
+        M = (self._U64 * self._lam64.unsqueeze(-2)) @ self._U64.mT
+        self._M = M.to(dtype=dtype, device=self.device)
+        self._M_norm = self._lam64.norm(dim=-1).to(dtype=dtype, device=self.device)
+
+    # --- Problem interface -------------------------------------------------------
+
+    def init_params(self) -> list[Tensor]:
+        X = []
+        for s, a in zip(self.seed, self.alpha):
+            g = generator(s, "init")
+            if self.init == "gaussian":
+                X.append(a * torch.randn(self.n, self.r, generator=g, dtype=torch.float64) / math.sqrt(self.n))
+            else:
+                X.append(a * random_orthonormal(self.n, self.r, g))
+        return [torch.stack(X).to(dtype=self.dtype, device=self.device)]
+
+    def _residual(self, X: Tensor) -> Tensor:
+        return X @ X.mT - self._M
+
+    def loss(self, params: Sequence[Tensor]) -> Tensor:
+        (X,) = params
+        return 0.25 * self._residual(X).square().sum((-2, -1))
+
+    def grad(self, params: Sequence[Tensor]) -> list[Tensor]:
+        (X,) = params
+        return [self._residual(X) @ X]
+
+    def loss_and_grad(self, params: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        (X,) = params
+        E = self._residual(X)
+        return 0.25 * E.square().sum((-2, -1)), [E @ X]
+
+    def rel_err(self, params: Sequence[Tensor]) -> Tensor:
+        (X,) = params
+        return torch.linalg.matrix_norm(self._residual(X)) / self._M_norm
+
+    def optimum_loss(self) -> Tensor:
+        tail = self._lam64[:, self.r :]  # empty when r >= r*
+        return (0.25 * tail.square().sum(-1)).to(dtype=self.dtype, device=self.device)
+
+    def minimizer(self) -> list[Tensor]:
+        """X* = [U_k diag(√λ_k), 0] with k = min(r, r*): the top-k eigenpairs, zero columns after."""
+        k = min(self.r, self.r_star)
+        X = torch.zeros(self.n_runs, self.n, self.r, dtype=torch.float64)
+        X[:, :, :k] = self._U64[:, :, :k] * self._lam64[:, :k].sqrt().unsqueeze(-2)
+        return [X.to(dtype=self.dtype, device=self.device)]
+
+    def end_to_end(self, params: Sequence[Tensor]) -> Tensor:
+        (X,) = params
+        return X @ X.mT
+
+    def target(self) -> Tensor:
+        return self._M
+
+    def target_spectrum(self) -> Tensor:
+        """The eigenvalues λ of M* per run, descending, ``(R, r*)``."""
+        return self._lam64.to(dtype=self.dtype, device=self.device)
