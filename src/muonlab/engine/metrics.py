@@ -1,0 +1,439 @@
+r"""Metrics over batches of runs and their trajectories (SPEC §5).
+
+Two kinds of functions live here:
+
+* **trajectory metrics** on logged curves — :func:`steps_to`, :func:`steps_to_many`,
+  :func:`is_diverged`, :func:`per_mode_progress`, :func:`time_to_fraction`,
+  :func:`is_smallest_first`;
+* **per-step metrics** of a batched problem's parameters — the registry
+  :data:`METRICS`, mapping a name to ``fn(problem, params) -> Tensor`` with a leading
+  run dimension ``R`` (``(R,)`` for scalars, ``(R, k)`` for vectors).  The runner
+  calls ``METRICS[name](problem, params)``; :func:`compute_metrics` evaluates several
+  at once, sharing intermediate results (the product's SVD), and
+  :func:`available_metrics` lists the ones that apply to a problem.
+
+Problems are used by duck typing on the :class:`~muonlab.problems.base.Problem`
+interface: ``loss``, ``rel_err``, ``optimum_loss``, ``factors``, ``layout`` and
+``target``.  The spectral mathematics is in :mod:`muonlab.linalg.spectral`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from muonlab.linalg.spectral import (
+    alignment,
+    effective_rank,
+    factor_alignment,
+    gf_invariant,
+    muon_invariant,
+    product_singular_values,
+    product_svd,
+    sharpness,
+)
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "METRICS",
+    "SHARPNESS_ITERS",
+    "Metric",
+    "available_metrics",
+    "compute_metrics",
+    "is_diverged",
+    "is_smallest_first",
+    "per_mode_progress",
+    "steps_to",
+    "steps_to_many",
+    "time_to_fraction",
+]
+
+
+# ---------------------------------------------------------------------------
+# Trajectory metrics
+# ---------------------------------------------------------------------------
+
+
+def _as_2d(curve: Tensor | Sequence[float]) -> Tensor:
+    curve = torch.as_tensor(curve)
+    if curve.ndim == 1:
+        return curve[:, None]
+    if curve.ndim != 2:
+        raise ValueError(f"curve: expected shape (T,) or (T, R), got {tuple(curve.shape)}")
+    return curve
+
+
+def _map_steps(idx: Tensor, hit: Tensor, steps: Sequence[int] | Tensor | None, T: int) -> list[int | None]:
+    if steps is not None:
+        steps = torch.as_tensor(steps, dtype=torch.int64)
+        if steps.shape != (T,):
+            raise ValueError(f"steps: expected {T} step numbers (one per row of curve), got shape {tuple(steps.shape)}")
+        idx = steps[idx.clamp(0, T - 1)] if T > 0 else idx
+    return [int(i) if h else None for i, h in zip(idx.tolist(), hit.tolist())]
+
+
+def steps_to(
+    curve: Tensor | Sequence[float], eps: float, steps: Sequence[int] | Tensor | None = None
+) -> list[int | None]:
+    """First step at which each run's curve is ``≤ eps``; ``None`` if it never is.
+
+    Args:
+        curve: ``(T, R)`` (``T`` logged values of ``R`` runs) or ``(T,)`` (one run).
+            NaN never counts as reached.
+        eps: the threshold.
+        steps: optional step number of each of the ``T`` rows (when logging every
+            k steps); by default a row's index is its step.
+
+    Returns:
+        A list of length ``R`` (length 1 for a ``(T,)`` curve).
+    """
+    c = _as_2d(curve)
+    T = c.shape[0]
+    mask = c <= eps
+    hit = mask.any(dim=0)
+    # argmax over bool→int returns the first maximal index (torch documents this).
+    first = mask.to(torch.int8).argmax(dim=0) if T > 0 else torch.zeros(c.shape[1], dtype=torch.int64)
+    return _map_steps(first, hit, steps, T)
+
+
+def steps_to_many(
+    curve: Tensor | Sequence[float], eps_list: Iterable[float], steps: Sequence[int] | Tensor | None = None
+) -> dict[float, list[int | None]]:
+    """:func:`steps_to` for several thresholds: ``{eps: [step or None per run]}``."""
+    return {float(eps): steps_to(curve, eps, steps) for eps in eps_list}
+
+
+def is_diverged(
+    loss: Tensor, blowup: float, reference: Tensor | None = None, floor: float | None = None
+) -> Tensor:
+    r"""Divergence flag per run: ``(R,)`` bool.
+
+    A run has diverged when its loss is not finite (NaN, ±inf) or exceeds the blow-up
+    threshold
+
+    .. math::  \text{loss} > \text{blowup}\cdot\max(\text{reference}, \text{floor}),
+
+    where ``reference`` is typically the initial loss and ``floor`` (default the
+    smallest positive normal number of the dtype) keeps the threshold positive when
+    the reference is 0.  Without a reference, the threshold is ``blowup`` itself
+    (an absolute bound).  ``blowup = inf`` checks finiteness only.
+    """
+    loss = torch.as_tensor(loss)
+    dtype = loss.dtype if loss.is_floating_point() else torch.float64
+    loss = loss.to(dtype)
+    bad = ~torch.isfinite(loss)
+    if reference is None:
+        thr = torch.full_like(loss, float(blowup))
+    else:
+        tiny = torch.finfo(dtype).tiny if floor is None else float(floor)
+        ref = torch.as_tensor(reference, dtype=dtype, device=loss.device)
+        thr = float(blowup) * ref.clamp_min(tiny)
+    return bad | (loss > thr)
+
+
+def per_mode_progress(s: Tensor, s_star: Tensor) -> Tensor:
+    r"""Per-mode progress :math:`\sigma_i / \sigma^*_i` (seed 000's equal-rate growth).
+
+    ``s`` ``(..., k)`` and ``s_star`` ``(..., k*)``, both descending; the first
+    ``min(k, k*)`` modes are compared (broadcasting over leading dims, e.g. a
+    trajectory ``(T, R, k)`` against targets ``(R, k*)``).  A zero target value gives
+    inf/NaN for that mode.
+    """
+    k = min(s.shape[-1], s_star.shape[-1])
+    return s[..., :k] / s_star[..., :k]
+
+
+def time_to_fraction(
+    progress: Tensor, frac: float = 0.9, steps: Sequence[int] | Tensor | None = None
+) -> Tensor:
+    """First step at which each mode's progress reaches ``frac``: ``(R, k)`` int64, −1 if never.
+
+    ``progress`` is ``(T, R, k)`` (e.g. :func:`per_mode_progress` along a
+    trajectory); a mode has reached its target fraction at the first ``t`` with
+    ``progress[t, r, i] ≥ frac``.  ``steps`` maps row indices to step numbers as in
+    :func:`steps_to`.  With seed 000's claim (SpecGD reaches σ*_i at time ≈ sqrt(σ*_i)),
+    the smallest modes come first: see :func:`is_smallest_first`.
+    """
+    progress = torch.as_tensor(progress)
+    if progress.ndim != 3:
+        raise ValueError(f"progress: expected shape (T, R, k), got {tuple(progress.shape)}")
+    T = progress.shape[0]
+    mask = progress >= frac
+    hit = mask.any(dim=0)
+    first = mask.to(torch.int8).argmax(dim=0).to(torch.int64)
+    if steps is not None:
+        steps = torch.as_tensor(steps, dtype=torch.int64)
+        if steps.shape != (T,):
+            raise ValueError(f"steps: expected {T} step numbers, got shape {tuple(steps.shape)}")
+        first = steps[first]
+    return torch.where(hit, first, torch.full_like(first, -1))
+
+
+def is_smallest_first(times: Tensor, strict: bool = False) -> Tensor:
+    """Whether modes (ordered by descending target value) arrive smallest-first: ``(R,)`` bool.
+
+    ``times`` is ``(R, k)`` from :func:`time_to_fraction`.  True when every mode was
+    reached and the arrival times are non-increasing along ``i`` (mode ``k`` — the
+    smallest target — first); ``strict`` requires strictly decreasing times.
+    Gradient flow is expected to give the opposite order (largest first).
+    """
+    times = torch.as_tensor(times)
+    reached = (times >= 0).all(dim=-1)
+    d = times[..., 1:] - times[..., :-1]
+    ordered = (d < 0).all(dim=-1) if strict else (d <= 0).all(dim=-1)
+    return reached & ordered
+
+
+# ---------------------------------------------------------------------------
+# Per-step metrics of a problem's parameters
+# ---------------------------------------------------------------------------
+
+MetricFn = Callable[..., Tensor]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named per-step metric.
+
+    ``fn(problem, params, cache=None) -> Tensor`` with leading dim ``R``; ``applies``
+    says whether it is defined for a problem; ``cheap`` marks metrics meant to be
+    logged every step (``sharpness`` is not: it costs ``iters`` HVPs).
+    """
+
+    name: str
+    fn: MetricFn
+    doc: str
+    applies: Callable[[Any], bool] = lambda problem: True
+    cheap: bool = True
+
+    def __call__(self, problem: Any, params: Sequence[Tensor], cache: dict | None = None) -> Tensor:
+        if not self.applies(problem):
+            raise ValueError(
+                f"metric {self.name!r} does not apply to {type(problem).__name__} "
+                f"(layout {getattr(problem, 'layout', '?')!r}); "
+                f"available: {', '.join(available_metrics(problem))}"
+            )
+        with torch.no_grad():
+            return self.fn(problem, list(params), {} if cache is None else cache)
+
+
+def _cached(cache: dict, key: str, make: Callable[[], Any]) -> Any:
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def _svals(problem: Any, params: list[Tensor], cache: dict) -> Tensor:
+    def make() -> Tensor:
+        if "svd" in cache:
+            return cache["svd"][1]
+        return product_singular_values(*problem.factors(params))
+
+    return _cached(cache, "singular_values", make)
+
+
+def _svd(problem: Any, params: list[Tensor], cache: dict) -> tuple[Tensor, Tensor, Tensor]:
+    return _cached(cache, "svd", lambda: product_svd(*problem.factors(params)))
+
+
+# The target's SVD is fixed for a problem: compute it once per problem object.
+_TARGET_SVD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _target_svd(problem: Any) -> tuple[Tensor, Tensor, Tensor, int]:
+    """(U, S, V, rank) of ``problem.target()``; rank = the largest numerical rank over runs."""
+    try:
+        hit = _TARGET_SVD.get(problem)
+    except TypeError:  # unhashable / not weak-referenceable problem
+        hit = None
+    if hit is not None:
+        return hit
+    M = problem.target()
+    if M.dtype in (torch.float16, torch.bfloat16):  # no half-precision SVD kernels
+        M = M.float()
+    U, S, Vh = torch.linalg.svd(M, full_matrices=False)
+    tol = S[..., :1] * max(M.shape[-2:]) * torch.finfo(M.dtype).eps
+    rank = max(1, int((S > tol).sum(dim=-1).max()))
+    out = (U, S, Vh.mT, rank)
+    try:
+        _TARGET_SVD[problem] = out
+    except TypeError:
+        pass
+    return out
+
+
+def _has_target(problem: Any) -> bool:
+    try:
+        return problem.target() is not None
+    except Exception:  # noqa: BLE001 - a problem without a usable target
+        return False
+
+
+def _has_target_spectrum(problem: Any) -> bool:
+    fn = getattr(problem, "target_spectrum", None)
+    if not callable(fn) or not _has_target(problem):
+        return False
+    try:
+        return fn() is not None
+    except Exception:  # noqa: BLE001 - a problem without a usable target spectrum
+        return False
+
+
+def _is_product(problem: Any) -> bool:
+    return getattr(problem, "layout", None) == "product"
+
+
+def _m_loss(problem, params, cache):
+    return _cached(cache, "loss", lambda: problem.loss(params))
+
+
+def _m_rel_err(problem, params, cache):
+    return problem.rel_err(params)
+
+
+def _m_dist_to_opt(problem, params, cache):
+    return _m_loss(problem, params, cache) - problem.optimum_loss()
+
+
+def _m_singular_values(problem, params, cache):
+    return _svals(problem, params, cache)
+
+
+def _m_effective_rank(problem, params, cache):
+    return effective_rank(_svals(problem, params, cache))
+
+
+def _m_gf_invariant_norm(problem, params, cache):
+    W2, W1 = params
+    return torch.linalg.matrix_norm(gf_invariant(W2, W1))
+
+
+def _m_muon_invariant_norm(problem, params, cache):
+    W2, W1 = params
+    return torch.linalg.matrix_norm(muon_invariant(W2, W1))
+
+
+def _m_factor_alignment(problem, params, cache):
+    W2, W1 = params
+    kmax = min(W2.shape[-2], W2.shape[-1], W1.shape[-1])
+    k = min(kmax, _target_svd(problem)[3]) if _has_target(problem) else kmax
+    return factor_alignment(W2, W1, k=k)
+
+
+def _m_target_alignment(problem, params, cache):
+    U, _, V = _svd(problem, params, cache)
+    Ut, _, Vt, rank = _target_svd(problem)
+    k = min(rank, U.shape[-1])
+    return 0.5 * (alignment(U[..., :k], Ut[..., :k]) + alignment(V[..., :k], Vt[..., :k]))
+
+
+def _m_mode_progress(problem, params, cache):
+    s_star = problem.target_spectrum()
+    if s_star.dtype in (torch.float16, torch.bfloat16):
+        s_star = s_star.float()
+    # Only the target's nonzero modes have a progress (a generic target_spectrum may
+    # list the exact zeros of a low-rank target): keep the numerical rank (max over runs).
+    tol = s_star[..., :1] * max(s_star.shape[-1], 1) * torch.finfo(s_star.dtype).eps
+    rank = max(1, int((s_star > tol).sum(dim=-1).max()))
+    return per_mode_progress(_svals(problem, params, cache), s_star[..., :rank])
+
+
+#: Lanczos steps (capped at the parameter dimension) of the ``sharpness`` metric.
+SHARPNESS_ITERS = 50
+
+
+def _m_sharpness(problem, params, cache):
+    # Lanczos, not power iteration: it returns the largest *algebraic* eigenvalue
+    # (the one behind GD's critical step 2/λ_max, also near saddles whose spectrum is
+    # ±σ) and converges much faster for the same number of HVPs.  A fixed seed makes
+    # the logged value reproducible.
+    return sharpness(
+        problem.loss, params, iters=SHARPNESS_ITERS, method="lanczos", generator=torch.Generator().manual_seed(0)
+    )
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in [
+        Metric("loss", _m_loss, "per-run loss f, (R,)"),
+        Metric("rel_err", _m_rel_err, "the problem's relative error, (R,)"),
+        Metric("dist_to_opt", _m_dist_to_opt, "loss − optimum_loss, (R,)"),
+        Metric(
+            "singular_values",
+            _m_singular_values,
+            "singular values of the end-to-end matrix via thin QRs of the factors, (R, min(m, n, k))",
+        ),
+        Metric("effective_rank", _m_effective_rank, "exp(H(σ/‖σ‖₁)) of the end-to-end matrix, (R,)"),
+        Metric(
+            "gf_invariant_norm",
+            _m_gf_invariant_norm,
+            "‖W2ᵀW2 − W1W1ᵀ‖_F (conserved by gradient flow), (R,)",
+            applies=_is_product,
+        ),
+        Metric(
+            "muon_invariant_norm",
+            _m_muon_invariant_norm,
+            "‖sqrt(W2ᵀW2) − sqrt(W1W1ᵀ)‖_F (conserved by aligned Muon flow), (R,)",
+            applies=_is_product,
+        ),
+        Metric(
+            "factor_alignment",
+            _m_factor_alignment,
+            "subspace alignment of W2's right and W1's left top-k singular vectors "
+            "(k = target rank when there is a target), (R,)",
+            applies=_is_product,
+        ),
+        Metric(
+            "target_alignment",
+            _m_target_alignment,
+            "mean of left/right subspace alignment of the product's top-k singular "
+            "vectors with the target's (k = target rank), (R,)",
+            applies=_has_target,
+        ),
+        Metric(
+            "mode_progress",
+            _m_mode_progress,
+            "σ_i(product)/σ*_i for the top min(k, r*) modes (seed 000's per-mode progress), (R, k)",
+            applies=_has_target_spectrum,
+        ),
+        Metric(
+            "sharpness",
+            _m_sharpness,
+            "λ_max of the Hessian of the loss by Lanczos on HVPs (50 steps), (R,)",
+            cheap=False,
+        ),
+    ]
+}
+
+#: Metrics logged when none are named: the cheap ones that apply.
+DEFAULT_METRICS = tuple(name for name, m in METRICS.items() if m.cheap)
+
+
+def available_metrics(problem: Any, cheap_only: bool = False) -> list[str]:
+    """Names of the registered metrics defined for ``problem``."""
+    return [n for n, m in METRICS.items() if m.applies(problem) and (m.cheap or not cheap_only)]
+
+
+def compute_metrics(
+    problem: Any, params: Sequence[Tensor], names: Iterable[str] | None = None
+) -> dict[str, Tensor]:
+    """Evaluate several metrics at once, sharing the product's SVD between them.
+
+    ``names=None`` computes every cheap metric that applies to ``problem``; an
+    explicitly named metric that is unknown or does not apply raises ``ValueError``.
+    Returns ``{name: tensor with leading dim R}``.
+    """
+    if names is None:
+        names = [n for n in DEFAULT_METRICS if METRICS[n].applies(problem)]
+    cache: dict = {}
+    out = {}
+    for name in names:
+        if name not in METRICS:
+            raise ValueError(f"metric: unknown {name!r}; allowed: {', '.join(METRICS)}")
+        out[name] = METRICS[name](problem, params, cache)
+    return out
