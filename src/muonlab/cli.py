@@ -231,5 +231,69 @@ def _print_demo_table(result: Any, wall: float) -> None:
     console.print(f"({wall:.1f} s)", style="dim", highlight=False)
 
 
+# ----------------------------------------------------------------------------- run
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[
+        Path, typer.Argument(help="Experiment YAML (see experiments/ and docs/engine.md).", show_default=False)
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Results store directory; re-running into it skips completed runs.",
+                     file_okay=False, dir_okay=True, show_default=False),
+    ],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE",
+                     help="Override a config field, e.g. --set problem.n=50 --set grid.problem.kappa=[1,10]."),
+    ] = None,
+    max_batch: Annotated[
+        int | None, typer.Option("--max-batch", min=1, help="Split batches larger than this (memory bound).")
+    ] = None,
+) -> None:
+    """Run one experiment (a grid of runs) into a results store (runs.parquet, trajectories.parquet)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from muonlab.engine.config import ConfigError, expand, load_config
+    from muonlab.engine.experiment import run as run_experiment
+    from muonlab.engine.store import StoreError
+
+    try:
+        cfg = load_config(config, overrides or [])
+    except ConfigError as e:
+        raise typer.BadParameter(str(e), param_hint="'CONFIG'") from None
+    total_steps = len(expand(cfg)) * cfg.steps
+    err = Console(stderr=True)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err) as progress:
+            runs_task = progress.add_task(f"{cfg.name}: runs", total=None)
+            steps_task = progress.add_task("run-steps", total=total_steps)
+            result = run_experiment(
+                cfg, out, max_batch=max_batch,
+                on_batch=lambda done, total: progress.update(runs_task, completed=done, total=total),
+                on_step=lambda k: progress.advance(steps_task, k),
+            )
+    except StoreError as e:
+        raise typer.BadParameter(str(e), param_hint="'--out'") from None
+    _print_run_summary(result)
+
+
+def _print_run_summary(result: Any) -> None:
+    from rich.console import Console
+
+    runs = result.runs
+    counts = runs["status"].value_counts().to_dict() if len(runs) else {}
+    console = Console()
+    console.print(
+        f"{result.executed} runs executed, {result.skipped} already in the store; "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    )
+    console.print(f"store: {result.out.resolve()}", soft_wrap=True, highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

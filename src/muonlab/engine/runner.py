@@ -1,0 +1,228 @@
+"""The batched run engine (SPEC §4–§6): a grid of runs → batches → one tensor set each.
+
+Runs that share everything but their *batchable* fields (seed, κ, α, γ, lr) form a
+batch: one :class:`~muonlab.problems.base.Problem` with a leading run dimension R,
+one :class:`~muonlab.engine.batched_optim.BatchedOptimizer`, one schedule state with
+per-run step sizes and per-run plateau counters. Every step is a handful of batched
+tensor operations, whatever R is.
+
+A run stops when its relative error reaches ``stop.target`` (status ``ok``) or when
+it diverges (non-finite loss or gradient, or loss above ``stop.blowup`` × its initial
+loss; status ``diverged``); the others continue. A finished run's parameters are
+frozen (``torch.where`` on an activity mask), so its numbers stay what they were
+when it stopped. A batch that raises is recorded as ``failed`` with the error and
+the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from muonlab.engine.batched_optim import BatchedOptimizer
+from muonlab.optim.schedules import ScheduleState, make_schedule
+from muonlab.problems import PROBLEMS
+from muonlab.problems.base import Problem
+from muonlab.problems.targets import generator
+
+__all__ = ["BatchResult", "EPSILONS", "build_problem", "run_batch"]
+
+#: Accuracies whose first-hitting step is stored in runs.parquet (SPEC §6).
+EPSILONS = (1e-4, 1e-8, 1e-12)
+_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+_PER_RUN_PROBLEM_FIELDS = ("kappa", "alpha", "gamma")
+
+
+@dataclass
+class BatchResult:
+    """Per-run summaries (one dict per run, SPEC §6 columns) and long-form trajectories."""
+
+    runs: list[dict[str, Any]]
+    trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _spec_dict(model: Any) -> dict[str, Any]:
+    return model.model_dump() if hasattr(model, "model_dump") else dict(model)
+
+
+def build_problem(runs: Sequence[Any]) -> Problem:
+    """One batched problem for runs that differ only in batchable fields."""
+    first = _spec_dict(runs[0].problem)
+    kind = first.pop("kind")
+    per_run = {k: [_spec_dict(r.problem)[k] for r in runs] for k in _PER_RUN_PROBLEM_FIELDS if k in first}
+    shared = {k: v for k, v in first.items() if k not in per_run}
+    return PROBLEMS[kind](
+        **shared,
+        **per_run,
+        seed=[int(r.seed) for r in runs],
+        dtype=_DTYPES[runs[0].dtype],
+        device=runs[0].device,
+    )
+
+
+def _init_schedule(runs: Sequence[Any], lr: Tensor) -> tuple[Any, ScheduleState]:
+    """Schedule state with each run's random draws (geometric's c) taken from its own seed.
+
+    Drawing per run keeps a run's schedule independent of which batch it lands in.
+    """
+    settings = _spec_dict(runs[0].schedule)
+    schedule = make_schedule(settings.pop("name"), **settings)
+    states = [
+        schedule.init(lr[i : i + 1].cpu(), generator=generator(int(r.seed), "schedule"))
+        for i, r in enumerate(runs)
+    ]
+    cat = ScheduleState(
+        t=0,
+        lr=torch.cat([s.lr for s in states]),
+        base=torch.cat([s.base for s in states]),
+        best=torch.cat([s.best for s in states]),
+        bad=torch.cat([s.bad for s in states]),
+    )
+    return schedule, cat
+
+
+def _metric_values(name: str, problem: Problem, params: list[Tensor], loss: Tensor, rel: Tensor) -> Tensor:
+    """A per-step metric as an (R, k) float64 tensor (k = 1 for scalars)."""
+    if name == "loss":
+        v = loss
+    elif name == "rel_err":
+        v = rel
+    else:
+        from muonlab.engine.metrics import METRICS  # the registry of SPEC §5 metrics
+
+        v = METRICS[name](problem, params)
+    v = v.detach().to(torch.float64)
+    return v.reshape(v.shape[0], -1)
+
+
+def run_batch(
+    runs: Sequence[Any],
+    on_step: Callable[[int], None] | None = None,
+) -> BatchResult:
+    """Advance a batch of compatible runs together and summarize each one.
+
+    ``runs`` are resolved run specs (``muonlab.engine.config.RunSpec``) sharing a
+    batch key. ``on_step(k)`` reports progress: k run-steps (steps × runs) done
+    since the last call.
+    """
+    t0 = time.perf_counter()
+    spec = runs[0]
+    R = len(runs)
+    problem = build_problem(runs)
+    optimizer = BatchedOptimizer(_spec_dict(spec.optimizer), problem.layout)
+    lr0 = torch.tensor([float(_spec_dict(r.optimizer)["lr"]) for r in runs], dtype=torch.float64)
+    schedule, sched_state = _init_schedule(runs, lr0)
+    stop = _spec_dict(spec.stop)
+    target = float(stop.get("target", 0.0) or 0.0)
+    blowup = float(stop.get("blowup", math.inf) or math.inf)
+    metrics = [m for m in spec.metrics]
+    log_every = int(spec.log_every)
+    device = problem.device
+
+    params = [p.clone() for p in problem.init_params()]
+    active = torch.ones(R, dtype=torch.bool, device=device)
+    status = ["ok"] * R
+    steps_done = torch.zeros(R, dtype=torch.int64)
+    hits = {eps: torch.full((R,), -1, dtype=torch.int64) for eps in EPSILONS}
+    last_loss = torch.full((R,), math.nan, dtype=torch.float64)
+    last_rel = torch.full((R,), math.nan, dtype=torch.float64)
+    loss0: Tensor | None = None
+    logged: dict[str, list[tuple[int, Tensor, Tensor]]] = {m: [] for m in metrics}
+    reported = 0
+
+    for t in range(spec.steps + 1):
+        loss, grads = problem.loss_and_grad(params)
+        rel = problem.rel_err(params)
+        loss64, rel64 = loss.detach().to(torch.float64).cpu(), rel.detach().to(torch.float64).cpu()
+        if loss0 is None:
+            loss0 = loss64.abs().clamp_min(torch.finfo(torch.float64).tiny)
+        act = active.cpu()
+        finite = torch.isfinite(loss64) & torch.isfinite(rel64)
+        for g in grads:
+            finite &= torch.isfinite(g.reshape(R, -1)).all(dim=1).cpu()
+        diverged = act & (~finite | (loss64 > blowup * loss0))
+        for i in torch.nonzero(diverged).flatten().tolist():
+            status[i] = "diverged"
+        ok_now = act & ~diverged
+        last_loss = torch.where(ok_now, loss64, last_loss)
+        last_rel = torch.where(ok_now, rel64, last_rel)
+        for eps, h in hits.items():
+            h.copy_(torch.where(ok_now & (h < 0) & (rel64 <= eps), torch.full_like(h, t), h))
+        if t % log_every == 0 or t == spec.steps:
+            for m in metrics:
+                logged[m].append((t, ok_now.clone(), _metric_values(m, problem, params, loss, rel).cpu()))
+        reached = ok_now & (rel64 <= target)
+        steps_done = torch.where(act, torch.full_like(steps_done, t), steps_done)
+        act = ok_now & ~reached
+        active = act.to(device)
+        if not bool(act.any()) or t == spec.steps:
+            break
+        # Finished runs keep their parameters: step on a masked copy, then restore.
+        before = [p.clone() for p in params]
+        mask = [active.view(R, *([1] * (p.ndim - 1))) for p in params]
+        safe_grads = [torch.where(m, g, torch.zeros_like(g)) for g, m in zip(grads, mask)]
+        optimizer.step(params, safe_grads, sched_state.lr.to(device=device, dtype=params[0].dtype))
+        for p, b, m in zip(params, before, mask):
+            p.copy_(torch.where(m, p, b))
+        sched_state = schedule.step(sched_state, torch.where(act, loss64, torch.full_like(loss64, math.inf)))
+        if on_step is not None and (t + 1) % 100 == 0:
+            on_step((t + 1 - reported) * R)
+            reported = t + 1
+    if on_step is not None:  # runs that stopped early count their whole budget
+        on_step((spec.steps - reported) * R)
+
+    wall = time.perf_counter() - t0
+    summaries = []
+    for i, r in enumerate(runs):
+        row = {
+            "run_id": r.run_id,
+            **r.flat(),
+            "status": status[i],
+            "final_loss": float(last_loss[i]),
+            "final_rel_err": float(last_rel[i]),
+            "steps": int(steps_done[i]),
+            "wall_s": wall / R,
+        }
+        for eps, h in hits.items():
+            row[f"steps_to_{_eps_key(eps)}"] = int(h[i]) if h[i] >= 0 else None
+        summaries.append(row)
+    return BatchResult(summaries, _trajectories(runs, logged))
+
+
+def _eps_key(eps: float) -> str:
+    return f"1e{int(round(math.log10(eps)))}"
+
+
+def _trajectories(runs: Sequence[Any], logged: dict[str, list[tuple[int, Tensor, Tensor]]]) -> pd.DataFrame:
+    """Long form (run_id, step, metric, index, value), vectorized with numpy."""
+    ids = np.array([r.run_id for r in runs], dtype=object)
+    frames = []
+    for metric, records in logged.items():
+        for step, ok, values in records:
+            rows = torch.nonzero(ok).flatten().numpy()
+            if rows.size == 0:
+                continue
+            vals = values[rows].numpy()
+            k = vals.shape[1]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "run_id": np.repeat(ids[rows], k),
+                        "step": np.full(rows.size * k, step, dtype=np.int64),
+                        "metric": metric,
+                        "index": np.tile(np.arange(k, dtype=np.int64), rows.size),
+                        "value": vals.reshape(-1),
+                    }
+                )
+            )
+    if not frames:
+        return pd.DataFrame({"run_id": [], "step": [], "metric": [], "index": [], "value": []})
+    return pd.concat(frames, ignore_index=True)
