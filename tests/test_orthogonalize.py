@@ -60,6 +60,19 @@ def test_svd_matches_known_polar_factor(kappa, m, n):
     assert O.shape == G.shape and O.dtype == G.dtype
 
 
+@pytest.mark.parametrize("kappa", [1.0, 1e2, 1e4])
+@pytest.mark.parametrize("m,n", [(200, 8), (8, 200), (30, 30)])
+def test_gram_msign_matches_known_polar_factor(kappa, m, n):
+    """The Gram route squares the condition number: error bound ε·κ² (docs/orthogonalize.md)."""
+    G, U, V, _ = known_svd((3,), m, n, log_spectrum(min(m, n), kappa))
+    O = orthogonalize(G, "gram")
+    assert spec_norm(O - U @ V.mT) <= 50 * kappa**2 * F64_EPS
+    r = 3  # rank-deficient input: the null directions are dropped, not inverted
+    s = torch.cat([log_spectrum(r, kappa), torch.zeros(min(m, n) - r, dtype=torch.float64)])
+    G, U, V, _ = known_svd((2,), m, n, s)
+    assert spec_norm(orthogonalize(G, "gram") - U[..., :r] @ V[..., :r].mT) <= 50 * kappa**2 * F64_EPS
+
+
 @pytest.mark.parametrize("m,n", SHAPES)
 def test_svd_rank_deficient_keeps_only_the_range(m, n):
     r = 7
@@ -140,7 +153,7 @@ def test_output_singular_values_in_documented_band(method, preset, safety, dtype
     assert sv.max().item() <= hi + slack
 
 
-@pytest.mark.parametrize("method", ["svd", "beta", "newton_schulz", "polar_express"])
+@pytest.mark.parametrize("method", ["svd", "gram", "beta", "newton_schulz", "polar_express"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_zero_input_gives_zero(method, dtype):
     G = torch.zeros(2, 5, 3, dtype=dtype)

@@ -76,6 +76,12 @@ def test_grad_matches_autograd(name):
         assert torch.equal(loss, problem.loss(params))
         for g1, g2 in zip(grads, problem.grad(params)):
             assert_close_rel(g1, g2, 1e-14)
+        # The engine's one-pass evaluate agrees with the separate calls.
+        e_loss, e_grads, e_rel = problem.evaluate(params)
+        assert_close_rel(e_loss, loss, 1e-14)
+        assert_close_rel(e_rel, problem.rel_err(params), 1e-14)
+        for g1, g2 in zip(e_grads, grads):
+            assert_close_rel(g1, g2, 1e-14)
 
 
 @settings(max_examples=20, deadline=None)

@@ -139,8 +139,7 @@ def run_batch(
     reported = 0
 
     for t in range(spec.steps + 1):
-        loss, grads = problem.loss_and_grad(params)
-        rel = problem.rel_err(params)
+        loss, grads, rel = problem.evaluate(params)
         loss64, rel64 = loss.detach().to(torch.float64).cpu(), rel.detach().to(torch.float64).cpu()
         if loss0 is None:
             loss0 = loss64.abs().clamp_min(torch.finfo(torch.float64).tiny)
@@ -165,13 +164,16 @@ def run_batch(
         active = act.to(device)
         if not bool(act.any()) or t == spec.steps:
             break
-        # Finished runs keep their parameters: step on a masked copy, then restore.
-        before = [p.clone() for p in params]
-        mask = [active.view(R, *([1] * (p.ndim - 1))) for p in params]
-        safe_grads = [torch.where(m, g, torch.zeros_like(g)) for g, m in zip(grads, mask)]
-        optimizer.step(params, safe_grads, sched_state.lr.to(device=device, dtype=params[0].dtype))
-        for p, b, m in zip(params, before, mask):
-            p.copy_(torch.where(m, p, b))
+        lr = sched_state.lr.to(device=device, dtype=params[0].dtype)
+        if bool(act.all()):
+            optimizer.step(params, grads, lr)
+        else:  # finished runs keep their parameters: step on a masked copy, then restore
+            before = [p.clone() for p in params]
+            mask = [active.view(R, *([1] * (p.ndim - 1))) for p in params]
+            safe_grads = [torch.where(m, g, torch.zeros_like(g)) for g, m in zip(grads, mask)]
+            optimizer.step(params, safe_grads, lr)
+            for p, b, m in zip(params, before, mask):
+                p.copy_(torch.where(m, p, b))
         sched_state = schedule.step(sched_state, torch.where(act, loss64, torch.full_like(loss64, math.inf)))
         if on_step is not None and (t + 1) % 100 == 0:
             on_step((t + 1 - reported) * R)

@@ -24,6 +24,7 @@ and dtype.  See ``docs/orthogonalize.md`` for the measured accuracy of each meth
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -37,7 +38,7 @@ __all__ = [
     "resolve_coefficients",
 ]
 
-METHODS = ("svd", "beta", "newton_schulz", "polar_express")
+METHODS = ("svd", "gram", "beta", "newton_schulz", "polar_express")
 
 #: Per-step (a, b, c) tables.  A table shorter than the requested number of steps
 #: repeats its last row, as Polar Express prescribes.
@@ -153,7 +154,9 @@ def orthogonalize(
 
     Args:
         G: real floating tensor (bfloat16, float16, float32, float64), at least 2-D.
-        method: ``"svd"`` (exact msign, the float64 reference), ``"beta"`` (exact
+        method: ``"svd"`` (exact msign, the float64 reference), ``"gram"`` (exact
+            msign from an eigendecomposition of the smaller Gram matrix: cheaper for
+            tall-skinny factors, accurate while cond(G) ≪ ε^(-1/2)), ``"beta"`` (exact
             :math:`T_\beta` via SVD; ``beta=0`` gives msign), ``"newton_schulz"``
             (quintic iteration with ``coefficients``) or ``"polar_express"``
             (Amsel et al. 2025, its own per-step table).
@@ -166,7 +169,8 @@ def orthogonalize(
         beta: regularization of ``T_β`` (``method="beta"``), ≥ 0.
         rtol: singular values at or below ``rtol · s_max`` are treated as zero by the
             exact msign (default ``max(m, n) · finfo(dtype).eps``, as in
-            ``torch.linalg.matrix_rank``).
+            ``torch.linalg.matrix_rank``; for ``gram`` the default is
+            ``sqrt(max(m, n) · eps)``, the smallest singular value a Gram matrix resolves).
         eps: floor of ‖G‖_F in the polynomial methods' normalization (so msign(0) = 0).
 
     Returns:
@@ -214,6 +218,8 @@ def orthogonalize_unchecked(
         return torch.zeros_like(G)
     if method in ("svd", "beta"):
         return _spectral(G, beta=beta if method == "beta" else 0.0, rtol=rtol, dtype=dtype)
+    if method == "gram":
+        return _gram_msign(G, rtol=rtol, dtype=dtype)
     scale = _POLAR_EXPRESS_SAFETY if method == "polar_express" else 1.0
     return _polynomial(G, table, dtype=dtype or G.dtype, norm_scale=scale, eps=eps).to(G.dtype)
 
@@ -233,6 +239,31 @@ def _spectral(G: Tensor, *, beta: float, rtol: float | None, dtype: torch.dtype 
         cutoff = tol * S[..., :1]
         weights = ((S > cutoff) & (S > 0)).to(work)
     return ((U * weights.unsqueeze(-2)) @ Vh).to(G.dtype)
+
+
+def _gram_msign(G: Tensor, *, rtol: float | None, dtype: torch.dtype | None) -> Tensor:
+    """msign(G) = G V diag(1/s) Vᵀ from GᵀG = V diag(s²) Vᵀ (G made tall first).
+
+    For an m×n factor with n ≪ m this costs an n×n eigh instead of an m×n SVD.
+    Squaring G squares its condition number: directions with s_i < sqrt(eps)·s_max
+    are dropped, and direction errors grow like eps·(s_max/s_i)² (measured in
+    docs/orthogonalize.md).
+    """
+    work = dtype or G.dtype
+    if work in (torch.float16, torch.bfloat16):
+        work = torch.float32
+    X = G.to(work)
+    transpose = X.shape[-2] < X.shape[-1]
+    if transpose:
+        X = X.mT
+    m, n = X.shape[-2:]
+    evals, V = torch.linalg.eigh(X.mT @ X)
+    s = evals.clamp_min(0.0).sqrt()
+    tol = rtol if rtol is not None else math.sqrt(max(m, n) * torch.finfo(work).eps)
+    keep = (s > tol * s.amax(dim=-1, keepdim=True)) & (s > 0)
+    inv = torch.where(keep, 1.0 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
+    O = X @ ((V * inv.unsqueeze(-2)) @ V.mT)
+    return (O.mT if transpose else O).to(G.dtype)
 
 
 def _polynomial(

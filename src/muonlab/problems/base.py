@@ -5,7 +5,8 @@ tensor functions of the parameters (a list of ``(R, ·, ·)`` tensors):
 
 * ``init_params()``: reproducible initial parameters (from the per-run seeds);
 * ``loss(params) -> (R,)`` and ``grad(params) -> list`` (closed form, tested
-  against autograd in float64), ``loss_and_grad`` (shares the residual);
+  against autograd in float64), ``loss_and_grad`` (shares the residual) and
+  ``evaluate`` (loss, gradient and relative error in one pass);
 * ``rel_err(params) -> (R,)``: the problem's headline relative error;
 * ``optimum_loss() -> (R,)``: the loss at a global minimum (and, optionally,
   ``minimizer() -> list`` parameters attaining it);
@@ -58,6 +59,15 @@ class Problem(ABC):
 
     def loss_and_grad(self, params: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
         return self.loss(params), self.grad(params)
+
+    def evaluate(self, params: Sequence[Tensor]) -> tuple[Tensor, list[Tensor], Tensor]:
+        """``(loss, grads, rel_err)`` in one pass; the engine's per-step call.
+
+        Problems whose relative error is a function of the loss override it to
+        share the residual (forming it is most of a step's cost).
+        """
+        loss, grads = self.loss_and_grad(params)
+        return loss, grads, self.rel_err(params)
 
     @abstractmethod
     def rel_err(self, params: Sequence[Tensor]) -> Tensor:

@@ -175,6 +175,12 @@ class TwoFactorMF(Problem):
         W2, W1 = params
         return torch.linalg.matrix_norm(self._residual(W2, W1)) / self._M_norm
 
+    def evaluate(self, params: Sequence[Tensor]) -> tuple[Tensor, list[Tensor], Tensor]:
+        W2, W1 = params
+        E = self._residual(W2, W1)
+        sq = E.square().sum((-2, -1))  # f = ½‖E‖², rel = ‖E‖/‖M*‖: one residual for both
+        return 0.5 * sq, [E @ W1.mT, W2.mT @ E], sq.sqrt() / self._M_norm
+
     def optimum_loss(self) -> Tensor:
         tail = self._sv64[:, self.d :]
         return (0.5 * tail.square().sum(-1)).to(dtype=self.dtype, device=self.device)
