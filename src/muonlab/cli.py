@@ -295,5 +295,43 @@ def _print_run_summary(result: Any) -> None:
     console.print(f"store: {result.out.resolve()}", soft_wrap=True, highlight=False)
 
 
+# ----------------------------------------------------------------------------- bench
+
+
+@app.command("bench")
+def bench_command(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (a smoke test, not the SPEC targets).")] = False,
+) -> None:
+    """The performance suite (SPEC §8): each result is a ratio against a baseline run in this process."""
+    import json as _json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from muonlab.bench import engine, orthogonalize_speed
+
+    eng_args = ["--runs", "8", "--steps", "50"] if quick else []
+    ortho_args = ["--batch", "8", "--size", "64", "--repeats", "1"] if quick else []
+    err = Console(stderr=True)
+    with err.status("engine: batched runs vs a loop of torch.optim runs"):
+        eng = {m: engine.main([*eng_args, "--method", m, "--quiet"]) for m in ("svd", "gram")}
+    with err.status("orthogonalize: batch vs torch.optim.Muon's per-matrix loop"):
+        ortho = orthogonalize_speed.main([*ortho_args, "--quiet"])
+    results = {"engine": eng, "orthogonalize": ortho}
+    if json_out:
+        typer.echo(_json.dumps(results))
+        return
+    table = Table(title="muonlab bench (ratios measured in this process)", title_justify="left")
+    for col in ("benchmark", "baseline s", "muonlab s", "ratio"):
+        table.add_column(col, justify="left" if col == "benchmark" else "right")
+    for m, r in eng.items():
+        table.add_row(f"engine, {r['runs']} runs of P1 n={r['n']}, {r['steps']} steps, msign={m}",
+                      f"{r['loop_s']:.3g}", f"{r['engine_s']:.3g}", f"{r['speedup']:.2f}×")
+    table.add_row(f"orthogonalize bf16, {ortho['batch']}×{ortho['size']}² on {ortho['device']}",
+                  f"{ortho['loop_s']:.3g}", f"{ortho['muonlab_s']:.3g}", f"{ortho['speedup']:.2f}×")
+    Console().print(table)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

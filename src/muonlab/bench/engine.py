@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--method", default="svd", choices=["svd", "gram", "newton_schulz", "polar_express"])
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--quiet", action="store_true", help="print nothing (return the result)")
     args = ap.parse_args(argv)
     runs = expand(experiment(args))
     # Warm both paths up (lazy LAPACK/thread-pool start-up must not count for either side).
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "speedup": t_loop / t_engine,
         "max_log10_gap_final_rel_err": agree,
     }
-    if args.json:
+    if args.quiet:
+        pass
+    elif args.json:
         print(json.dumps(result))
     else:
         for k, v in result.items():

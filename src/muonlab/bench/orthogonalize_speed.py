@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quiet", action="store_true", help="print nothing (return the result)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     from torch.optim._muon import _zeropower_via_newtonschulz  # the baseline's kernel
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ns_flops = args.batch * 5 * 6 * args.size**3
     result = {
         "device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
+        "batch": args.batch,
+        "size": args.size,
         "loop_s": t_loop,
         "muonlab_s": t_ours,
         "speedup": t_loop / t_ours,
@@ -71,8 +74,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "bf16_matmul_tflops": peak / 1e12,
         "ns_fraction_of_matmul_rate": ns_flops / t_ours / peak,
     }
-    for k, v in result.items():
-        print(f"{k:>28}: {v:.4g}" if isinstance(v, float) else f"{k:>28}: {v}")
+    if not args.quiet:
+        for k, v in result.items():
+            print(f"{k:>28}: {v:.4g}" if isinstance(v, float) else f"{k:>28}: {v}")
     return result
 
 

@@ -67,6 +67,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from muonlab.engine.metrics import METRICS as _METRIC_REGISTRY
 from muonlab.linalg.orthogonalize import COEFFICIENT_PRESETS, METHODS
 from muonlab.optim.schedules import SCHEDULES, Schedule, make_schedule
 
@@ -87,17 +88,8 @@ __all__ = [
     "load_yaml",
 ]
 
-#: Per-step metrics a config may ask for (SPEC §5).
-METRICS = (
-    "loss",
-    "rel_err",
-    "dist_to_opt",
-    "singular_values",
-    "effective_rank",
-    "gf_invariant_norm",
-    "muon_invariant_norm",
-    "sharpness",
-)
+#: Per-step metrics a config may ask for (SPEC §5): the engine's metric registry.
+METRICS = tuple(_METRIC_REGISTRY)
 DTYPES = ("float64", "float32", "bfloat16")
 
 #: Flat columns that runs of one batch may differ in (the engine advances runs with

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from muonlab.engine.batched_optim import BatchedOptimizer
+from muonlab.engine.metrics import compute_metrics
 from muonlab.optim.schedules import ScheduleState, make_schedule
 from muonlab.problems import PROBLEMS
 from muonlab.problems.base import Problem
@@ -89,18 +90,19 @@ def _init_schedule(runs: Sequence[Any], lr: Tensor) -> tuple[Any, ScheduleState]
     return schedule, cat
 
 
-def _metric_values(name: str, problem: Problem, params: list[Tensor], loss: Tensor, rel: Tensor) -> Tensor:
-    """A per-step metric as an (R, k) float64 tensor (k = 1 for scalars)."""
-    if name == "loss":
-        v = loss
-    elif name == "rel_err":
-        v = rel
-    else:
-        from muonlab.engine.metrics import METRICS  # the registry of SPEC §5 metrics
+def _metric_values(names: Sequence[str], problem: Problem, params: list[Tensor], loss: Tensor, rel: Tensor) -> dict[str, Tensor]:
+    """The logged metrics at one step, each an (R, k) float64 CPU tensor (k = 1 for scalars).
 
-        v = METRICS[name](problem, params)
-    v = v.detach().to(torch.float64)
-    return v.reshape(v.shape[0], -1)
+    Loss and relative error come from the step's own evaluation; the others from the
+    metric registry in one call, so metrics that need the product's SVD share it.
+    """
+    values = compute_metrics(problem, params, [n for n in names if n not in ("loss", "rel_err")])
+    values.update({"loss": loss, "rel_err": rel})
+    out = {}
+    for name in names:
+        v = values[name].detach().to(torch.float64).cpu()
+        out[name] = v.reshape(v.shape[0], -1)
+    return out
 
 
 def run_batch(
@@ -156,8 +158,8 @@ def run_batch(
         for eps, h in hits.items():
             h.copy_(torch.where(ok_now & (h < 0) & (rel64 <= eps), torch.full_like(h, t), h))
         if t % log_every == 0 or t == spec.steps:
-            for m in metrics:
-                logged[m].append((t, ok_now.clone(), _metric_values(m, problem, params, loss, rel).cpu()))
+            for m, v in _metric_values(metrics, problem, params, loss, rel).items():
+                logged[m].append((t, ok_now.clone(), v))
         reached = ok_now & (rel64 <= target)
         steps_done = torch.where(act, torch.full_like(steps_done, t), steps_done)
         act = ok_now & ~reached
