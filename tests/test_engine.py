@@ -183,3 +183,20 @@ def test_bench_quick_reports_ratios_and_agreement():
         assert eng["speedup"] > 0 and eng["runs"] == 8
         assert eng["max_log10_gap_final_rel_err"] < 1e-6  # same trajectories, batched or not
     assert data["orthogonalize"]["speedup"] > 0
+
+
+def test_shipped_experiment_configs_validate():
+    from pathlib import Path
+
+    from muonlab.engine.config import load_config
+
+    files = sorted((Path(__file__).resolve().parents[1] / "experiments").rglob("*.yaml"))
+    assert files
+    for f in files:
+        assert expand(load_config(f)), f
+
+
+def test_top_level_run_is_the_engine():
+    import muonlab
+
+    assert muonlab.run is run

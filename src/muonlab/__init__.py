@@ -1,8 +1,10 @@
 """muonlab: a laboratory for spectral optimizers (Muon, spectral gradient descent).
 
-The functional core lives in :mod:`muonlab.linalg` (orthogonalizers) and
-:mod:`muonlab.optim.updates` (pure update rules); :mod:`muonlab.optim` holds the
-``torch.optim.Optimizer`` shells and the step-size schedules.
+The functional core lives in :mod:`muonlab.linalg` (orthogonalizers, spectral
+metrics), :mod:`muonlab.optim.updates` (pure update rules) and
+:mod:`muonlab.problems` (batched matrix problems); :mod:`muonlab.optim` holds the
+``torch.optim.Optimizer`` shells and the step-size schedules, :mod:`muonlab.engine`
+the batched run engine, configs and results store (``muonlab.run(config, out)``).
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
@@ -14,4 +16,13 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["orthogonalize", "__version__"]
+__all__ = ["orthogonalize", "run", "__version__"]
+
+
+def __getattr__(name: str):
+    # ``muonlab.run`` (SPEC §6) pulls in pandas/pyarrow; load it only when asked for.
+    if name == "run":
+        from muonlab.engine.experiment import run
+
+        return run
+    raise AttributeError(f"module 'muonlab' has no attribute {name!r}")
