@@ -28,15 +28,7 @@ from muonlab.engine.metrics import (
 from muonlab.linalg.spectral import effective_rank
 from muonlab.problems.base import Problem
 
-F64 = torch.float64
-
-
-def randn(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
-
-
-def orthonormal(*batch, n, k, seed=0):
-    return torch.linalg.qr(randn(*batch, n, k, seed=seed))[0]
+from helpers import F64, orthonormal, randn
 
 
 # ---------------------------------------------------------------------------

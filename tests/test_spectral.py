@@ -32,16 +32,8 @@ from muonlab.linalg.spectral import (
     target_alignment,
 )
 
-F64 = torch.float64
+from helpers import F64, orthonormal, randn
 
-
-def randn(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
-
-
-def orthonormal(*batch, n, k, seed=0):
-    Q, _ = torch.linalg.qr(randn(*batch, n, k, seed=seed))
-    return Q
 
 
 # ---------------------------------------------------------------------------
