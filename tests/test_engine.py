@@ -162,6 +162,7 @@ def test_cli_run_and_bad_config(tmp_path):
         ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 2}\noptimizer: {name: sgd, lr: 0.1}\nsteps: 5\n", "optimizer.name"),
         ("name: x\nproblem: {kind: symmetric_mf, n: -8, r: 2}\noptimizer: {name: gd, lr: 0.1}\nsteps: 5\n", "problem.n"),
         ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 2, foo: 1}\noptimizer: {name: gd, lr: 0.1}\nsteps: 5\n", "problem.foo"),
+        ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 2}\noptimizer: {name: gd, lr: 0.1}\nsteps: 5\ndevice: cuda:7\n", "device"),
     ]:
         bad = tmp_path / "bad.yaml"
         bad.write_text(text)

@@ -279,6 +279,8 @@ def run_command(
             )
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="'--out'") from None
+    except ConfigError as e:  # e.g. a device this machine lacks
+        raise typer.BadParameter(str(e), param_hint="'CONFIG'") from None
     _print_run_summary(result)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from muonlab.engine.config import ExperimentConfig, RunSpec, batch_key, expand, load_config
+from muonlab.engine.config import ConfigError, ExperimentConfig, RunSpec, batch_key, expand, load_config
 from muonlab.engine.runner import EPSILONS, _eps_key, run_batch
 from muonlab.engine.store import ResultStore
 
@@ -58,6 +58,16 @@ def _failed_rows(batch: list[RunSpec], error: BaseException) -> list[dict[str, A
     return rows
 
 
+def _check_device(device: str) -> None:
+    """Refuse a device this machine lacks up front, rather than fail every batch."""
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise ConfigError(f"device: {device!r} is not available on this machine; allowed here: cpu")
+
+
 def run(
     config: ExperimentConfig | str | Path,
     out: str | Path,
@@ -76,6 +86,7 @@ def run(
     """
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
+    _check_device(config.device)
     store = ResultStore(out)
     all_runs = expand(config)
     with store.lock():
