@@ -258,11 +258,13 @@ def run_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from muonlab.engine.config import ConfigError, expand, load_config
+    from muonlab.engine.experiment import check_device
     from muonlab.engine.experiment import run as run_experiment
     from muonlab.engine.store import StoreError
 
     try:
         cfg = load_config(config, overrides or [])
+        check_device(cfg.device)
     except ConfigError as e:
         raise typer.BadParameter(str(e), param_hint="'CONFIG'") from None
     total_steps = len(expand(cfg)) * cfg.steps
@@ -279,8 +281,6 @@ def run_command(
             )
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="'--out'") from None
-    except ConfigError as e:  # e.g. a device this machine lacks
-        raise typer.BadParameter(str(e), param_hint="'CONFIG'") from None
     _print_run_summary(result)
 
 

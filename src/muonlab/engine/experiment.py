@@ -58,7 +58,7 @@ def _failed_rows(batch: list[RunSpec], error: BaseException) -> list[dict[str, A
     return rows
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
     """Refuse a device this machine lacks up front, rather than fail every batch."""
     if device.startswith("cuda"):
         import torch
@@ -86,7 +86,7 @@ def run(
     """
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
-    _check_device(config.device)
+    check_device(config.device)
     store = ResultStore(out)
     all_runs = expand(config)
     with store.lock():
