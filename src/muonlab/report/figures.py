@@ -1,0 +1,361 @@
+"""Figures and tables of one experiment's results store, in the papers' style.
+
+* :func:`error_curves` — error (log scale) against iteration, one panel per value of
+  ``spec["panel_by"]`` (shared y axis), one curve per combination of
+  ``spec["curve_by"]``: the median over seeds, with a light min–max band.
+* :func:`steps_table` — per curve group, the median number of steps to reach the
+  relative errors 1e-4, 1e-8 and 1e-12, and how many runs ended ok / diverged / failed.
+
+A *spec* is a mapping (one entry of ``DIR/experiments.json``) with the keys ``name``,
+``title``, ``description``, ``x`` (``"step"``), ``y`` (a metric, ``"rel_err"``),
+``curve_by`` (list of run columns), ``panel_by`` (a run column or ``None``) and
+optionally ``target``; missing keys are inferred by :func:`resolve_spec`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from muonlab.engine.store import EPSILON_COLUMNS, RESULT_COLUMNS, ResultStore  # noqa: E402
+
+__all__ = [
+    "EM_DASH",
+    "NothingToPlot",
+    "axis_label",
+    "error_curves",
+    "format_value",
+    "resolve_spec",
+    "steps_table",
+]
+
+EM_DASH = "—"
+DPI = 150
+
+#: Columns that never define a curve or a panel.
+_NOT_AXES = {"run_id", "experiment", "seed", "metrics", *RESULT_COLUMNS}
+
+#: Pretty (mathtext) names of the usual grid axes.
+_AXIS_NAMES = {
+    "problem.kappa": r"\kappa",
+    "problem.r": "r",
+    "problem.r_star": "r^\\ast",
+    "problem.alpha": r"\alpha",
+    "problem.gamma": r"\gamma",
+    "problem.n": "n",
+    "problem.d": "d",
+    "problem.rank": "r",
+    "optimizer.lr": r"\eta",
+    "optimizer.momentum": r"\mu",
+    "optimizer.beta": r"\beta",
+    "optimizer.weight_decay": r"\lambda",
+}
+_OPTIMIZER_NAMES = {
+    "muon": "Muon",
+    "gd": "GD",
+    "specgd": "SpecGD",
+    "specgd_beta": "SpecGD-β",
+    "signgd": "SignGD",
+    "adam": "Adam",
+    "scaledgd": "ScaledGD",
+}
+_METRIC_LABELS = {"rel_err": "relative error", "loss": "loss", "dist_to_opt": "distance to optimum"}
+
+_STYLE = {
+    "font.family": "serif",
+    "font.serif": ["DejaVu Serif", "Times New Roman", "Times", "serif"],
+    "mathtext.fontset": "dejavuserif",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "grid.linestyle": "-",
+    "lines.linewidth": 1.6,
+    "svg.fonttype": "none",
+}
+
+
+class NothingToPlot(ValueError):
+    """The store holds no finite trajectory of the requested metric (e.g. all runs failed)."""
+
+
+# ----------------------------------------------------------------------------- specs
+
+
+def _config_axes(runs: pd.DataFrame) -> list[str]:
+    return [c for c in runs.columns if c not in _NOT_AXES]
+
+
+def _nunique(s: pd.Series) -> int:
+    return s.astype(str).nunique(dropna=False)
+
+
+def resolve_spec(runs: pd.DataFrame, spec: Mapping[str, Any] | None = None, name: str | None = None) -> dict[str, Any]:
+    """``spec`` with its missing keys filled in from the runs.
+
+    Defaults: one panel per ``optimizer.name`` (if the column exists), and one curve
+    per combination of the config columns that still vary *within* a panel (so the
+    fields that change together with the optimizer, such as its lr, do not split
+    curves). Columns named in the spec but absent from the runs are dropped.
+    """
+    out: dict[str, Any] = dict(spec or {})
+    out.setdefault("name", name or (str(runs["experiment"].iloc[0]) if "experiment" in runs and len(runs) else "experiment"))
+    out.setdefault("title", out["name"])
+    out.setdefault("description", "")
+    out.setdefault("x", "step")
+    out.setdefault("y", "rel_err")
+    if "panel_by" not in out:
+        out["panel_by"] = "optimizer.name" if "optimizer.name" in runs.columns else None
+    if out["panel_by"] is not None and out["panel_by"] not in runs.columns:
+        out["panel_by"] = None
+    if out.get("curve_by") is None:
+        panel = out["panel_by"]
+        groups = [g for _, g in runs.groupby(panel, dropna=False, sort=False)] if panel else [runs]
+        out["curve_by"] = [
+            c for c in _config_axes(runs) if c != panel and any(_nunique(g[c]) > 1 for g in groups)
+        ]
+    elif isinstance(out["curve_by"], str):
+        out["curve_by"] = [out["curve_by"]]
+    out["curve_by"] = [c for c in out["curve_by"] if c in runs.columns]
+    if out.get("target") is None:
+        out["target"] = _known_target(runs)
+    return out
+
+
+def _known_target(runs: pd.DataFrame) -> float | None:
+    if "stop.target" not in runs.columns:
+        return None
+    vals = pd.to_numeric(runs["stop.target"], errors="coerce").dropna().unique()
+    return float(vals[0]) if len(vals) == 1 and vals[0] > 0 else None
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def format_value(v: Any) -> str:
+    """A value as mathtext: powers of ten as ``10^{k}``, other numbers compactly."""
+    if _is_number(v):
+        f = float(v)
+        if f > 0:
+            k = math.log10(f)
+            if abs(k - round(k)) < 1e-9 and abs(k) >= 2:
+                return f"10^{{{int(round(k))}}}"
+        return f"{f:g}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "none"
+    return str(v)
+
+
+def _mathtext_escape(s: str) -> str:
+    return s.replace("$", r"\$")
+
+
+def axis_label(column: str, value: Any) -> str:
+    """A legend/title label such as ``$\\kappa = 10^{2}$`` or ``Muon``."""
+    if column == "optimizer.name":
+        return _mathtext_escape(_OPTIMIZER_NAMES.get(str(value), str(value)))
+    name = _AXIS_NAMES.get(column)
+    if name is not None and _is_number(value):
+        return f"${name} = {format_value(value)}$"
+    short = column.rsplit(".", 1)[-1]
+    if _is_number(value):
+        return f"{_mathtext_escape(short)} $= {format_value(value)}$"
+    return _mathtext_escape(f"{short} = {value}")
+
+
+def _curve_label(columns: Sequence[str], key: tuple[Any, ...]) -> str:
+    return ", ".join(axis_label(c, v) for c, v in zip(columns, key)) or "all runs"
+
+
+def _sort_key(v: Any) -> tuple[int, Any]:
+    return (0, float(v)) if _is_number(v) else (1, str(v))
+
+
+def _keys(df: pd.DataFrame, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    if not columns:
+        return [()]
+    seen = {tuple(row): None for row in df[list(columns)].itertuples(index=False, name=None)}
+    return sorted(seen, key=lambda k: tuple(_sort_key(v) for v in k))
+
+
+def _select(df: pd.DataFrame, columns: Sequence[str], key: tuple[Any, ...]) -> pd.DataFrame:
+    mask = pd.Series(True, index=df.index)
+    for c, v in zip(columns, key):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            mask &= df[c].isna()
+        else:
+            mask &= df[c] == v
+    return df[mask]
+
+
+# ----------------------------------------------------------------------------- table
+
+
+def steps_table(store_dir: str | Path, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """One row per curve group (panel × curve): its group columns, ``runs``, ``ok``,
+    ``diverged``, ``failed``, and per ε in 1e-4, 1e-8, 1e-12 the median over the
+    runs that reached ε of the steps they needed.
+
+    A cell is ``"—"`` when no run of the group reached ε, the median (``"%g"``) when
+    all did, and ``"<median> (k/N)"`` when only k of the N runs did.
+    """
+    runs = ResultStore(store_dir).runs()
+    spec = resolve_spec(runs, spec, name=Path(store_dir).name)
+    cols = _group_columns(spec)
+    rows = []
+    for key in _keys(runs, cols):
+        g = _select(runs, cols, key)
+        row: dict[str, Any] = {c: v for c, v in zip(cols, key)}
+        status = g["status"].astype(str)
+        row["runs"] = len(g)
+        for s in ("ok", "diverged", "failed"):
+            row[s] = int((status == s).sum())
+        for col in EPSILON_COLUMNS:
+            reached = pd.to_numeric(g[col], errors="coerce").dropna() if col in g else pd.Series(dtype=float)
+            if reached.empty:
+                row[col] = EM_DASH
+            else:
+                med = f"{float(reached.median()):g}"
+                row[col] = med if len(reached) == len(g) else f"{med} ({len(reached)}/{len(g)})"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*cols, "runs", "ok", "diverged", "failed", *EPSILON_COLUMNS])
+
+
+def _group_columns(spec: Mapping[str, Any]) -> list[str]:
+    cols = [spec["panel_by"]] if spec.get("panel_by") else []
+    cols += [c for c in spec.get("curve_by", []) if c not in cols]
+    return cols
+
+
+# ----------------------------------------------------------------------------- figure
+
+
+def _atomic_savefig(fig: Any, path: Path, **kw: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        fig.savefig(tmp, format=path.suffix.lstrip("."), **kw)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _colors(n: int, numeric: bool) -> list[Any]:
+    if numeric and n > 1:
+        cmap = plt.get_cmap("viridis")
+        return [cmap(0.9 * i / (n - 1)) for i in range(n)]
+    cmap = plt.get_cmap("tab10")
+    return [cmap(i % 10) for i in range(n)]
+
+
+def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png: str | Path) -> Path:
+    """Plot ``spec["y"]`` (log scale) against ``spec["x"]`` for one results store.
+
+    Writes ``out_png`` (150 dpi) and the same figure as SVG next to it (same stem),
+    each atomically, and returns the PNG's path.
+
+    Raises:
+        NothingToPlot: no run has a finite positive value of the metric.
+    """
+    store = ResultStore(store_dir)
+    runs = store.runs()
+    spec = resolve_spec(runs, spec, name=Path(store_dir).name)
+    metric, x = spec["y"], spec["x"]
+    traj = store.trajectories(metrics=[metric]) if len(runs) else pd.DataFrame()
+    if len(traj):
+        traj = traj[traj["index"] == 0] if "index" in traj else traj
+        traj = traj[np.isfinite(traj["value"]) & (traj["value"] > 0)]
+    if not len(traj):
+        raise NothingToPlot(f"{Path(store_dir).name}: no finite values of {metric!r} to plot")
+    if x != "step":
+        raise ValueError(f"x: only 'step' is supported, got {x!r}")
+    # One column per run, one row per step.
+    wide = traj.pivot_table(index="step", columns="run_id", values="value", aggfunc="first").sort_index()
+
+    panel = spec.get("panel_by")
+    curve_by = [c for c in spec["curve_by"] if c != panel]
+    panels = _keys(runs, [panel]) if panel else [()]
+    curves = _keys(runs, curve_by)
+    numeric = len(curve_by) == 1 and all(_is_number(k[0]) for k in curves)
+    colors = dict(zip(curves, _colors(len(curves), numeric)))
+
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(1.0 + 3.6 * len(panels), 3.4), sharey=True, squeeze=False, constrained_layout=True
+        )
+        handles: dict[str, Any] = {}
+        for ax, pkey in zip(axes[0], panels):
+            prow = _select(runs, [panel], pkey) if panel else runs
+            for ckey in curves:
+                ids = [r for r in _select(prow, curve_by, ckey)["run_id"] if r in wide.columns]
+                if not ids:
+                    continue
+                block = wide[ids].dropna(how="all")
+                if block.empty:
+                    continue
+                steps = block.index.to_numpy()
+                vals = block.to_numpy(dtype=float)
+                with np.errstate(all="ignore"), _quiet():
+                    med = np.nanmedian(vals, axis=1)
+                    lo, hi = np.nanmin(vals, axis=1), np.nanmax(vals, axis=1)
+                color = colors[ckey]
+                label = _curve_label(curve_by, ckey)
+                (line,) = ax.plot(steps, med, color=color, label=label)
+                if vals.shape[1] > 1:
+                    ax.fill_between(steps, lo, hi, color=color, alpha=0.18, linewidth=0)
+                handles.setdefault(label, line)
+            if panel:
+                ax.set_title(axis_label(panel, pkey[0]))
+            ax.set_yscale("log")
+            ax.set_xlabel("iteration" if x == "step" else x)
+            ax.set_xlim(left=0)
+            if spec.get("target"):
+                ax.axhline(float(spec["target"]), color="0.35", linestyle=":", linewidth=1.0)
+        axes[0][0].set_ylabel(_METRIC_LABELS.get(metric, metric))
+        if spec.get("target") and handles:
+            (tline,) = axes[0][0].plot([], [], color="0.35", linestyle=":", linewidth=1.0)
+            handles[f"target ${format_value(float(spec['target']))}$"] = tline
+        if handles and (len(handles) > 1 or curve_by):
+            axes[0][-1].legend(
+                list(handles.values()), list(handles.keys()), frameon=False, loc="upper left",
+                bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+            )
+        try:
+            _atomic_savefig(fig, out_png, dpi=DPI)
+            _atomic_savefig(fig, out_png.with_suffix(".svg"))
+        finally:
+            plt.close(fig)
+    return out_png
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
