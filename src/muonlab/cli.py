@@ -297,6 +297,135 @@ def _print_run_summary(result: Any) -> None:
     console.print(f"store: {result.out.resolve()}", soft_wrap=True, highlight=False)
 
 
+# ----------------------------------------------------------------------------- reproduce / report
+
+
+def _print_claims(claims: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="claims", title_justify="left", show_lines=True)
+    table.add_column("experiment")
+    table.add_column("claim")
+    table.add_column("seed")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for c in claims:
+        ok = bool(c.get("passed"))
+        table.add_row(str(c.get("experiment", "")), str(c.get("name")), str(c.get("seed")),
+                      "[green]PASS[/green]" if ok else "[red]FAIL[/red]", str(c.get("detail", "")))
+    Console().print(table)
+
+
+@app.command("reproduce")
+def reproduce_command(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Experiment name, or 'all' (see --list).", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory: DIR/<experiment>/ stores, claims.json, report/.",
+                     file_okay=False, dir_okay=True, show_default=False),
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (minutes on a laptop CPU).")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the experiments with one-line descriptions.")] = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Extra override for every experiment (after --quick)."),
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads while running.")] = 1,
+) -> None:
+    """Reproduce the seed figures and claims: run, evaluate claims (claims.json), build the report."""
+    from muonlab.reproduce import EXPERIMENTS, UnknownExperimentError, reproduce, resolve_names
+
+    if list_:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="muonlab reproduce NAME|all", title_justify="left")
+        table.add_column("name")
+        table.add_column("seed")
+        table.add_column("description", overflow="fold")
+        for e in EXPERIMENTS.values():
+            table.add_row(e.name, e.seed, e.description)
+        Console().print(table)
+        return
+    if name is None:
+        raise typer.BadParameter(f"missing NAME; allowed: all, {', '.join(EXPERIMENTS)}", param_hint="'NAME'")
+    try:
+        resolve_names(name)
+    except UnknownExperimentError as e:
+        raise typer.BadParameter(str(e), param_hint="'NAME'") from None
+    if out is None:
+        raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from muonlab.engine.config import ConfigError
+    from muonlab.engine.store import StoreError
+
+    err = Console(stderr=True)
+    t0 = time.perf_counter()
+    try:
+        with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err) as progress:
+            tasks: dict[str, Any] = {}
+
+            def on_experiment(n: str, total: int, i: int) -> None:
+                for t in tasks.values():  # runs stop early: close the previous bar
+                    progress.update(t, completed=progress.tasks[t].total)
+                tasks[n] = progress.add_task(n, total=total)
+                tasks["_current"] = tasks[n]
+
+            result = reproduce(
+                name, out, quick=quick, overrides=overrides or [], threads=threads,
+                on_experiment=on_experiment,
+                on_step=lambda k: progress.advance(tasks["_current"], k),
+            )
+            for t in tasks.values():
+                progress.update(t, completed=progress.tasks[t].total)
+    except ConfigError as e:
+        raise typer.BadParameter(str(e), param_hint="'--set'") from None
+    except StoreError as e:
+        raise typer.BadParameter(str(e), param_hint="'--out'") from None
+    _print_claims(result.claims)
+    console = Console()
+    for n in result.names:
+        console.print(f"{n}: {result.executed[n]} runs executed, {result.skipped[n]} already in the store "
+                      f"({result.wall_s[n]:.1f} s)", highlight=False)
+    console.print(f"claims: {(result.out / 'claims.json').resolve()}", soft_wrap=True, highlight=False)
+    if result.report is not None:
+        console.print(f"report: {result.report.resolve()}", soft_wrap=True, highlight=False)
+    else:
+        console.print("report: not built (muonlab.report.html is not available in this install)",
+                      style="yellow", highlight=False)
+    console.print(f"({time.perf_counter() - t0:.1f} s)", style="dim", highlight=False)
+
+
+@app.command("report")
+def report_command(
+    directory: Annotated[
+        Path, typer.Argument(help="A reproduction directory (DIR/<experiment>/ stores, claims.json).",
+                             show_default=False)
+    ],
+) -> None:
+    """Build the HTML report (figures + claims table) into DIR/report/index.html."""
+    from rich.console import Console
+
+    if not directory.is_dir():
+        raise typer.BadParameter(f"not a directory: {str(directory)!r}", param_hint="'DIR'")
+    try:
+        from muonlab.report.html import build_report
+    except ImportError as e:
+        Console(stderr=True).print(f"Error: the HTML report builder (muonlab.report.html) is not available: {e}",
+                                   highlight=False)
+        raise typer.Exit(1) from None
+    path = build_report(directory)
+    Console().print(f"report: {Path(path).resolve()}", soft_wrap=True, highlight=False)
+
+
 # ----------------------------------------------------------------------------- bench
 
 
