@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from muonlab.claims import CLAIMS, evaluate_claims
 from muonlab.claims.base import level_for

@@ -43,7 +43,6 @@ import io
 import json
 import math
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -52,6 +51,7 @@ from typing import Any
 
 import torch
 
+from muonlab.atomic import write_atomic
 from muonlab.optim import Muon, ScaledGD, ScheduleLR, SignGD, make_schedule
 
 __all__ = [
@@ -412,24 +412,6 @@ class DemoResult:
         raise KeyError((optimizer, kappa))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    # Temp file in the same directory, then os.replace: readers never see a
-    # half-written file and an interrupted run leaves the old one intact.
-    # open(..., "xb") rather than mkstemp so the file gets the umask's mode (0644),
-    # not mkstemp's 0600.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _kappa_label(k: float, style: str = "text") -> str:
     """``κ = 10^4`` as plain text, matplotlib mathtext (``tex``) or ``html``."""
     e = math.log10(k)
@@ -613,7 +595,7 @@ def run_demo(
     png = _figure_png(runs, config)
     paths = (out / "demo.json", out / "demo.png", out / "index.html")
     doc = json.dumps(_json_doc(runs, config, wall), indent=2, allow_nan=False, ensure_ascii=False)
-    _atomic_write(paths[0], (doc + "\n").encode("utf-8"))
-    _atomic_write(paths[1], png)
-    _atomic_write(paths[2], _html_page(runs, config, png, wall).encode("utf-8"))
+    write_atomic(paths[0], (doc + "\n").encode("utf-8"))
+    write_atomic(paths[1], png)
+    write_atomic(paths[2], _html_page(runs, config, png, wall).encode("utf-8"))
     return DemoResult(config, runs, out, *paths, wall_s=time.perf_counter() - t0)

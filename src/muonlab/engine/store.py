@@ -66,6 +66,8 @@ try:  # POSIX only; elsewhere stale-lock takeover is unguarded.
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
+from muonlab.atomic import TMP_MARK, atomic_file
+
 __all__ = [
     "EPSILON_COLUMNS",
     "RESULT_COLUMNS",
@@ -99,7 +101,6 @@ TRAJECTORY_SCHEMA = pa.schema(
 _RUNS_FILE = "runs.parquet"
 _TRAJ_FILE = "trajectories.parquet"
 _PART_RE = re.compile(r"^runs-([0-9a-f]{32})\.parquet$")
-_TMP_MARK = ".tmp-"
 _KEY_PARTS = b"muonlab.parts"
 _KEY_SEQ = b"muonlab.seq"
 
@@ -138,41 +139,6 @@ def _versions() -> dict[str, str]:
 # ----------------------------------------------------------------------------- atomic files
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[Any]:
-    """Yield a binary file that replaces ``path`` only when the block succeeds.
-
-    The data goes to a hidden temporary file in the same directory, is flushed and
-    fsynced, then ``os.replace``\\ d into place (atomic on POSIX), and the directory
-    is fsynced so the rename itself is durable.
-    """
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{uuid.uuid4().hex}")
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
 def _metadata(kind: str, **extra: bytes) -> dict[bytes, bytes]:
     meta = {b"muonlab.version": _muonlab_version().encode(), b"muonlab.kind": kind.encode()}
     meta.update({k.encode() if isinstance(k, str) else k: v for k, v in extra.items()})
@@ -181,7 +147,7 @@ def _metadata(kind: str, **extra: bytes) -> dict[bytes, bytes]:
 
 def _write_table(table: pa.Table, path: Path, metadata: Mapping[bytes, bytes]) -> None:
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         pq.write_table(table, f)
 
 
@@ -376,7 +342,7 @@ class ResultStore:
             if not folder.is_dir():
                 continue
             for p in folder.iterdir():
-                if p.name.startswith(".") and _TMP_MARK in p.name:
+                if p.name.startswith(".") and TMP_MARK in p.name:
                     with contextlib.suppress(OSError):
                         p.unlink()
         committed = set(self._committed_ids())
@@ -516,7 +482,7 @@ class ResultStore:
         record = {**dict(meta), "versions": _versions(),
                   "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         text = json.dumps(record, indent=2, sort_keys=False, default=str, allow_nan=True)
-        with self._locked(), _atomic_file(self.meta_path) as f:
+        with self._locked(), atomic_file(self.meta_path) as f:
             f.write(text.encode("utf-8"))
 
     def append(
@@ -612,7 +578,7 @@ class ResultStore:
         parts = json.dumps(list(listed or ()) + extra).encode()
         schema = TRAJECTORY_SCHEMA.with_metadata(_metadata("trajectories", **{_KEY_PARTS.decode(): parts}))
         # Streamed row group by row group: memory stays one part, whatever the store's size.
-        with _atomic_file(self.trajectories_path) as f:
+        with atomic_file(self.trajectories_path) as f:
             writer = pq.ParquetWriter(f, schema)
             try:
                 if old is not None:

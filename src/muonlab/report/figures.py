@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from muonlab.atomic import atomic_file  # noqa: E402
 from muonlab.engine.store import EPSILON_COLUMNS, RESULT_COLUMNS, ResultStore  # noqa: E402
 
 __all__ = [
@@ -252,14 +251,8 @@ def _group_columns(spec: Mapping[str, Any]) -> list[str]:
 
 
 def _atomic_savefig(fig: Any, path: Path, **kw: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        fig.savefig(tmp, format=path.suffix.lstrip("."), **kw)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with atomic_file(path) as f:
+        fig.savefig(f, format=path.suffix.lstrip("."), **kw)
 
 
 def _colors(n: int, numeric: bool) -> list[Any]:

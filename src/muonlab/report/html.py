@@ -12,13 +12,10 @@ HTML-escaped.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import math
-import os
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from muonlab.atomic import write_atomic
 from muonlab.engine.store import ResultStore, StoreError
 from muonlab.report.figures import NothingToPlot, error_curves, resolve_spec, steps_table
 
@@ -262,20 +260,6 @@ def _experiment_section(
     return "\n".join(parts)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def _version() -> str:
     try:
         from muonlab import __version__
@@ -363,5 +347,5 @@ def build_report(dir: str | Path) -> Path:  # noqa: A002 - the CLI's argument na
 </html>
 """
     index = out_dir / "index.html"
-    _atomic_write_text(index, page)
+    write_atomic(index, page)
     return index
