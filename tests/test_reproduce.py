@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from muonlab.cli import app
-from muonlab.reproduce import EXPERIMENTS, QUICK, experiment_config, experiments_root
+from muonlab.reproduce import EXPERIMENTS, QUICK, experiment_config, experiments_root, resolve_names
 
 runner = CliRunner()
 
@@ -56,3 +56,15 @@ def test_quick_reproduction_of_one_experiment(tmp_path):
     again = runner.invoke(app, ["reproduce", "p1_geometric_thm1", "--quick", "--out", str(out), *extra])
     assert again.exit_code == 0, again.output
     assert "0 runs executed" in again.output
+
+
+def test_experiment_yamls_ship_inside_the_package():
+    """`pip install .` (not editable) must carry every registered experiment's YAML."""
+    from pathlib import Path
+
+    import muonlab
+
+    root = experiments_root()
+    assert root.resolve().is_relative_to(Path(muonlab.__file__).resolve().parent)
+    for name in resolve_names("all"):
+        assert experiment_config(name) is not None

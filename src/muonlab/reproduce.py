@@ -87,11 +87,15 @@ class UnknownExperimentError(ValueError):
 
 
 def experiments_root() -> Path:
-    """The ``experiments/`` folder: ``$MUONLAB_EXPERIMENTS`` or the one beside ``src/``."""
-    env = os.environ.get("MUONLAB_EXPERIMENTS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "experiments"
+    """The experiment YAMLs: ``$MUONLAB_EXPERIMENTS`` or the ones shipped in the package.
+
+    They live in ``muonlab/experiments/`` so that a plain ``pip install .`` carries
+    them; the repository's top-level ``experiments/`` is a link to that folder.
+    """
+    override = os.environ.get("MUONLAB_EXPERIMENTS")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent / "experiments"
 
 
 def resolve_names(name: str) -> list[str]:
