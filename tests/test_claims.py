@@ -96,7 +96,7 @@ def test_empty_and_too_few_kappas_fail():
     runs = _sweep(lambda k: 212, lambda k: int(100 * k) if 100 * k <= 5000 else None)
     few = runs[runs["problem.kappa"] <= 10]
     c = muon_kappa_free(few)
-    assert not c.passed and "need Muon at >= 3 values" in c.detail
+    assert not c.passed and "need Muon at >= 3 (non-trivial) values" in c.detail
 
 
 def test_signgd_claim():
@@ -178,3 +178,14 @@ def test_evaluate_claims_writes_json_from_stores(tmp_path):
     assert names["muon_kappa_free"]["experiment"] == "p1_kappa_sweep"
     assert names["muon_kappa_free"]["seed"] == "001"
     assert names["signgd_kappa_dependent"]["passed"] is False  # SignGD reaches nothing: no baseline
+
+
+def test_icl_claim_leaves_the_trivial_kappa_out_of_muons_slope():
+    """At κ = 1 (Σ = I) one step solves ICL; that point must not decide Muon's slope."""
+    one_step_at_1 = _sweep(lambda k: 1 if k == 1 else 340, lambda k: 1 if k == 1 else None)
+    c = icl_kappa_free(one_step_at_1)
+    assert c.passed, c.detail
+    assert "κ=1: 2" in c.detail and "over κ ≠ 1" in c.detail  # listed (median of 1..3), not fitted
+    growing = _sweep(lambda k: 1 if k == 1 else int(30 * k ** 0.5), lambda k: 1 if k == 1 else None)
+    c = icl_kappa_free(growing)
+    assert not c.passed and "Muon |slope| 0.500" in c.detail  # ½ over κ = 10..1e4

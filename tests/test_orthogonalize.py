@@ -73,6 +73,22 @@ def test_gram_msign_matches_known_polar_factor(kappa, m, n):
     assert spec_norm(orthogonalize(G, "gram") - U[..., :r] @ V[..., :r].mT) <= 50 * kappa**2 * F64_EPS
 
 
+@pytest.mark.parametrize("kappa", [1.0, 1e4, 1e8])
+def test_symmetric_msign_is_exact_and_exactly_symmetric(kappa):
+    g = torch.Generator().manual_seed(3)
+    Q, _ = torch.linalg.qr(torch.randn(4, 12, 12, generator=g, dtype=torch.float64))
+    mags = log_spectrum(12, kappa)
+    signs = torch.tensor([1.0, -1.0] * 6, dtype=torch.float64)
+    G = (Q * (signs * mags)) @ Q.mT
+    O = orthogonalize(G, "symmetric")
+    assert torch.equal(O, O.mT)  # symmetric to the last bit
+    assert spec_norm(O - (Q * signs) @ Q.mT) <= 50 * kappa * F64_EPS
+    # For symmetric input it is the same msign as the SVD route.
+    assert spec_norm(O - orthogonalize(G, "svd")) <= 100 * kappa * F64_EPS
+    with pytest.raises(ValueError, match="^method: 'symmetric' needs square matrices"):
+        orthogonalize(torch.randn(3, 4, dtype=torch.float64), "symmetric")
+
+
 @pytest.mark.parametrize("m,n", SHAPES)
 def test_svd_rank_deficient_keeps_only_the_range(m, n):
     r = 7
@@ -153,10 +169,10 @@ def test_output_singular_values_in_documented_band(method, preset, safety, dtype
     assert sv.max().item() <= hi + slack
 
 
-@pytest.mark.parametrize("method", ["svd", "gram", "beta", "newton_schulz", "polar_express"])
+@pytest.mark.parametrize("method", ["svd", "gram", "symmetric", "beta", "newton_schulz", "polar_express"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_zero_input_gives_zero(method, dtype):
-    G = torch.zeros(2, 5, 3, dtype=dtype)
+    G = torch.zeros(2, 5, 5 if method == "symmetric" else 3, dtype=dtype)
     O = orthogonalize(G, method, beta=0.1 if method == "beta" else 0.0)
     assert O.dtype == dtype and torch.equal(O, torch.zeros_like(G))
 

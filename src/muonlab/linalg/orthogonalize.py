@@ -38,7 +38,7 @@ __all__ = [
     "resolve_coefficients",
 ]
 
-METHODS = ("svd", "gram", "beta", "newton_schulz", "polar_express")
+METHODS = ("svd", "gram", "symmetric", "beta", "newton_schulz", "polar_express")
 
 #: Per-step (a, b, c) tables.  A table shorter than the requested number of steps
 #: repeats its last row, as Polar Express prescribes.
@@ -156,7 +156,11 @@ def orthogonalize(
         G: real floating tensor (bfloat16, float16, float32, float64), at least 2-D.
         method: ``"svd"`` (exact msign, the float64 reference), ``"gram"`` (exact
             msign from an eigendecomposition of the smaller Gram matrix: cheaper for
-            tall-skinny factors, accurate while cond(G) ≪ ε^(-1/2)), ``"beta"`` (exact
+            tall-skinny factors, accurate while cond(G) ≪ ε^(-1/2)), ``"symmetric"``
+            (exact msign of a square, symmetric G as V sign(Λ) Vᵀ from ``eigh`` of
+            (G + Gᵀ)/2: the result is exactly symmetric, which keeps iterates that
+            should commute with a symmetric matrix from drifting; docs/findings.md F1),
+            ``"beta"`` (exact
             :math:`T_\beta` via SVD; ``beta=0`` gives msign), ``"newton_schulz"``
             (quintic iteration with ``coefficients``) or ``"polar_express"``
             (Amsel et al. 2025, its own per-step table).
@@ -220,6 +224,8 @@ def orthogonalize_unchecked(
         return _spectral(G, beta=beta if method == "beta" else 0.0, rtol=rtol, dtype=dtype)
     if method == "gram":
         return _gram_msign(G, rtol=rtol, dtype=dtype)
+    if method == "symmetric":
+        return _symmetric_msign(G, rtol=rtol, dtype=dtype)
     scale = _POLAR_EXPRESS_SAFETY if method == "polar_express" else 1.0
     return _polynomial(G, table, dtype=dtype or G.dtype, norm_scale=scale, eps=eps).to(G.dtype)
 
@@ -239,6 +245,28 @@ def _spectral(G: Tensor, *, beta: float, rtol: float | None, dtype: torch.dtype 
         cutoff = tol * S[..., :1]
         weights = ((S > cutoff) & (S > 0)).to(work)
     return ((U * weights.unsqueeze(-2)) @ Vh).to(G.dtype)
+
+
+def _symmetric_msign(G: Tensor, *, rtol: float | None, dtype: torch.dtype | None) -> Tensor:
+    """msign of the symmetric part, V sign(Λ) Vᵀ, exactly symmetric by construction.
+
+    For a symmetric G this is msign(G) (U Vᵀ of its SVD) in exact arithmetic; in
+    floating point the SVD's polar factor is not exactly symmetric, and on problems
+    whose iterates stay symmetric that asymmetry accumulates in weakly curved
+    directions (seen on P2 at κ = 100; docs/findings.md F1).
+    """
+    if G.shape[-1] != G.shape[-2]:
+        raise ValueError(f"method: 'symmetric' needs square matrices, got shape {tuple(G.shape)}")
+    work = dtype or G.dtype
+    if work in (torch.float16, torch.bfloat16):
+        work = torch.float32
+    X = G.to(work)
+    evals, V = torch.linalg.eigh((X + X.mT) / 2)
+    n = X.shape[-1]
+    tol = rtol if rtol is not None else n * torch.finfo(work).eps
+    cutoff = tol * evals.abs().amax(dim=-1, keepdim=True)
+    signs = torch.where(evals.abs() > cutoff, torch.sign(evals), torch.zeros_like(evals))
+    return ((V * signs.unsqueeze(-2)) @ V.mT).to(G.dtype)
 
 
 def _gram_msign(G: Tensor, *, rtol: float | None, dtype: torch.dtype | None) -> Tensor:
