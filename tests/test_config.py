@@ -467,7 +467,7 @@ INVALID = [
      ["unknown 'sgd'; allowed: muon, specgd, specgd_beta, gd, signgd, adam, scaledgd"]),
     ("optimizer.lr", 0, "optimizer.lr", ["must be > 0"]),
     ("optimizer.lr", None, "optimizer.lr", ["must be a number"]),
-    ("optimizer.method", "qr", "optimizer.method", ["allowed: svd, gram, beta, newton_schulz, polar_express"]),
+    ("optimizer.method", "qr", "optimizer.method", ["allowed: svd, gram, symmetric, beta, newton_schulz, polar_express"]),
     ("optimizer.nesterov", True, "optimizer.nesterov", ["requires momentum > 0"]),
     ("optimizer.beta", 1e-3, "optimizer.beta", ["only used with method 'beta'"]),
     ("optimizer.coefficients", "fast", "optimizer.coefficients", ["unknown 'fast'", "keller, dion"]),
