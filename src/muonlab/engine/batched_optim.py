@@ -36,10 +36,11 @@ from muonlab.optim.updates import (
     signgd_update_,
 )
 
-__all__ = ["BatchedOptimizer", "OPTIMIZER_NAMES"]
+__all__ = ["BatchedOptimizer", "DTYPES", "OPTIMIZER_NAMES"]
 
 OPTIMIZER_NAMES = ("muon", "specgd", "specgd_beta", "gd", "signgd", "adam", "scaledgd")
-_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+#: Config dtype names → torch dtypes (shared with the runner).
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class BatchedOptimizer:
@@ -72,7 +73,7 @@ class BatchedOptimizer:
             else ()
         )
         ns_dtype = s.get("ns_dtype")
-        self.ns_dtype = _DTYPES[ns_dtype] if isinstance(ns_dtype, str) else ns_dtype
+        self.ns_dtype = DTYPES[ns_dtype] if isinstance(ns_dtype, str) else ns_dtype
         self.betas = tuple(s.get("betas", (0.9, 0.999)))
         self.eps = float(s.get("eps", 1e-8))
         self.damping = float(s.get("damping", 0.0) or 0.0)

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from muonlab.engine.config import ConfigError, ExperimentConfig, RunSpec, batch_key, expand, load_config
-from muonlab.engine.runner import EPSILONS, _eps_key, run_batch
-from muonlab.engine.store import ResultStore
+from muonlab.engine.runner import run_batch
+from muonlab.engine.store import EPSILON_COLUMNS, ResultStore
 
 __all__ = ["Result", "run", "group_runs"]
 
@@ -53,7 +53,7 @@ def _failed_rows(batch: list[RunSpec], error: BaseException) -> list[dict[str, A
     for r in batch:
         row = {"run_id": r.run_id, **r.flat(), "status": "failed", "final_loss": None,
                "final_rel_err": None, "steps": 0, "wall_s": 0.0, "error": message}
-        row.update({f"steps_to_{_eps_key(e)}": None for e in EPSILONS})
+        row.update({col: None for col in EPSILON_COLUMNS})
         rows.append(row)
     return rows
 

@@ -27,8 +27,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from muonlab.engine.batched_optim import BatchedOptimizer
+from muonlab.engine.batched_optim import DTYPES, BatchedOptimizer
 from muonlab.engine.metrics import compute_metrics
+from muonlab.engine.store import EPSILON_COLUMNS
 from muonlab.optim.schedules import ScheduleState, make_schedule
 from muonlab.problems import PROBLEMS
 from muonlab.problems.base import Problem
@@ -36,9 +37,10 @@ from muonlab.problems.targets import generator
 
 __all__ = ["BatchResult", "EPSILONS", "build_problem", "run_batch"]
 
-#: Accuracies whose first-hitting step is stored in runs.parquet (SPEC §6).
+#: Accuracies whose first-hitting step is stored in runs.parquet (SPEC §6), and the
+#: store's column for each (the store's schema is the single source of the names).
 EPSILONS = (1e-4, 1e-8, 1e-12)
-_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+_EPS_COLUMN = dict(zip(EPSILONS, EPSILON_COLUMNS, strict=True))
 _PER_RUN_PROBLEM_FIELDS = ("kappa", "alpha", "gamma")
 
 
@@ -64,7 +66,7 @@ def build_problem(runs: Sequence[Any]) -> Problem:
         **shared,
         **per_run,
         seed=[int(r.seed) for r in runs],
-        dtype=_DTYPES[runs[0].dtype],
+        dtype=DTYPES[runs[0].dtype],
         device=runs[0].device,
     )
 
@@ -196,13 +198,9 @@ def run_batch(
             "wall_s": wall / R,
         }
         for eps, h in hits.items():
-            row[f"steps_to_{_eps_key(eps)}"] = int(h[i]) if h[i] >= 0 else None
+            row[_EPS_COLUMN[eps]] = int(h[i]) if h[i] >= 0 else None
         summaries.append(row)
     return BatchResult(summaries, _trajectories(runs, logged))
-
-
-def _eps_key(eps: float) -> str:
-    return f"1e{int(round(math.log10(eps)))}"
 
 
 def _trajectories(runs: Sequence[Any], logged: dict[str, list[tuple[int, Tensor, Tensor]]]) -> pd.DataFrame:
