@@ -69,6 +69,24 @@ EXPERIMENTS: dict[str, Experiment] = {
             "Muon with Theorem 1's schedule converges linearly and κ-free from both inits (gaussian, orthonormal).",
             curve_by=["problem.kappa", "problem.r"], panel_by="problem.init",
         ),
+        Experiment(
+            "p1_signgd_hard_instance", "seed001/p1_signgd_hard_instance.yaml",
+            "Seed 001, Theorem 2 / App. C: SignGD's hard instance for symmetric MF",
+            "M* = R diag(1, 1/κ) Rᵀ with a 45° rotation R, X_0 = αI: SignGD needs ∝ κ steps, Muon does not.",
+            curve_by=["problem.kappa", "optimizer.lr", "schedule.threshold"], panel_by="optimizer.name",
+        ),
+        Experiment(
+            "p2_icl_signgd_hard_instance", "seed001/p2_icl_signgd_hard_instance.yaml",
+            "Seed 001, Theorem 4 / App. E: SignGD's hard instance for in-context learning",
+            "Σ = 45°-rotated diag(1, 1/κ), Γ_0 = 0: SignGD's steps grow with κ, Muon's do not.",
+            curve_by=["problem.kappa", "optimizer.lr", "schedule.q"], panel_by="optimizer.name",
+        ),
+        Experiment(
+            "p1_scalar_recursions", "seed001/p1_scalar_recursions.yaml",
+            "Seed 001, eqs. (12)–(15), Lemma 3: decoupled scalar recursions",
+            "Aligned init X_0 = αUOᵀ: Muon's eigen-coordinates follow one scalar sign recursion per eigenvalue.",
+            curve_by=["problem.kappa", "problem.r"], panel_by="problem.r",
+        ),
     )
 }
 
@@ -79,6 +97,9 @@ QUICK: dict[str, list[str]] = {
     "p1_rank_sweep": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8,16,32]", "steps=1500", "seeds=2"],
     "p2_icl_kappa_sweep": ["steps=1500", "seeds=2", "stop.target=1e-8"],
     "p1_geometric_thm1": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8]", "steps=2000", "seeds=3"],
+    "p1_signgd_hard_instance": ["steps=5000"],
+    "p2_icl_signgd_hard_instance": [],
+    "p1_scalar_recursions": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8]", "steps=2000", "seeds=2"],
 }
 
 

@@ -1,7 +1,9 @@
 """Claims as code: the published statements of the seeds, checked against results stores.
 
 A claim is a function ``claim(runs: pandas.DataFrame) -> Claim`` over the ``runs``
-table of one experiment's store (:meth:`muonlab.engine.store.ResultStore.runs`). It
+table of one experiment's store (:meth:`muonlab.engine.store.ResultStore.runs`); a
+claim with the attribute ``needs_trajectories = True`` is called as
+``claim(runs, trajectories)`` with the store's long-form trajectories as well. It
 states its threshold, measures, and returns a :class:`Claim` whose ``detail`` gives the
 measured numbers and the threshold as text. No claim passes by construction: an
 empty or incomplete store fails with a detail that says what is missing.
@@ -35,6 +37,9 @@ CLAIMS: dict[str, list[ClaimFn]] = {
     "p1_rank_sweep": [seed001.rank_insensitive],
     "p2_icl_kappa_sweep": [seed001.icl_kappa_free],
     "p1_geometric_thm1": [seed001.geometric_schedule_converges],
+    "p1_signgd_hard_instance": [seed001.signgd_hard_instance],
+    "p2_icl_signgd_hard_instance": [seed001.icl_signgd_hard_instance],
+    "p1_scalar_recursions": [seed001.scalar_recursions_decouple],
 }
 
 
@@ -46,11 +51,18 @@ def evaluate_experiment(name: str, store_dir: str | Path) -> list[Claim]:
     if not fns:
         return []
     path = Path(store_dir)
-    runs = ResultStore(path).runs() if path.exists() else pd.DataFrame()
+    store = ResultStore(path) if path.exists() else None
+    runs = store.runs() if store is not None else pd.DataFrame()
+    traj: pd.DataFrame | None = None
     out = []
     for fn in fns:
         try:
-            claim = fn(runs)
+            if getattr(fn, "needs_trajectories", False):
+                if traj is None:
+                    traj = store.trajectories() if store is not None else pd.DataFrame()
+                claim = fn(runs, traj)
+            else:
+                claim = fn(runs)
         except Exception as e:  # a broken claim is a failed claim, never a crash
             claim = Claim(name=fn.__name__, seed=getattr(fn, "seed", "001"), passed=False,
                           detail=f"claim raised {type(e).__name__}: {e}", experiment=name)

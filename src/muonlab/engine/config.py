@@ -68,6 +68,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from muonlab.engine.metrics import METRICS as _METRIC_REGISTRY
+from muonlab.engine.metrics import RUNNER_METRICS as _RUNNER_METRICS
 from muonlab.linalg.orthogonalize import COEFFICIENT_PRESETS, METHODS
 from muonlab.optim.schedules import SCHEDULES, Schedule, make_schedule
 
@@ -89,7 +90,7 @@ __all__ = [
 ]
 
 #: Per-step metrics a config may ask for (SPEC §5): the engine's metric registry.
-METRICS = tuple(_METRIC_REGISTRY)
+METRICS = (*_METRIC_REGISTRY, *_RUNNER_METRICS)
 DTYPES = ("float64", "float32", "bfloat16")
 
 #: Flat columns that runs of one batch may differ in (the engine advances runs with
@@ -172,7 +173,8 @@ class SymmetricMFConfig(_Problem):
     kappa: _Kappa = 1.0
     alpha: _Positive = 1e-3
     spectrum: Literal["logspace", "linspace"] = "logspace"
-    init: Literal["gaussian", "orthonormal"] = "gaussian"
+    init: Literal["gaussian", "orthonormal", "aligned", "identity"] = "gaussian"
+    basis: Literal["haar", "paired"] = "haar"
 
     @model_validator(mode="after")
     def _ranks(self) -> SymmetricMFConfig:
@@ -180,6 +182,11 @@ class SymmetricMFConfig(_Problem):
             raise _error(f"must be <= n ({self.n}), got {self.r}", "r")
         if self.r_star is not None and self.r_star > self.n:
             raise _error(f"must be <= n ({self.n}), got {self.r_star}", "r_star")
+        r_star = self.r if self.r_star is None else self.r_star
+        if self.basis == "paired" and r_star != self.n:
+            raise _error(f"'paired' needs r_star = n ({self.n}), got r_star={r_star}", "basis")
+        if self.init == "aligned" and self.r < r_star:
+            raise _error(f"'aligned' needs r >= r_star ({r_star}), got r={self.r}", "init")
         return self
 
     def resolved(self) -> SymmetricMFConfig:

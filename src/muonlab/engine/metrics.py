@@ -41,6 +41,7 @@ from muonlab.linalg.spectral import (
 __all__ = [
     "DEFAULT_METRICS",
     "METRICS",
+    "RUNNER_METRICS",
     "SHARPNESS_ITERS",
     "Metric",
     "available_metrics",
@@ -347,6 +348,18 @@ def _m_mode_progress(problem, params, cache):
 SHARPNESS_ITERS = 50
 
 
+def _has_eigenbasis(problem: Any) -> bool:
+    return hasattr(problem, "eigen_coordinates")
+
+
+def _m_eigen_coordinates(problem, params, cache):
+    return _cached(cache, "eigen_coordinates", lambda: problem.eigen_coordinates(params))[0]
+
+
+def _m_alignment_residual(problem, params, cache):
+    return _cached(cache, "eigen_coordinates", lambda: problem.eigen_coordinates(params))[1]
+
+
 def _m_sharpness(problem, params, cache):
     # Lanczos, not power iteration: it returns the largest *algebraic* eigenvalue
     # (the one behind GD's critical step 2/λ_max, also near saddles whose spectrum is
@@ -402,6 +415,18 @@ METRICS: dict[str, Metric] = {
             applies=_has_target_spectrum,
         ),
         Metric(
+            "eigen_coordinates",
+            _m_eigen_coordinates,
+            "diag(UᵀXXᵀU) in M*'s eigenbasis U (= x_i² for aligned iterates, seed 001 eq. 12), (R, r*)",
+            applies=_has_eigenbasis,
+        ),
+        Metric(
+            "alignment_residual",
+            _m_alignment_residual,
+            "‖XXᵀ − U diag(UᵀXXᵀU) Uᵀ‖_F/‖M*‖_F: distance from the aligned form (0 when aligned), (R,)",
+            applies=_has_eigenbasis,
+        ),
+        Metric(
             "sharpness",
             _m_sharpness,
             "λ_max of the Hessian of the loss by Lanczos on HVPs (50 steps), (R,)",
@@ -409,6 +434,10 @@ METRICS: dict[str, Metric] = {
         ),
     ]
 }
+
+#: Metrics the batched runner records itself, because they are not functions of
+#: (problem, params): ``lr`` is the step size η_t the run's schedule used at step t.
+RUNNER_METRICS: dict[str, str] = {"lr": "step size η_t applied at this step (from the run's schedule), (R,)"}
 
 #: Metrics logged when none are named: the cheap ones that apply.
 DEFAULT_METRICS = tuple(name for name, m in METRICS.items() if m.cheap)

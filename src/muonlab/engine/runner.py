@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from muonlab.engine.batched_optim import DTYPES, BatchedOptimizer
-from muonlab.engine.metrics import compute_metrics
+from muonlab.engine.metrics import RUNNER_METRICS, compute_metrics
 from muonlab.engine.store import EPSILON_COLUMNS
 from muonlab.optim.schedules import ScheduleState, make_schedule
 from muonlab.problems import PROBLEMS
@@ -92,14 +92,18 @@ def _init_schedule(runs: Sequence[Any], lr: Tensor) -> tuple[Any, ScheduleState]
     return schedule, cat
 
 
-def _metric_values(names: Sequence[str], problem: Problem, params: list[Tensor], loss: Tensor, rel: Tensor) -> dict[str, Tensor]:
+def _metric_values(
+    names: Sequence[str], problem: Problem, params: list[Tensor], loss: Tensor, rel: Tensor, lr: Tensor
+) -> dict[str, Tensor]:
     """The logged metrics at one step, each an (R, k) float64 CPU tensor (k = 1 for scalars).
 
-    Loss and relative error come from the step's own evaluation; the others from the
-    metric registry in one call, so metrics that need the product's SVD share it.
+    Loss and relative error come from the step's own evaluation, ``lr`` from the
+    schedule; the others from the metric registry in one call, so metrics that need
+    the product's SVD share it.
     """
-    values = compute_metrics(problem, params, [n for n in names if n not in ("loss", "rel_err")])
-    values.update({"loss": loss, "rel_err": rel})
+    own = ("loss", "rel_err", *RUNNER_METRICS)
+    values = compute_metrics(problem, params, [n for n in names if n not in own])
+    values.update({"loss": loss, "rel_err": rel, "lr": lr})
     out = {}
     for name in names:
         v = values[name].detach().to(torch.float64).cpu()
@@ -160,7 +164,7 @@ def run_batch(
         for eps, h in hits.items():
             h.copy_(torch.where(ok_now & (h < 0) & (rel64 <= eps), torch.full_like(h, t), h))
         if t % log_every == 0 or t == spec.steps:
-            for m, v in _metric_values(metrics, problem, params, loss, rel).items():
+            for m, v in _metric_values(metrics, problem, params, loss, rel, sched_state.lr).items():
                 logged[m].append((t, ok_now.clone(), v))
         reached = ok_now & (rel64 <= target)
         steps_done = torch.where(act, torch.full_like(steps_done, t), steps_done)

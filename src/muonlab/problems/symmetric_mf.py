@@ -16,7 +16,20 @@ eigenvalues (all λ > 0), so f* = ¼ Σ_{i>r} λ_i². Relative error ‖XXᵀ �
 
 Initialization (stream ``"init"``): ``gaussian`` X_0 = α·N(0,1)/√n (seed 001's
 small random init, α = 1e-3 by default); ``orthonormal`` X_0 = α·(Haar n×r frame),
-the over-parameterized case of Theorem 1.
+the over-parameterized case of Theorem 1; ``aligned`` X_0 = α·U Oᵀ with O a Haar
+r×r* frame (needs r ≥ r*): Lemma 3's initialization (41) with D_0 = αI, whose left
+singular subspace is M*'s, so that Muon's iterates stay X_t = U diag(x_t) Oᵀ and the
+dynamics decouple into the scalar recursions of eq. (15),
+x_{i,t+1} = x_{i,t} − η_t·sign((x_{i,t}² − λ_i)·x_{i,t}) (:func:`scalar_recursions`);
+``identity`` X_0 = α·I_{n×r} (the first r columns of I).
+
+Eigenbasis of M* (``basis``): ``haar`` (U drawn per seed) or ``paired``: App. C's
+hard instance for SignGD (Theorem 2), where M*'s eigenvectors are 45° rotations of
+coordinate pairs, so M* = R diag(λ) Rᵀ has equal diagonal and equal off-diagonal
+entries in each 2×2 block (needs r* = n; nothing is drawn). From X_0 = α·I the
+iterates of every entrywise method stay in that commuting slice, where SignGD moves
+one eigen-coordinate per step and needs ∝ κ steps (Lemmas 12–15); Muon sees the
+aligned case.
 """
 
 from __future__ import annotations
@@ -29,12 +42,33 @@ from torch import Tensor
 
 from muonlab.problems import _fields
 from muonlab.problems.base import Problem
-from muonlab.problems.targets import SPECTRA, generator, low_rank_factors, random_orthonormal
+from muonlab.problems.targets import SPECTRA, covariance_basis, generator, low_rank_factors, random_orthonormal
 from muonlab.problems.targets import spectrum as make_spectrum
 
-__all__ = ["SymmetricMF"]
+__all__ = ["SymmetricMF", "scalar_recursions"]
 
-INITS = ("gaussian", "orthonormal")
+INITS = ("gaussian", "orthonormal", "aligned", "identity")
+BASES = ("haar", "paired")
+
+
+def scalar_recursions(lam: Tensor, x0: Tensor, lrs: Tensor) -> Tensor:
+    r"""Seed 001 eq. (15)/(27): simplified Muon on the scalar problems ¼(x² − λ_i)².
+
+    .. math:: x_{i,t+1} = x_{i,t} - η_t\,\mathrm{sign}\big((x_{i,t}^2 - λ_i)\,x_{i,t}\big)
+
+    with sign(0) = 0. Args: ``lam`` (..., k) eigenvalues, ``x0`` (..., k) starting
+    points, ``lrs`` (T,) or (..., T) step sizes. Returns the iterates (..., T+1, k),
+    x_0 first. In the aligned case (Lemma 3) these are exactly the diagonal of
+    UᵀX_tO along Muon's matrix trajectory.
+    """
+    lam, x = torch.broadcast_tensors(lam, x0)
+    lrs = torch.as_tensor(lrs, dtype=x.dtype)
+    out = [x]
+    for t in range(lrs.shape[-1]):
+        eta = lrs[..., t : t + 1]
+        x = x - eta * torch.sign((x * x - lam) * x)
+        out.append(x)
+    return torch.stack(out, dim=-2)
 
 
 class SymmetricMF(Problem):
@@ -46,7 +80,8 @@ class SymmetricMF(Problem):
         kappa: condition number λ_1/λ_{r*} (≥ 1), scalar or per run.
         alpha: init scale (> 0), scalar or per run.
         spectrum: ``logspace`` | ``linspace`` (from 1 down to 1/κ).
-        init: ``gaussian`` | ``orthonormal``.
+        init: ``gaussian`` | ``orthonormal`` | ``aligned`` (r ≥ r*) | ``identity``.
+        basis: ``haar`` | ``paired`` (r* = n; Theorem 2's hard instance).
     """
 
     kind = "symmetric_mf"
@@ -63,6 +98,7 @@ class SymmetricMF(Problem):
         alpha: float | Sequence[float] = 1e-3,
         spectrum: str = "logspace",
         init: str = "gaussian",
+        basis: str = "haar",
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -76,11 +112,19 @@ class SymmetricMF(Problem):
         # "list" needs explicit values, which P1 does not take
         self.spectrum = _fields.choice("spectrum", spectrum, tuple(s for s in SPECTRA if s != "list"))
         self.init = _fields.choice("init", init, INITS)
+        self.basis = _fields.choice("basis", basis, BASES)
+        if self.basis == "paired" and self.r_star != self.n:
+            raise ValueError(f"basis: 'paired' needs r_star = n ({self.n}), got r_star={self.r_star}")
+        if self.init == "aligned" and self.r < self.r_star:
+            raise ValueError(f"init: 'aligned' needs r >= r_star ({self.r_star}), got r={self.r}")
 
         # Targets are drawn per (seed, κ) in float64 on the CPU; U depends on the seed only.
         U, lam = [], []
         for s, k in zip(self.seed, self.kappa):
-            U.append(low_rank_factors(self.n, self.n, self.r_star, generator(s, "target"), symmetric=True)[0])
+            if self.basis == "paired":
+                U.append(covariance_basis(self.n, "paired", generator(s, "target")))
+            else:
+                U.append(low_rank_factors(self.n, self.n, self.r_star, generator(s, "target"), symmetric=True)[0])
             lam.append(make_spectrum(self.r_star, self.spectrum, k))
         self._U64 = torch.stack(U)  # (R, n, r*)
         self._lam64 = torch.stack(lam)  # (R, r*)
@@ -98,8 +142,12 @@ class SymmetricMF(Problem):
             g = generator(s, "init")
             if self.init == "gaussian":
                 X.append(a * torch.randn(self.n, self.r, generator=g, dtype=torch.float64) / math.sqrt(self.n))
-            else:
+            elif self.init == "orthonormal":
                 X.append(a * random_orthonormal(self.n, self.r, g))
+            elif self.init == "aligned":
+                X.append(a * self._U64[len(X)] @ random_orthonormal(self.r, self.r_star, g).T)
+            else:
+                X.append(a * torch.eye(self.n, self.r, dtype=torch.float64))
         return [torch.stack(X).to(dtype=self.dtype, device=self.device)]
 
     def _residual(self, X: Tensor) -> Tensor:
@@ -146,6 +194,24 @@ class SymmetricMF(Problem):
         sq = core.square().sum((-2, -1)) + 2 * (Z @ A.mT).square().sum((-2, -1)) + ZtZ.square().sum((-2, -1))
         grad = U @ (core @ A + A @ ZtZ) + Z @ (A.mT @ A + ZtZ)
         return 0.25 * sq, [grad], sq.sqrt() / self._M_norm
+
+    def eigen_coordinates(self, params: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        r"""X's coordinates in M*'s eigenbasis and how far X is from the aligned form.
+
+        With A = UᵀX and Z = X − UA: ``coords`` (R, r*) is diag(UᵀXXᵀU) = ‖A_i‖², which
+        equals x_i² when X = U diag(x) Oᵀ (Lemma 3's aligned iterates, seed 001 eq. 12);
+        ``residual`` (R,) is ‖XXᵀ − U diag(coords) Uᵀ‖_F / ‖M*‖_F, zero exactly in the
+        aligned case, computed blockwise (‖AAᵀ − diag‖² + 2‖ZAᵀ‖² + ‖ZᵀZ‖²) so that
+        rounding-level misalignment is resolved rather than cancelled away.
+        """
+        (X,) = params
+        A = self._U.mT @ X
+        Z = X - self._U @ A
+        AAt = A @ A.mT
+        coords = torch.diagonal(AAt, dim1=-2, dim2=-1)
+        off = (AAt - torch.diag_embed(coords)).square().sum((-2, -1))
+        sq = off + 2 * (Z @ A.mT).square().sum((-2, -1)) + (Z.mT @ Z).square().sum((-2, -1))
+        return coords, sq.sqrt() / self._M_norm
 
     def optimum_loss(self) -> Tensor:
         tail = self._lam64[:, self.r :]  # empty when r >= r*
