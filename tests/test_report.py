@@ -264,3 +264,22 @@ def test_renders_in_headless_chromium(report, tmp_path):
     img = mpimg.imread(shot)
     assert img.shape[0] >= 1000 and img.shape[1] >= 600
     assert float(np.var(img[..., :3])) > 0  # not blank
+
+
+def test_best_variant_runs_keeps_each_curves_fastest_variant():
+    from muonlab.report.figures import best_variant_runs
+
+    rows = []
+    for kappa, steps in ((1.0, {0.1: 50, 1.0: 30}), (10.0, {0.1: 80, 1.0: None})):
+        for lr, s in steps.items():
+            for seed in range(3):
+                rows.append({"run_id": f"{kappa}-{lr}-{seed}", "problem.kappa": kappa, "optimizer.name": "signgd",
+                             "optimizer.lr": lr, "stop.target": 1e-8, "steps_to_1e-8": s, "steps_to_1e-12": None,
+                             "steps_to_1e-4": None})
+    runs = pd.DataFrame(rows)
+    for c in ("steps_to_1e-8", "steps_to_1e-12", "steps_to_1e-4"):
+        runs[c] = runs[c].astype("Int64")
+    kept = best_variant_runs(runs, ["optimizer.name", "problem.kappa"], ["optimizer.lr"])
+    assert sorted(set(zip(kept["problem.kappa"], kept["optimizer.lr"]))) == [(1.0, 1.0), (10.0, 0.1)]
+    assert len(kept) == 6  # every seed of the chosen variant
+    assert best_variant_runs(runs, ["problem.kappa"], ["no.such.column"]) is runs

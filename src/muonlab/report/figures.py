@@ -43,6 +43,8 @@ __all__ = [
 
 EM_DASH = "—"
 DPI = 150
+#: Legend entries per column before the legend wraps into another column.
+LEGEND_ROWS = 16
 
 #: Columns that never define a curve or a panel.
 _NOT_AXES = {"run_id", "experiment", "seed", "metrics", *RESULT_COLUMNS}
@@ -263,6 +265,34 @@ def _colors(n: int, numeric: bool) -> list[Any]:
     return [cmap(i % 10) for i in range(n)]
 
 
+def best_variant_runs(runs: pd.DataFrame, keys: list[str], variant_cols: list[str]) -> pd.DataFrame:
+    """Per combination of ``keys``, only the runs of the best variant (a combination of
+    ``variant_cols``): the fewest median steps to the finest level every run was asked
+    to reach, unreached counting as +∞ — the rule the claims use (muonlab.claims).
+
+    Lets a figure show one curve per κ for an optimizer tuned over an lr/schedule grid.
+    """
+    from muonlab.claims.base import level_for, median_steps, steps_column
+
+    cols = [c for c in variant_cols if c in runs.columns]
+    keys = [k for k in keys if k in runs.columns]
+    if not cols or not len(runs):
+        return runs
+    col = steps_column(level_for(runs))
+    if col not in runs.columns:
+        return runs
+    keep = []
+    for _, group in runs.groupby(keys, dropna=False, sort=False) if keys else [((), runs)]:
+        best, best_steps = None, math.inf
+        for _, g in group.groupby(cols, dropna=False, sort=True):
+            m = median_steps(g, col)
+            m = math.inf if m is None else m
+            if best is None or m < best_steps:
+                best, best_steps = g, m
+        keep.append(best)
+    return pd.concat(keep) if keep else runs
+
+
 def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png: str | Path) -> Path:
     """Plot ``spec["y"]`` (log scale) against ``spec["x"]`` for one results store.
 
@@ -284,11 +314,13 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png:
         raise NothingToPlot(f"{Path(store_dir).name}: no finite values of {metric!r} to plot")
     if x != "step":
         raise ValueError(f"x: only 'step' is supported, got {x!r}")
+    panel = spec.get("panel_by")
+    curve_by = [c for c in spec["curve_by"] if c != panel]
+    if spec.get("best_of"):
+        runs = best_variant_runs(runs, [c for c in [panel, *curve_by] if c], list(spec["best_of"]))
     # One column per run, one row per step.
     wide = traj.pivot_table(index="step", columns="run_id", values="value", aggfunc="first").sort_index()
 
-    panel = spec.get("panel_by")
-    curve_by = [c for c in spec["curve_by"] if c != panel]
     panels = _keys(runs, [panel]) if panel else [()]
     curves = _keys(runs, curve_by)
     numeric = len(curve_by) == 1 and all(_is_number(k[0]) for k in curves)
@@ -296,9 +328,14 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png:
 
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
+    # Many curves (κ × lr × schedule grids): a taller figure and a multi-column legend,
+    # so that no entry is cut off at the page's width.
+    rows = min(len(curves) + 1, LEGEND_ROWS)
+    ncol = -(-(len(curves) + 1) // LEGEND_ROWS)
     with plt.rc_context(_STYLE):
         fig, axes = plt.subplots(
-            1, len(panels), figsize=(1.0 + 3.6 * len(panels), 3.4), sharey=True, squeeze=False, constrained_layout=True
+            1, len(panels), figsize=(1.0 + 3.6 * len(panels) + 1.6 * (ncol - 1), max(3.4, 0.19 * rows + 0.8)),
+            sharey=True, squeeze=False, constrained_layout=True,
         )
         handles: dict[str, Any] = {}
         for ax, pkey in zip(axes[0], panels):
@@ -335,7 +372,7 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png:
         if handles and (len(handles) > 1 or curve_by):
             axes[0][-1].legend(
                 list(handles.values()), list(handles.keys()), frameon=False, loc="upper left",
-                bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol,
             )
         try:
             _atomic_savefig(fig, out_png, dpi=DPI)

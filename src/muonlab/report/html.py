@@ -235,9 +235,11 @@ def _experiment_section(
     try:
         error_curves(store_dir, full, png)
         alt = f"{title}: {full['y']} against {full['x']}"
+        best = (f"Each curve is the best variant over {_e(', '.join(full['best_of']))} "
+                "(fewest median steps to ε, the claims' rule). ") if full.get("best_of") else ""
         parts.append(
             f'<figure><img src="{_e(png.name)}" alt="{_e(alt)}">'
-            f'<figcaption>Median over seeds (band: min–max). '
+            f'<figcaption>Median over seeds (band: min–max). {best}'
             f'<a href="{_e(png.with_suffix(".svg").name)}">SVG</a></figcaption></figure>'
         )
     except NothingToPlot:
