@@ -342,3 +342,26 @@ def test_cli_finetune_runs_and_prints_the_table(tiny_dirs, tmp_path):
                                  "--optimizer", "muon", "--rank", "2", "--batch-size", "8"])
     assert result.exit_code == 0, result.output
     assert "muon" in result.output and "report:" in result.output
+
+
+def test_monitor_overhead_bench_runs_on_a_tiny_model(tiny_dirs):
+    from muonlab.bench import lora_monitor
+
+    r = lora_monitor.main(["--steps", "5", "--model", str(tiny_dirs / "bert"), "--batch-size", "4",
+                           "--max-length", "16", "--rank", "2", "--quiet"])
+    assert r["adapters"] == 4 and r["step_s"] > 0 and r["monitor_s"] > 0
+    assert r["overhead"] == pytest.approx(r["monitor_s"] / r["step_s"])
+
+
+def test_tensorboard_option(tmp_path, monkeypatch):
+    model = apply_lora(_bert(), r=2, task_type="SEQ_CLS")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(LoraError, match="^--tensorboard: needs the 'tensorboard' package"):
+            SpectralMonitor(tensorboard=tmp_path / "tb")
+        return
+    mon = SpectralMonitor(tensorboard=tmp_path / "tb")
+    mon.record(model, 0)
+    mon.on_train_end(None, None, None)
+    assert any((tmp_path / "tb").iterdir())

@@ -465,7 +465,7 @@ def finetune_command(
     epochs: Annotated[float, typer.Option("--epochs", help="Training epochs.")] = 3.0,
     max_steps: Annotated[int, typer.Option("--max-steps", help="If > 0: optimizer steps, overriding --epochs.")] = -1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 16,
-    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per example.")] = 48,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per example.")] = 32,
     n_examples: Annotated[
         int | None, typer.Option("--n", help="Use this many examples (deterministic subset).")
     ] = 2000,
@@ -524,6 +524,10 @@ def finetune_command(
         raise _lora_bad_parameter(str(e)) from None
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="'--out'") from None
+    except KeyboardInterrupt:
+        err.print(f"interrupted: run the same command again to resume from the last checkpoint in "
+                  f"{Path(out) / 'runs'}", highlight=False)
+        raise typer.Exit(130) from None
     _print_finetune(Path(out))
     console = Console()
     console.print(f"store: {(Path(out) / 'finetune').resolve()}", soft_wrap=True, highlight=False)
@@ -579,7 +583,17 @@ def bench_command(
         eng = {m: engine.main([*eng_args, "--method", m, "--quiet"]) for m in ("svd", "gram")}
     with err.status("orthogonalize: batch vs torch.optim.Muon's per-matrix loop"):
         ortho = orthogonalize_speed.main([*ortho_args, "--quiet"])
-    results = {"engine": eng, "orthogonalize": ortho}
+    results: dict[str, Any] = {"engine": eng, "orthogonalize": ortho}
+    try:
+        from muonlab.bench import lora_monitor
+    except ImportError:  # pragma: no cover - the lora extra is not installed
+        lora_monitor = None
+    if lora_monitor is not None:
+        try:
+            with err.status("LoRA spectral monitor vs a training step (MiniLM-L6)"):
+                results["lora_monitor"] = lora_monitor.main(["--steps", "10" if quick else "30", "--quiet"])
+        except Exception as e:  # missing model package, etc.: report, keep the other results
+            err.print(f"lora_monitor skipped: {type(e).__name__}: {e}", highlight=False)
     if json_out:
         typer.echo(_json.dumps(results))
         return
@@ -591,6 +605,11 @@ def bench_command(
                       f"{r['loop_s']:.3g}", f"{r['engine_s']:.3g}", f"{r['speedup']:.2f}×")
     table.add_row(f"orthogonalize bf16, {ortho['batch']}×{ortho['size']}² on {ortho['device']}",
                   f"{ortho['loop_s']:.3g}", f"{ortho['muonlab_s']:.3g}", f"{ortho['speedup']:.2f}×")
+    if "lora_monitor" in results:
+        lm = results["lora_monitor"]
+        table.add_row(f"LoRA monitor, {lm['adapters']} adapters r={lm['rank']} (baseline: one training step; "
+                      "ratio = overhead, target < 2 %)",
+                      f"{lm['step_s']:.3g}", f"{lm['monitor_s']:.3g}", f"{100 * lm['overhead']:.2f} %")
     Console().print(table)
 
 

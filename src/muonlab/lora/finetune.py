@@ -63,7 +63,7 @@ class FinetuneConfig(BaseModel):
     epochs: float = Field(3.0, gt=0)
     max_steps: int = -1  # > 0 overrides epochs
     batch_size: int = Field(16, ge=1)
-    max_length: int = Field(48, ge=4)
+    max_length: int = Field(32, ge=4)
     n_examples: int | None = Field(2000, ge=2)
     eval_fraction: float = Field(0.2, gt=0, lt=1)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
@@ -159,10 +159,14 @@ def _quiet_transformers() -> None:
     """Our rich progress bar and the results store replace transformers' own output: its
     weight-loading bars and printed logs (the "newly initialized classifier" report is
     expected for a new task head)."""
+    import warnings
+
     import transformers
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    # raised inside transformers' own Trainer code path, not by anything we call
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def preflight(cfg: FinetuneConfig) -> None:
