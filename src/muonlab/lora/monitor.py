@@ -17,9 +17,10 @@ from a plain loop (call :meth:`SpectralMonitor.step` after ``optimizer.step()``)
 Records use the results-store trajectory format (SPEC §6): long form
 ``run_id, step, metric, index, value`` with ``metric = "<module name>:<quantity>"``,
 ``quantity`` ∈ {singular_values (index i), effective_rank, norm_A, norm_B,
-norm_delta}. With ``out=DIR`` they are written as Parquet parts when the Trainer
-saves a checkpoint and at the end of training, so a run resumed from a checkpoint
-keeps everything up to that checkpoint (later duplicates are dropped on reading).
+norm_delta}. With ``out=DIR`` they are written as Parquet parts just before the Trainer
+saves a checkpoint and at the end of training, so a run killed at any point and
+resumed from its last checkpoint keeps every step (steps recorded twice are
+deduplicated on reading, the later record winning).
 """
 
 from __future__ import annotations
@@ -235,6 +236,10 @@ class SpectralMonitor(_Callback):
     def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: D102
         if model is not None:
             self.step(model, int(state.global_step))
+        # Flush *before* the Trainer writes this step's checkpoint: a kill in between then
+        # costs re-recorded steps after resuming (deduplicated), never lost ones.
+        if getattr(control, "should_save", False):
+            self.flush()
 
     def on_save(self, args, state, control, **kwargs):  # noqa: D102
         self.flush()
