@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from transformers import (  # noqa: E402
+from transformers import (
     AutoTokenizer,
     BertConfig,
     BertForSequenceClassification,
@@ -29,18 +29,18 @@ from transformers import (  # noqa: E402
     RobertaForSequenceClassification,
 )
 
-from muonlab.cli import app  # noqa: E402
-from muonlab.engine.store import ResultStore  # noqa: E402
-from muonlab.linalg.orthogonalize import orthogonalize  # noqa: E402
-from muonlab.lora.adapters import (  # noqa: E402
+from muonlab.cli import app
+from muonlab.engine.store import ResultStore
+from muonlab.linalg.orthogonalize import orthogonalize
+from muonlab.lora.adapters import (
     LoraError,
     apply_lora,
     build_optimizer,
     lora_factors,
     parameter_groups,
 )
-from muonlab.lora.finetune import FinetuneConfig, default_model_path, finetune  # noqa: E402
-from muonlab.lora.monitor import SpectralMonitor, adapter_spectra  # noqa: E402
+from muonlab.lora.finetune import FinetuneConfig, default_model_path, finetune
+from muonlab.lora.monitor import SpectralMonitor, adapter_spectra
 
 runner = CliRunner()
 F64 = torch.float64

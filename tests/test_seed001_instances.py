@@ -15,7 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from muonlab import orthogonalize
-from muonlab.claims.seed001 import icl_signgd_hard_instance, scalar_recursions_decouple, signgd_hard_instance
+from muonlab.claims.seed001 import (
+    icl_signgd_hard_instance,
+    scalar_recursions_decouple,
+    signgd_hard_instance,
+)
 from muonlab.engine.config import ConfigError, ExperimentConfig
 from muonlab.engine.experiment import run
 from muonlab.engine.metrics import compute_metrics

@@ -37,9 +37,9 @@ from torch import nn
 
 __all__ = [
     "DEFAULT_TARGETS",
+    "OPTIMIZERS",
     "LoraError",
     "LoraFactor",
-    "OPTIMIZERS",
     "apply_lora",
     "build_optimizer",
     "check_lora_targets",

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from muonlab.lora.adapters import DEFAULT_TARGETS, OPTIMIZERS, LoraError
+from muonlab.lora.adapters import DEFAULT_TARGETS, LoraError
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "default_model_path", "finetune", "load_model_and_tokenizer"]
 
@@ -134,7 +134,11 @@ def load_model_and_tokenizer(model: str | None, task: str, num_labels: int | Non
     or more ``/``) must exist; anything else is passed to ``from_pretrained`` as a Hub
     id (which needs network access or the Hugging Face cache).
     """
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     path: str | Path = default_model_path() if model is None else os.path.expanduser(model)
     if model is not None and _looks_local(model) and not Path(path).exists():
@@ -179,7 +183,11 @@ def preflight(cfg: FinetuneConfig) -> None:
         LoraError: ``--model``, ``--target-modules`` or ``--rank``, one line.
     """
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+    )
 
     from muonlab.lora.adapters import check_lora_targets
 
@@ -289,7 +297,7 @@ def _run_one(
         max_steps=total,
         learning_rate=cfg.lr,
         lr_scheduler_type="cosine",
-        warmup_steps=int(round(cfg.warmup_ratio * total)),
+        warmup_steps=round(cfg.warmup_ratio * total),
         weight_decay=cfg.weight_decay,
         logging_steps=max(1, min(10, total // 20 or 1)),
         save_strategy="steps",

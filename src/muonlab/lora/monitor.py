@@ -229,11 +229,11 @@ class SpectralMonitor(_Callback):
 
     # -- transformers.TrainerCallback hooks --------------------------------------------
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: D102
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is not None:
             self.step(model, int(state.global_step))
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: D102
+    def on_step_end(self, args, state, control, model=None, **kwargs):
         if model is not None:
             self.step(model, int(state.global_step))
         # Flush *before* the Trainer writes this step's checkpoint: a kill in between then
@@ -241,10 +241,10 @@ class SpectralMonitor(_Callback):
         if getattr(control, "should_save", False):
             self.flush()
 
-    def on_save(self, args, state, control, **kwargs):  # noqa: D102
+    def on_save(self, args, state, control, **kwargs):
         self.flush()
 
-    def on_train_end(self, args, state, control, **kwargs):  # noqa: D102
+    def on_train_end(self, args, state, control, **kwargs):
         self.flush()
         if self._writer is not None:
             self._writer.flush()

@@ -291,6 +291,8 @@ def _lora_section(name: str, store_dir: Path, slug: str, out_dir: Path, parts: l
     from muonlab.report.lora_figures import lora_figures
 
     runs = ResultStore(store_dir).runs()
+    if parts[1] == f"<h2>{_e(name)}</h2>":  # no title from experiments.json
+        parts[1] = "<h2>LoRA fine-tuning: Muon vs AdamW, spectra of every adapter</h2>"
     if len(parts) == 2:  # no description from experiments.json
         parts.append('<p class="description">LoRA fine-tuning, Muon on each adapter factor vs AdamW, same '
                      "schedule; every adapter's ΔW spectrum recorded by the spectral monitor (seed 000 §3).</p>")
