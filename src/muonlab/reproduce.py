@@ -33,6 +33,7 @@ class Experiment:
     curve_by: list[str] = field(default_factory=list)  # one curve per combination of these columns
     panel_by: str | None = None  # one panel per value of this column
     best_of: list[str] = field(default_factory=list)  # plot only each curve's best variant over these columns
+    extra_figures: list[str] = field(default_factory=list)  # names in muonlab.report.extra_figures
     seed: str = "001"
     x: str = "step"
     y: str = "rel_err"
@@ -88,13 +89,32 @@ EXPERIMENTS: dict[str, Experiment] = {
             "p1_scalar_recursions", "seed001/p1_scalar_recursions.yaml",
             "Seed 001, eqs. (12)–(15), Lemma 3: decoupled scalar recursions",
             "Aligned init X_0 = αUOᵀ: Muon's eigen-coordinates follow one scalar sign recursion per eigenvalue.",
-            curve_by=["problem.kappa", "problem.r"], panel_by="problem.r",
+            curve_by=["problem.kappa", "problem.r"], panel_by="problem.r", extra_figures=["scalar_recursions"],
+        ),
+        Experiment(
+            "s002_mode_order", "seed002/s002_mode_order.yaml",
+            "Seed 002, Fig. 1 / claim (a): which modes are learned first",
+            "M* = diag(10/i), N = d = 32, small init: Muon grows all modes at one rate (smallest arrive first); "
+            "GD learns largest first.",
+            curve_by=["optimizer.name"], panel_by="optimizer.name", seed="002", extra_figures=["mode_arrivals"],
+        ),
+        Experiment(
+            "s002_lr_stability", "seed002/s002_lr_stability.yaml",
+            "Seed 002, claim (b): stability above GD's critical step size",
+            "200 step sizes in [0.007, 2.8], constant and annealed: GD fails above 2/λ_max = 0.1, Muon does not.",
+            curve_by=["optimizer.lr"], panel_by="schedule.name", seed="002",
+        ),
+        Experiment(
+            "s002_conservation", "seed002/s002_conservation.yaml",
+            "Seed 002, claim (c): conserved quantities",
+            "GD conserves W2ᵀW2 − W1W1ᵀ, Muon conserves √(W2ᵀW2) − √(W1W1ᵀ); each breaks the other's.",
+            curve_by=["optimizer.name"], panel_by="optimizer.name", seed="002", y="muon_invariant_norm",
         ),
     )
 }
 
 #: ``--quick`` overrides per experiment (``muonlab run --set`` syntax). Measured on
-#: 2 CPU cores, one torch thread: all seven together take about 2 minutes.
+#: 2 CPU cores, one torch thread: all ten together take about 3 minutes.
 QUICK: dict[str, list[str]] = {
     "p1_kappa_sweep": ["problem.n=40", "problem.r=4", "steps=1500", "seeds=2"],
     "p1_rank_sweep": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8,16,32]", "steps=1500", "seeds=2"],
@@ -103,6 +123,9 @@ QUICK: dict[str, list[str]] = {
     "p1_signgd_hard_instance": ["steps=5000"],
     "p2_icl_signgd_hard_instance": [],
     "p1_scalar_recursions": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8]", "steps=2000", "seeds=2"],
+    "s002_mode_order": ["seeds=2"],
+    "s002_lr_stability": ["grid.optimizer.lr=[0.007,0.012,0.02,0.035,0.06,0.09,0.12,0.2,0.35,0.6,1.0,1.7,2.8]"],
+    "s002_conservation": ["seeds=2"],
 }
 
 

@@ -16,6 +16,7 @@ registered claim over the stores found in a reproduction directory and writes
 from __future__ import annotations
 
 import json
+from importlib import import_module
 import os
 import tempfile
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from muonlab.claims.base import Claim
-from muonlab.claims import seed001
+from muonlab.claims import seed001, seed002
 
 __all__ = ["CLAIMS", "Claim", "evaluate_claims", "evaluate_experiment"]
 
@@ -40,6 +41,9 @@ CLAIMS: dict[str, list[ClaimFn]] = {
     "p1_signgd_hard_instance": [seed001.signgd_hard_instance],
     "p2_icl_signgd_hard_instance": [seed001.icl_signgd_hard_instance],
     "p1_scalar_recursions": [seed001.scalar_recursions_decouple],
+    "s002_mode_order": [seed002.muon_equal_rate, seed002.muon_smallest_first, seed002.gd_largest_first],
+    "s002_lr_stability": [seed002.muon_stable_above_gd_edge],
+    "s002_conservation": [seed002.conservation_laws],
 }
 
 
@@ -64,7 +68,8 @@ def evaluate_experiment(name: str, store_dir: str | Path) -> list[Claim]:
             else:
                 claim = fn(runs)
         except Exception as e:  # a broken claim is a failed claim, never a crash
-            claim = Claim(name=fn.__name__, seed=getattr(fn, "seed", "001"), passed=False,
+            seed = getattr(import_module(fn.__module__), "SEED", "beyond")
+            claim = Claim(name=fn.__name__, seed=seed, passed=False,
                           detail=f"claim raised {type(e).__name__}: {e}", experiment=name)
         out.append(claim.with_experiment(name))
     return out

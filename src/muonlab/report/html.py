@@ -250,6 +250,7 @@ def _experiment_section(
             f'<figcaption>Median over seeds (band: min–max). {best}'
             f'<a href="{_e(png.with_suffix(".svg").name)}">SVG</a></figcaption></figure>'
         )
+        parts.extend(_extra_figures(full.get("extra_figures") or [], store_dir, out_dir, slug))
     except NothingToPlot:
         status = runs["status"].astype(str).value_counts()
         counts = ", ".join(f"{status.get(s, 0)} {s}" for s in ("ok", "diverged", "failed"))
@@ -277,6 +278,27 @@ def _version() -> str:
         return str(__version__)
     except ImportError:  # pragma: no cover
         return "unknown"
+
+
+def _extra_figures(names: Sequence[str], store_dir: Path, out_dir: Path, slug: str) -> list[str]:
+    """The experiment's extra figures (muonlab.report.extra_figures); a failure is a notice."""
+    from muonlab.report.extra_figures import EXTRA_FIGURES
+
+    out = []
+    for fig_name in names:
+        fn = EXTRA_FIGURES.get(str(fig_name))
+        if fn is None:
+            out.append(f'<p class="notice">unknown extra figure {_e(fig_name)}</p>')
+            continue
+        png = out_dir / f"{slug}_{fig_name}.png"
+        try:
+            caption = fn(store_dir, png)
+        except (NothingToPlot, KeyError, ValueError) as e:
+            out.append(f'<p class="notice">{_e(fig_name)}: {_e(e)}</p>')
+            continue
+        out.append(f'<figure><img src="{_e(png.name)}" alt="{_e(caption)}"><figcaption>{_e(caption)} '
+                   f'<a href="{_e(png.with_suffix(".svg").name)}">SVG</a></figcaption></figure>')
+    return out
 
 
 _LORA_COLUMNS = {

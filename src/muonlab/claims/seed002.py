@@ -1,0 +1,358 @@
+r"""Claims of seed 002: Rhee, Simon, Karkada, *Muon dynamics in matrix factorization*
+(arXiv 2606.30509), on the asymmetric two-factor problem f = ½‖W2 W1 − M*‖²_F (P3).
+
+The seed's text lost its numbers; the settings are the ones SPEC §4 restates (M* =
+diag(10/i), N = d = 32) and every threshold below is derived in its docstring from the
+dynamics it tests, not fitted to a run.
+
+* :func:`muon_equal_rate` and :func:`muon_smallest_first` — claim (a): from a small
+  init, aligned Muon grows every singular value of each factor by η per step, so
+  σ_i(W2W1) ≈ (ηt)² for every mode until it reaches σ*_i: mode i arrives at
+  t_i ≈ sqrt(σ*_i)/η — all modes at the same rate, hence the smallest first.
+* :func:`gd_largest_first` — claim (a), the contrast: GD is saddle-to-saddle, largest
+  mode first.
+* :func:`muon_stable_above_gd_edge` — claim (b): Muon stays stable far above GD's
+  critical step 2/λ_max(∇²f), and converges under exponential annealing.
+* :func:`conservation_laws` — claim (c): GD conserves W2ᵀW2 − W1W1ᵀ, Muon conserves
+  sqrt(W2ᵀW2) − sqrt(W1W1ᵀ); each visibly breaks the other's invariant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from muonlab.claims.base import Claim
+
+__all__ = ["conservation_laws", "gd_largest_first", "muon_equal_rate", "muon_smallest_first",
+           "muon_stable_above_gd_edge"]
+
+SEED = "002"
+
+#: A mode has "arrived" when σ_i(W2W1) ≥ FRACTION·σ*_i.
+FRACTION = 0.9
+#: Smallest-first / largest-first: Spearman correlation between σ*_i and arrival time
+#: beyond ±0.9 (a strict order would give ±1; 0.9 allows a few swaps among the nearly
+#: equal tail values 10/31, 10/32 and ties of one step).
+RANK_CORR = 0.9
+#: Equal-rate law t_i = sqrt(FRACTION·σ*_i)/η: median relative error over modes at most
+#: 15 % (the law ignores the init scale α and the first alignment steps, which shift
+#: every t_i by a few steps, i.e. < 5 % of the 100–600-step arrival times here).
+SQRT_LAW_TOL = 0.15
+#: Conservation: the conserved invariant's norm may drift by ≤ 10 % of its value at
+#: t* (discrete steps of size η ≪ 1 conserve the flows' invariants up to O(η) per unit
+#: time), while the other optimizer's invariant must change by ≥ 50 %.
+CONSERVED_DRIFT = 0.10
+BROKEN_CHANGE = 0.50
+T_STAR = 80  # the seed's reference time for the invariants
+#: Stability sweep: GD must fail (diverge or not reach ε) at every η ≥ 1.2·η_crit, and
+#: the sweep must reach ≥ 10·η_crit for Muon's stability to say anything.
+EDGE_MARGIN = 1.2
+SWEEP_SPAN = 10.0
+#: Annealed Muon: max/min of its steps to ε over all η_0 ≥ η_crit at most this
+#: ("fast, without dependence on the initial step": η_0 only adds log(η_0) steps).
+ANNEAL_RATIO_MAX = 1.5
+
+
+def _targets(row: pd.Series) -> np.ndarray:
+    values = row.get("problem.values")
+    if isinstance(values, str):  # the store keeps list-valued config fields as JSON text
+        values = json.loads(values)
+    if values is None or (isinstance(values, float) and math.isnan(values)):
+        raise ValueError("the claim needs explicit target values (problem.values)")
+    return np.sort(np.asarray(list(values), dtype=float))[::-1]
+
+
+def _arrivals(traj: pd.DataFrame, run_id: str) -> np.ndarray:
+    """First logged step at which each mode's progress σ_i/σ*_i reaches FRACTION (nan: never)."""
+    t = traj[(traj["run_id"] == run_id) & (traj["metric"] == "mode_progress")]
+    wide = t.pivot_table(index="step", columns="index", values="value", aggfunc="last").sort_index()
+    hit = wide.to_numpy() >= FRACTION
+    steps = wide.index.to_numpy()
+    return np.array([steps[np.argmax(hit[:, j])] if hit[:, j].any() else np.nan for j in range(hit.shape[1])])
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return float("nan")
+    return float(spearmanr(x[ok], y[ok]).statistic)
+
+
+def _mode_runs(runs: pd.DataFrame, trajectories: pd.DataFrame, optimizer: str):
+    sub = runs[(runs["optimizer.name"] == optimizer) & (runs["status"] == "ok")]
+    for _, row in sub.iterrows():
+        yield row, _targets(row), _arrivals(trajectories, row["run_id"])
+
+
+def _muon_arrivals(runs: pd.DataFrame, trajectories: pd.DataFrame):
+    """Per constant-step Muon run: (σ*, arrival steps t, the law sqrt(0.9σ*)/η)."""
+    out = []
+    for row, sigma, t in _mode_runs(runs, trajectories, "muon"):
+        if row.get("schedule.name") not in (None, "constant"):
+            continue
+        k = min(len(sigma), len(t))
+        sigma, t = sigma[:k], t[:k]
+        out.append((sigma, t, np.sqrt(FRACTION * sigma) / float(row["optimizer.lr"])))
+    return out
+
+
+def _listing(sigma: np.ndarray, t: np.ndarray, pred: np.ndarray | None = None) -> str:
+    idx = [i for i in (0, 1, 3, 8, len(sigma) - 2, len(sigma) - 1) if 0 <= i < len(sigma)]
+    parts = []
+    for i in dict.fromkeys(idx):
+        arrival = "—" if np.isnan(t[i]) else f"{t[i]:g}"
+        law = "" if pred is None else f" (law {pred[i]:.0f})"
+        parts.append(f"σ*={sigma[i]:.3g}: t={arrival}{law}")
+    return ", ".join(parts)
+
+
+def _need_modes(runs: pd.DataFrame, trajectories: pd.DataFrame | None, name: str) -> Claim | None:
+    if runs.empty or trajectories is None or trajectories.empty:
+        return Claim(name, SEED, False, "no runs or no trajectories in the store")
+    if "mode_progress" not in set(trajectories["metric"]):
+        return Claim(name, SEED, False, "the store has no mode_progress trajectories")
+    return None
+
+
+def muon_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Claim (a), Muon: every mode grows at the same rate.
+
+    Aligned Muon adds η to every singular value of each factor per step, so
+    σ_i(W2W1) = (ηt)² for every mode until it reaches σ*_i, and mode i arrives
+    (σ_i ≥ 0.9·σ*_i) at t_i = sqrt(0.9·σ*_i)/η. Passes when, in the median constant-step
+    Muon run, at least 3/4 of the modes arrived and the median over modes of
+    |t_i − law_i|/law_i is at most 15 %.
+    """
+    name = "muon_equal_rate"
+    missing = _need_modes(runs, trajectories, name)
+    if missing is not None:
+        return missing
+    data = _muon_arrivals(runs, trajectories)
+    if not data:
+        return Claim(name, SEED, False, "no successful constant-step Muon runs")
+    errs, fracs = [], []
+    for _sigma, t, pred in data:
+        ok = np.isfinite(t)
+        errs.append(float(np.median(np.abs(t[ok] - pred[ok]) / pred[ok])) if ok.any() else float("nan"))
+        fracs.append(float(ok.mean()))
+    e, f = float(np.median(errs)), float(np.median(fracs))
+    sigma, t, pred = data[int(np.argsort(errs)[len(errs) // 2])]
+    within = float(np.mean(np.abs(t - pred) / pred <= SQRT_LAW_TOL))
+    reasons = []
+    if not f >= 0.75:
+        reasons.append(f"only {f:.0%} of the modes arrived")
+    if not e <= SQRT_LAW_TOL:
+        reasons.append(f"median error to the law {e:.3f} > {SQRT_LAW_TOL}")
+    detail = (f"Muon, {len(data)} runs, arrival at {FRACTION:g}·σ*_i against the equal-rate law "
+              f"t = sqrt({FRACTION:g}σ*)/η: {_listing(sigma, t, pred)}; median relative error {e:.3f} "
+              f"(need <= {SQRT_LAW_TOL}); {within:.0%} of the modes within {SQRT_LAW_TOL:.0%} of the law; "
+              f"{f:.0%} of the modes arrived.")
+    if reasons:
+        detail += " FAIL: " + "; ".join(reasons) + "."
+    return Claim(name, SEED, not reasons, detail)
+
+
+muon_equal_rate.needs_trajectories = True  # type: ignore[attr-defined]
+
+
+def muon_smallest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Claim (a), Muon: the smallest modes converge first.
+
+    Passes when, in the median constant-step Muon run, Spearman(σ*_i, t_i) ≥ 0.9 over all
+    modes that arrived (larger targets arrive later; a strict order gives 1, and 0.9
+    allows a few swaps among nearly equal tail values), with at least 3/4 arrived. All
+    modes count: the claim is about the order of the whole spectrum.
+    """
+    name = "muon_smallest_first"
+    missing = _need_modes(runs, trajectories, name)
+    if missing is not None:
+        return missing
+    data = _muon_arrivals(runs, trajectories)
+    if not data:
+        return Claim(name, SEED, False, "no successful constant-step Muon runs")
+    corr = [_spearman(sigma, t) for sigma, t, _ in data]
+    frac = float(np.median([np.isfinite(t).mean() for _, t, _ in data]))
+    c = float(np.median(corr))
+    sigma, t, pred = data[int(np.argsort(corr)[len(corr) // 2])]
+    late = [f"σ*={sigma[i]:.3g} at t={t[i]:g} (law {pred[i]:.0f})" for i in range(len(sigma))
+            if np.isfinite(t[i]) and t[i] > (1 + SQRT_LAW_TOL) * pred[i]]
+    reasons = []
+    if not frac >= 0.75:
+        reasons.append(f"only {frac:.0%} of the modes arrived")
+    if not c >= RANK_CORR:
+        reasons.append(f"Spearman(σ*, t) {c:.3f} < {RANK_CORR}")
+    detail = (f"Muon, {len(data)} runs: {_listing(sigma, t)}; Spearman(σ*, t) = {c:.3f} over all modes "
+              f"(need >= {RANK_CORR}). Modes arriving later than the equal-rate law: "
+              f"{'; '.join(late) if late else 'none'}.")
+    if reasons:
+        detail += " FAIL: " + "; ".join(reasons) + " (see docs/findings.md F4)."
+    return Claim(name, SEED, not reasons, detail)
+
+
+muon_smallest_first.needs_trajectories = True  # type: ignore[attr-defined]
+
+
+def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Claim (a), GD: saddle-to-saddle learning, the largest modes first.
+
+    Passes when, in the median GD run, Spearman(σ*_i, t_i) ≤ −0.9 over the modes that
+    arrived (at least 5 of them: GD does not finish the small modes in the seed's 1000
+    steps, which is part of the claim).
+    """
+    name = "gd_largest_first"
+    missing = _need_modes(runs, trajectories, name)
+    if missing is not None:
+        return missing
+    corr, arrived, first = [], [], None
+    for _row, sigma, t in _mode_runs(runs, trajectories, "gd"):
+        k = min(len(sigma), len(t))
+        corr.append(_spearman(sigma[:k], t[:k]))
+        arrived.append(int(np.isfinite(t[:k]).sum()))
+        first = first or (sigma[:k], t[:k])
+    if not corr:
+        return Claim(name, SEED, False, "no successful GD runs")
+    c, n = float(np.median(corr)), int(np.median(arrived))
+    sigma, t = first
+    listing = _listing(sigma, t)
+    reasons = []
+    if n < 5:
+        reasons.append(f"only {n} modes arrived")
+    if not c <= -RANK_CORR:
+        reasons.append(f"Spearman(σ*, t) {c:.3f} > −{RANK_CORR}")
+    detail = (f"GD, {len(corr)} runs: {listing}; {n}/{len(sigma)} modes arrived; Spearman(σ*, t) = {c:.3f} "
+              f"(need <= −{RANK_CORR}: largest first).")
+    if reasons:
+        detail += " FAIL: " + "; ".join(reasons) + "."
+    return Claim(name, SEED, not reasons, detail)
+
+
+gd_largest_first.needs_trajectories = True  # type: ignore[attr-defined]
+
+
+def muon_stable_above_gd_edge(runs: pd.DataFrame) -> Claim:
+    """Claim (b): Muon is stable far above GD's edge and converges under annealing.
+
+    η_crit = 2/λ_max(∇²f) at the balanced minimizer W2 = U√Σ*, W1 = √Σ* Vᵀ, whose top
+    Hessian eigenvalue is σ1(W1)² + σ1(W2)² = 2σ*_1, so η_crit = 1/σ*_1 (0.1 for
+    M* = diag(10/i)). Passes when, over the sweep (which must reach ≥ 10·η_crit):
+
+    * constant-step GD reaches ε at some η < η_crit and at no η ≥ 1.2·η_crit;
+    * constant-step Muon never diverges and ends below its initial error at every η;
+    * annealed Muon (η_t = c·η_0·q^t) reaches ε from every η_0 ≥ η_crit, with max/min of
+      its step counts ≤ 1.5.
+    """
+    name = "muon_stable_above_gd_edge"
+    if runs.empty or "optimizer.name" not in runs:
+        return Claim(name, SEED, False, "no runs in the store")
+    from muonlab.claims.base import level_for, steps_column
+
+    eps = level_for(runs)
+    col = steps_column(eps)
+    eta_crit = 1.0 / float(_targets(runs.iloc[0])[0])
+    sched = runs["schedule.name"] if "schedule.name" in runs else pd.Series("constant", index=runs.index)
+    gd = runs[(runs["optimizer.name"] == "gd") & (sched == "constant")].sort_values("optimizer.lr")
+    mu = runs[(runs["optimizer.name"] == "muon") & (sched == "constant")].sort_values("optimizer.lr")
+    mu_ann = runs[(runs["optimizer.name"] == "muon") & (sched == "geometric")].sort_values("optimizer.lr")
+    reasons = []
+    top = float(runs["optimizer.lr"].max()) if len(runs) else 0.0
+    if top < SWEEP_SPAN * eta_crit:
+        reasons.append(f"the sweep stops at η = {top:g} < {SWEEP_SPAN:g}·η_crit")
+    gd_ok = gd[gd[col].notna()]
+    below = gd_ok[gd_ok["optimizer.lr"] < eta_crit]
+    above_ok = gd_ok[gd_ok["optimizer.lr"] >= EDGE_MARGIN * eta_crit]
+    if gd.empty or below.empty:
+        reasons.append(f"GD never reached {eps:g} below η_crit (no baseline)")
+    if not above_ok.empty:
+        reasons.append(f"GD reached {eps:g} at η = {above_ok['optimizer.lr'].min():g} ≥ {EDGE_MARGIN}·η_crit")
+    gd_div = gd[gd["status"] == "diverged"]
+    mu_div = mu[mu["status"] != "ok"]
+    if mu.empty:
+        reasons.append("no constant-step Muon runs")
+    if not mu_div.empty:
+        reasons.append(f"Muon {mu_div['status'].iloc[0]} at η = {mu_div['optimizer.lr'].min():g}")
+    bad = mu[~(mu["final_rel_err"] < 1.0)]
+    if not bad.empty:
+        reasons.append(f"Muon ended above its initial error at η = {bad['optimizer.lr'].min():g}")
+    ann = mu_ann[mu_ann["optimizer.lr"] >= eta_crit]
+    ratio = float("nan")
+    if ann.empty:
+        reasons.append("no annealed Muon runs from η_0 ≥ η_crit")
+    else:
+        missed = ann[ann[col].isna()]
+        if not missed.empty:
+            reasons.append(f"annealed Muon missed {eps:g} from η_0 = {missed['optimizer.lr'].min():g}")
+        else:
+            ratio = float(ann[col].max() / ann[col].min())
+            if not ratio <= ANNEAL_RATIO_MAX:
+                reasons.append(f"annealed Muon max/min steps {ratio:.2f} > {ANNEAL_RATIO_MAX}")
+    detail = (
+        f"η_crit = 2/λ_max = 1/σ*_1 = {eta_crit:g}; sweep η ∈ [{runs['optimizer.lr'].min():g}, {top:g}]. "
+        f"GD (constant) reaches {eps:g} up to η = "
+        f"{below['optimizer.lr'].max() if not below.empty else float('nan'):g}, diverges from η = "
+        f"{gd_div['optimizer.lr'].min() if not gd_div.empty else float('nan'):g} "
+        f"({len(gd_div)}/{len(gd)} runs diverged). Muon (constant): {len(mu) - len(mu_div)}/{len(mu)} runs stable, "
+        f"final rel. err {mu['final_rel_err'].min():.3g}–{mu['final_rel_err'].max():.3g} (∝ η). "
+        f"Muon annealed from η_0 ≥ η_crit: {len(ann) - int(ann[col].isna().sum())}/{len(ann)} reached {eps:g} in "
+        f"{ann[col].min() if len(ann) else float('nan')}–{ann[col].max() if len(ann) else float('nan')} steps "
+        f"(max/min {ratio:.2f}, need <= {ANNEAL_RATIO_MAX})."
+    )
+    if reasons:
+        detail += " FAIL: " + "; ".join(reasons) + "."
+    return Claim(name, SEED, not reasons, detail)
+
+
+def conservation_laws(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Claim (c): each optimizer conserves its own invariant and breaks the other's.
+
+    With N(t) the Frobenius norm of an invariant, drift = max_{t ≥ t*} |N(t) − N(t*)| /
+    N(t*) with t* = 80 (the seed's reference time). Passes when, in the median run:
+    GD's drift of ‖W2ᵀW2 − W1W1ᵀ‖ ≤ 10 % and Muon's drift of
+    ‖sqrt(W2ᵀW2) − sqrt(W1W1ᵀ)‖ ≤ 10 % (the flows conserve them exactly; steps of size η
+    ≪ 1 up to O(η)), while GD changes the Muon invariant and Muon changes the GD
+    invariant by ≥ 50 % each (so "conserved" is not just "nothing moves").
+    """
+    name = "conservation_laws"
+    if runs.empty or trajectories is None or trajectories.empty:
+        return Claim(name, SEED, False, "no runs or no trajectories in the store")
+    need = {"gf_invariant_norm", "muon_invariant_norm"}
+    if not need <= set(trajectories["metric"]):
+        return Claim(name, SEED, False, f"the store lacks {sorted(need - set(trajectories['metric']))}")
+
+    def drift(opt: str, metric: str) -> float:
+        vals = []
+        for rid in runs[(runs["optimizer.name"] == opt) & (runs["status"] == "ok")]["run_id"]:
+            s = trajectories[(trajectories["run_id"] == rid) & (trajectories["metric"] == metric)]
+            s = s.set_index("step")["value"].sort_index()
+            s = s[s.index >= T_STAR]
+            if len(s) < 2 or not s.iloc[0] > 0:
+                continue
+            vals.append(float((s - s.iloc[0]).abs().max() / s.iloc[0]))
+        return float(np.median(vals)) if vals else float("nan")
+
+    gd_own, gd_other = drift("gd", "gf_invariant_norm"), drift("gd", "muon_invariant_norm")
+    mu_own, mu_other = drift("muon", "muon_invariant_norm"), drift("muon", "gf_invariant_norm")
+    reasons = []
+    if not gd_own <= CONSERVED_DRIFT:
+        reasons.append(f"GD's own invariant drifts {gd_own:.3f}")
+    if not mu_own <= CONSERVED_DRIFT:
+        reasons.append(f"Muon's own invariant drifts {mu_own:.3f}")
+    if not gd_other >= BROKEN_CHANGE:
+        reasons.append(f"GD changes the Muon invariant by only {gd_other:.3f}")
+    if not mu_other >= BROKEN_CHANGE:
+        reasons.append(f"Muon changes the GD invariant by only {mu_other:.3f}")
+    detail = (f"relative change after t* = {T_STAR}: GD keeps ‖W2ᵀW2 − W1W1ᵀ‖ within {gd_own:.3g} "
+              f"(need <= {CONSERVED_DRIFT}) and changes ‖√(W2ᵀW2) − √(W1W1ᵀ)‖ by {gd_other:.3g}; Muon keeps "
+              f"‖√(W2ᵀW2) − √(W1W1ᵀ)‖ within {mu_own:.3g} (need <= {CONSERVED_DRIFT}) and changes "
+              f"‖W2ᵀW2 − W1W1ᵀ‖ by {mu_other:.3g} (both need >= {BROKEN_CHANGE}).")
+    if reasons:
+        detail += " FAIL: " + "; ".join(reasons) + "."
+    return Claim(name, SEED, not reasons, detail)
+
+
+conservation_laws.needs_trajectories = True  # type: ignore[attr-defined]
