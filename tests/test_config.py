@@ -464,7 +464,7 @@ INVALID = [
     ("problem", {"n": 5}, "problem.kind", ["required", "allowed: symmetric_mf"]),
     ("problem", 5, "problem", ["must be a mapping"]),
     ("optimizer.name", "sgd", "optimizer.name",
-     ["unknown 'sgd'; allowed: muon, specgd, specgd_beta, gd, signgd, adam, scaledgd"]),
+     ["unknown 'sgd'; allowed: muon, specgd, specgd_beta, specgf, gd, signgd, adam, scaledgd"]),
     ("optimizer.lr", 0, "optimizer.lr", ["must be > 0"]),
     ("optimizer.lr", None, "optimizer.lr", ["must be a number"]),
     ("optimizer.method", "qr", "optimizer.method", ["allowed: svd, gram, symmetric, beta, newton_schulz, polar_express"]),

@@ -110,11 +110,24 @@ EXPERIMENTS: dict[str, Experiment] = {
             "GD conserves W2ᵀW2 − W1W1ᵀ, Muon conserves √(W2ᵀW2) − √(W1W1ᵀ); each breaks the other's.",
             curve_by=["optimizer.name"], panel_by="optimizer.name", seed="002", y="muon_invariant_norm",
         ),
+        Experiment(
+            "s000_equal_rate", "seed000/s000_equal_rate.yaml",
+            "Seed 000, claims (a)–(b): equal-rate spectral growth in LoRA-style MF",
+            "A_0 = 0, B_0 = γN: SpecGD reaches σ*_i at t ≈ sqrt(σ*_i)/η, smallest first (also with r < r*); "
+            "GD largest first.",
+            curve_by=["problem.r"], panel_by="optimizer.name", seed="000", extra_figures=["mode_arrivals"],
+        ),
+        Experiment(
+            "s000_specgf", "seed000/s000_specgf.yaml",
+            "Seed 000: spectral gradient flow (adaptive ODE)",
+            "SpecGF with T_β (β = 1e-6) integrated with error control: σ*_i reached at flow time sqrt(0.9σ*_i).",
+            curve_by=["optimizer.name"], panel_by=None, seed="000", extra_figures=["mode_arrivals"],
+        ),
     )
 }
 
 #: ``--quick`` overrides per experiment (``muonlab run --set`` syntax). Measured on
-#: 2 CPU cores, one torch thread: all ten together take about 3 minutes.
+#: 2 CPU cores, one torch thread: all twelve together take about 3.5 minutes.
 QUICK: dict[str, list[str]] = {
     "p1_kappa_sweep": ["problem.n=40", "problem.r=4", "steps=1500", "seeds=2"],
     "p1_rank_sweep": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8,16,32]", "steps=1500", "seeds=2"],
@@ -126,6 +139,8 @@ QUICK: dict[str, list[str]] = {
     "s002_mode_order": ["seeds=2"],
     "s002_lr_stability": ["grid.optimizer.lr=[0.007,0.012,0.02,0.035,0.06,0.09,0.12,0.2,0.35,0.6,1.0,1.7,2.8]"],
     "s002_conservation": ["seeds=2"],
+    "s000_equal_rate": ["seeds=2"],
+    "s000_specgf": [],
 }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from muonlab.claims.base import Claim
-from muonlab.claims import seed001, seed002
+from muonlab.claims import seed000, seed001, seed002
 
 __all__ = ["CLAIMS", "Claim", "evaluate_claims", "evaluate_experiment"]
 
@@ -44,6 +44,8 @@ CLAIMS: dict[str, list[ClaimFn]] = {
     "s002_mode_order": [seed002.muon_equal_rate, seed002.muon_smallest_first, seed002.gd_largest_first],
     "s002_lr_stability": [seed002.muon_stable_above_gd_edge],
     "s002_conservation": [seed002.conservation_laws],
+    "s000_equal_rate": [seed000.specgd_equal_rate, seed000.underparameterized_top_modes, seed000.gd_largest_first],
+    "s000_specgf": [seed000.specgf_equal_rate],
 }
 
 

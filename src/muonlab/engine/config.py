@@ -398,6 +398,18 @@ class SpecGDBetaConfig(_Optimizer):
     momentum: _NonNeg = 0.0
 
 
+class SpecGFConfig(_Optimizer):
+    """Spectral gradient *flow* (seed 000): dθ/dτ = −T_β(∇_θ f) by an adaptive ODE solver
+    (muonlab.engine.flow). ``lr`` is the recording interval Δτ (step k = time k·Δτ, the
+    clock of SpecGD with η = Δτ); β = 0 uses the exact msign (a discontinuous field)."""
+
+    name: Literal["specgf"] = "specgf"
+    beta: _NonNeg = 1e-4
+    rtol: _Positive = 1e-8
+    atol: _Positive = 1e-10
+    solver: Literal["DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA"] = "DOP853"
+
+
 class GDConfig(_Optimizer):
     name: Literal["gd"] = "gd"
     momentum: _NonNeg = 0.0
@@ -424,12 +436,10 @@ class ScaledGDConfig(_Optimizer):
 
 OPTIMIZERS: dict[str, type[_Optimizer]] = {
     cls.model_fields["name"].default: cls
-    for cls in (MuonConfig, SpecGDConfig, SpecGDBetaConfig, GDConfig, SignGDConfig, AdamConfig, ScaledGDConfig)
+    for cls in (MuonConfig, SpecGDConfig, SpecGDBetaConfig, SpecGFConfig, GDConfig, SignGDConfig, AdamConfig,
+                ScaledGDConfig)
 }
-OptimizerConfig = Annotated[
-    Union[MuonConfig, SpecGDConfig, SpecGDBetaConfig, GDConfig, SignGDConfig, AdamConfig, ScaledGDConfig],
-    Field(discriminator="name"),
-]
+OptimizerConfig = Annotated[Union[tuple(OPTIMIZERS.values())], Field(discriminator="name")]  # type: ignore[valid-type]
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -722,7 +732,10 @@ def batch_key(run: RunSpec) -> str:
     Runs with the same key differ only in seed, κ, α, γ and lr, so the engine can
     advance them together as one batched tensor set.
     """
-    flat = {k: v for k, v in run.flat().items() if k not in BATCHABLE and k != "experiment"}
+    full = run.flat()
+    # A flow (specgf) records on one time grid per batch: its Δτ (lr) is not batchable.
+    keep = {"optimizer.lr"} if full.get("optimizer.name") == "specgf" else set()
+    flat = {k: v for k, v in full.items() if (k not in BATCHABLE or k in keep) and k != "experiment"}
     return _digest(flat)
 
 

@@ -121,6 +121,10 @@ def run_batch(
     batch key. ``on_step(k)`` reports progress: k run-steps (steps × runs) done
     since the last call.
     """
+    if _spec_dict(runs[0].optimizer).get("name") == "specgf":  # continuous time: an ODE, not steps
+        from muonlab.engine.flow import run_flow_batch
+
+        return run_flow_batch(runs, on_step)
     t0 = time.perf_counter()
     spec = runs[0]
     R = len(runs)

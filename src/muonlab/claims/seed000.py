@@ -1,0 +1,141 @@
+r"""Claims of seed 000: Kang, Yun, Shin, Cho, Yun, *Uniform Spectral Growth and
+Convergence of Muon in LoRA-Style Matrix Factorization* (arXiv 2602.06385), on
+P4: f = ½‖W* − AB‖²_F from A_0 = 0, B_0 = γ·N(0,1).
+
+The mechanism is the one seed 002's claim (a) uses: after a short alignment phase,
+spectral steps add the same amount to every singular value of each factor, so
+sqrt(σ_i(AB)) grows at one rate for every i and mode i reaches 0.9·σ*_i at
+
+    t_i = sqrt(0.9·σ*_i)/η   (SpecGD with step η),   τ_i = sqrt(0.9·σ*_i)   (SpecGF),
+
+smallest first; gradient descent reaches the largest first. The arrival times come
+from the ``mode_progress`` trajectories; the law, the tolerances and the rank
+correlation are those of :mod:`muonlab.claims.seed002` (derivations there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from muonlab.claims.base import Claim
+from muonlab.claims.seed002 import (
+    FRACTION,
+    RANK_CORR,
+    SQRT_LAW_TOL,
+    _arrivals,
+    _listing,
+    _spearman,
+    _targets,
+)
+
+__all__ = ["gd_largest_first", "specgd_equal_rate", "specgf_equal_rate", "underparameterized_top_modes"]
+
+SEED = "000"
+
+
+def _law(runs: pd.DataFrame, traj: pd.DataFrame | None, optimizer: str, exact: bool | None):
+    """Per run of ``optimizer`` (``exact``: r ≥ r* only; False: r < r* only; None: all):
+    (σ* top-k, arrivals t, law) with the law in the run's own steps (Δτ or η = lr)."""
+    if traj is None or traj.empty or "mode_progress" not in set(traj["metric"]):
+        return None
+    sub = runs[(runs["optimizer.name"] == optimizer) & (runs["status"] == "ok")]
+    out = []
+    for _, row in sub.iterrows():
+        r, r_star = int(row["problem.r"]), int(row.get("problem.r_star") or row["problem.r"])
+        if exact is not None and exact != (r >= r_star):
+            continue
+        sigma, t = _targets(row), _arrivals(traj, row["run_id"])
+        k = min(len(sigma), len(t))
+        out.append((sigma[:k], t[:k], np.sqrt(FRACTION * sigma[:k]) / float(row["optimizer.lr"])))
+    return out
+
+
+def _equal_rate(name: str, what: str, data, need_order: bool = True) -> Claim:
+    if data is None:
+        return Claim(name, SEED, False, "the store has no mode_progress trajectories")
+    if not data:
+        return Claim(name, SEED, False, f"no successful {what} runs")
+    errs, corr, frac = [], [], []
+    for sigma, t, pred in data:
+        ok = np.isfinite(t)
+        errs.append(float(np.median(np.abs(t[ok] - pred[ok]) / pred[ok])) if ok.any() else float("nan"))
+        corr.append(_spearman(sigma, t))
+        frac.append(float(ok.mean()))
+    e, c, f = float(np.median(errs)), float(np.median(corr)), float(np.median(frac))
+    sigma, t, pred = data[int(np.argsort(errs)[len(errs) // 2])]
+    reasons = []
+    if not f >= 0.75:
+        reasons.append(f"only {f:.0%} of the modes arrived")
+    if not e <= SQRT_LAW_TOL:
+        reasons.append(f"median error to the law {e:.3f} > {SQRT_LAW_TOL}")
+    if need_order and not c >= RANK_CORR:
+        reasons.append(f"Spearman(σ*, t) {c:.3f} < {RANK_CORR}")
+    detail = (f"{what}, {len(data)} runs: {_listing(sigma, t, pred)}; median |t − law|/law = {e:.3f} "
+              f"(need <= {SQRT_LAW_TOL}); Spearman(σ*, t) = {c:.3f}"
+              + (f" (need >= {RANK_CORR}: smallest first)" if need_order else "") + f"; {f:.0%} of modes arrived.")
+    if reasons:
+        detail += " FAIL: " + "; ".join(reasons) + "."
+    return Claim(name, SEED, not reasons, detail)
+
+
+def specgd_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Claim (a), discrete: SpecGD (r = r*) reaches σ*_i at t_i = sqrt(0.9σ*_i)/η, smallest first.
+
+    Passes when, in the median run, the median relative error to the law is ≤ 15 %,
+    Spearman(σ*_i, t_i) ≥ 0.9 and ≥ 3/4 of the modes arrived.
+    """
+    return _equal_rate("specgd_equal_rate", "SpecGD (r = r*)", _law(runs, trajectories, "specgd", True))
+
+
+def specgf_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Claim (a), continuous: SpecGF reaches σ*_i at flow time τ_i = sqrt(0.9σ*_i).
+
+    Same rule as :func:`specgd_equal_rate`, with the record interval Δτ as the step.
+    """
+    return _equal_rate("specgf_equal_rate", "SpecGF (adaptive ODE)", _law(runs, trajectories, "specgf", None))
+
+
+specgd_equal_rate.needs_trajectories = True  # type: ignore[attr-defined]
+specgf_equal_rate.needs_trajectories = True  # type: ignore[attr-defined]
+
+
+def underparameterized_top_modes(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Claim (b): with r < r*, SpecGD's top r modes follow the same law (≤ 15 % median
+    error, smallest of them first)."""
+    return _equal_rate("underparameterized_top_modes", "SpecGD (r < r*, top r modes)",
+                       _law(runs, trajectories, "specgd", False))
+
+
+underparameterized_top_modes.needs_trajectories = True  # type: ignore[attr-defined]
+
+
+def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Claim (a), the contrast: gradient descent (r = r*) reaches the largest σ*_i first.
+
+    Passes when, in the median GD run, Spearman(σ*_i, t_i) ≤ −0.9 over the modes that
+    arrived, with at least 3 arrived.
+    """
+    name = "gd_largest_first_lora"
+    data = _law(runs, trajectories, "gd", True)
+    if data is None:
+        return Claim(name, SEED, False, "the store has no mode_progress trajectories")
+    if not data:
+        return Claim(name, SEED, False, "no successful GD runs")
+    corr = [_spearman(s, t) for s, t, _ in data]
+    arrived = int(np.median([np.isfinite(t).sum() for _, t, _ in data]))
+    c = float(np.median(corr))
+    sigma, t, _ = data[0]
+    reasons = []
+    if arrived < 3:
+        reasons.append(f"only {arrived} modes arrived")
+    if not c <= -RANK_CORR:
+        reasons.append(f"Spearman(σ*, t) {c:.3f} > −{RANK_CORR}")
+    detail = (f"GD (r = r*), {len(data)} runs: {_listing(sigma, t)}; Spearman(σ*, t) = {c:.3f} "
+              f"(need <= −{RANK_CORR}: largest first); {arrived}/{len(sigma)} modes arrived.")
+    if reasons:
+        detail += " FAIL: " + "; ".join(reasons) + "."
+    return Claim(name, SEED, not reasons, detail)
+
+
+gd_largest_first.needs_trajectories = True  # type: ignore[attr-defined]
