@@ -146,3 +146,38 @@ def test_conservation_claim_needs_both_halves(repro):
     flat.loc[muon_inv & flat["run_id"].isin(gd_ids), "value"] = 1.0
     c = conservation_laws(runs, flat)
     assert not c.passed and "GD changes the Muon invariant by only" in c.detail
+
+
+def test_two_step_alignment_on_the_seed_setting(tmp_path):
+    from muonlab.claims.seed002 import two_step_alignment
+
+    result = runner.invoke(app, ["reproduce", "s002_two_step", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    claim = _claims(tmp_path)["two_step_alignment"]
+    assert claim["passed"], claim["detail"]
+    store = ResultStore(tmp_path / "s002_two_step")
+    runs, traj = store.runs(), store.trajectories()
+    # without the spike runs the claim has no evidence
+    assert not two_step_alignment(runs[runs["schedule.name"] == "constant"], traj).passed
+    # an alignment that only arrives at step 3 fails
+    slow = traj.copy()
+    slow.loc[(slow["metric"] == "matched_alignment") & (slow["step"] == 2), "value"] = 0.6
+    assert "at step 2" in two_step_alignment(runs, slow).detail
+
+
+def test_matched_alignment_metric_is_per_direction():
+    import torch
+
+    from muonlab.engine.metrics import compute_metrics
+    from muonlab.problems import TwoFactorMF
+
+    p = TwoFactorMF(6, 6, 6, seed=[0], spectrum="list", values=[3, 2, 1, 0.5, 0.3, 0.2], alpha=0.1)
+    U = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))[0]
+    S1 = torch.diag(torch.tensor([6.0, 5, 4, 3, 2, 1], dtype=torch.float64))
+    W2, W1 = (U @ S1)[None], (S1 @ U.T)[None]  # share the inner basis, same order: aligned
+    m = compute_metrics(p, [W2, W1], ["matched_alignment", "factor_alignment"])
+    assert float(m["matched_alignment"][0]) == pytest.approx(1.0, abs=1e-12)
+    W1_swapped = (torch.diag(torch.tensor([1.0, 2, 3, 4, 5, 6], dtype=torch.float64)) @ U.T)[None]
+    m = compute_metrics(p, [W2, W1_swapped], ["matched_alignment", "factor_alignment"])
+    assert float(m["factor_alignment"][0]) == pytest.approx(1.0)  # full-d subspace score: trivially 1
+    assert float(m["matched_alignment"][0]) < 0.5  # the per-direction score sees the mismatch

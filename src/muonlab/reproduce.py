@@ -111,6 +111,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             curve_by=["optimizer.name"], panel_by="optimizer.name", seed="002", y="muon_invariant_norm",
         ),
         Experiment(
+            "s002_two_step", "seed002/s002_two_step.yaml",
+            "Seed 002, claim (e): two-step alignment with spike_anneal",
+            "n = d = 25, σ*_i = 5/(4+i), orthogonal init × 1e-4: η_0 = α, η_1 = sqrt(σ_max) aligns the factors "
+            "in two steps; a constant small step for contrast.",
+            curve_by=["optimizer.lr"], panel_by="schedule.name", seed="002", y="matched_alignment",
+        ),
+        Experiment(
             "s000_equal_rate", "seed000/s000_equal_rate.yaml",
             "Seed 000, claims (a)–(b): equal-rate spectral growth in LoRA-style MF",
             "A_0 = 0, B_0 = γN: SpecGD reaches σ*_i at t ≈ sqrt(σ*_i)/η, smallest first (also with r < r*); "
@@ -139,6 +146,7 @@ QUICK: dict[str, list[str]] = {
     "s002_mode_order": ["seeds=2"],
     "s002_lr_stability": ["grid.optimizer.lr=[0.007,0.012,0.02,0.035,0.06,0.09,0.12,0.2,0.35,0.6,1.0,1.7,2.8]"],
     "s002_conservation": ["seeds=2"],
+    "s002_two_step": [],
     "s000_equal_rate": ["seeds=2"],
     "s000_specgf": [],
 }

@@ -44,6 +44,7 @@ CLAIMS: dict[str, list[ClaimFn]] = {
     "s002_mode_order": [seed002.muon_equal_rate, seed002.muon_smallest_first, seed002.gd_largest_first],
     "s002_lr_stability": [seed002.muon_stable_above_gd_edge],
     "s002_conservation": [seed002.conservation_laws],
+    "s002_two_step": [seed002.two_step_alignment],
     "s000_equal_rate": [seed000.specgd_equal_rate, seed000.underparameterized_top_modes, seed000.gd_largest_first],
     "s000_specgf": [seed000.specgf_equal_rate],
 }

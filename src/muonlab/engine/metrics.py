@@ -326,6 +326,11 @@ def _m_factor_alignment(problem, params, cache):
     return factor_alignment(W2, W1, k=k)
 
 
+def _m_matched_alignment(problem, params, cache):
+    W2, W1 = params
+    return factor_alignment(W2, W1, matched=True)
+
+
 def _m_target_alignment(problem, params, cache):
     U, _, V = _svd(problem, params, cache)
     Ut, _, Vt, rank = _target_svd(problem)
@@ -399,6 +404,13 @@ METRICS: dict[str, Metric] = {
             _m_factor_alignment,
             "subspace alignment of W2's right and W1's left top-k singular vectors "
             "(k = target rank when there is a target), (R,)",
+            applies=_is_product,
+        ),
+        Metric(
+            "matched_alignment",
+            _m_matched_alignment,
+            "direction-by-direction (v₂ᵢᵀu₁ᵢ)² of W2's right and W1's left singular vectors, averaged over "
+            "all min(n_out, d, n_in) directions (seed 002's per-mode alignment; not trivial when d is full), (R,)",
             applies=_is_product,
         ),
         Metric(
