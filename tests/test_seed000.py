@@ -105,7 +105,7 @@ def test_flow_config_validation_and_batching():
 @pytest.fixture(scope="module")
 def repro(tmp_path_factory):
     out = tmp_path_factory.mktemp("s000")
-    for name in ("s000_equal_rate", "s000_specgf"):
+    for name in ("s000_equal_rate", "s000_specgf", "s000_convergence"):
         result = runner.invoke(app, ["reproduce", name, "--quick", "--out", str(out), "--set", "seeds=1"])
         assert result.exit_code == 0, result.output
     return out
@@ -113,7 +113,8 @@ def repro(tmp_path_factory):
 
 def test_seed000_claims_on_quick_runs(repro):
     claims = {c["name"]: c for c in json.loads((repro / "claims.json").read_text())}
-    for name in ("specgd_equal_rate", "underparameterized_top_modes", "gd_largest_first_lora", "specgf_equal_rate"):
+    for name in ("specgd_equal_rate", "underparameterized_top_modes", "gd_largest_first_lora", "specgf_equal_rate",
+                 "specgf_converges_globally"):
         assert claims[name]["passed"], claims[name]["detail"]
         assert claims[name]["seed"] == "000"
     # the law in SpecGD steps: sqrt(0.9·4)/0.01 = 190
@@ -135,3 +136,22 @@ def test_equal_rate_claim_fails_without_the_law(repro):
     c = specgd_equal_rate(runs, late)
     assert not c.passed and "median error to the law" in c.detail
     assert not specgd_equal_rate(runs, traj.iloc[:0]).passed
+
+
+def test_convergence_claim_needs_an_exponential_tail_and_a_global_minimum(repro):
+    from muonlab.claims.seed000 import specgf_converges_globally
+
+    store = ResultStore(repro / "s000_convergence")
+    runs, traj = store.runs(), store.trajectories()
+    assert specgf_converges_globally(runs, traj).passed
+    gap = traj["metric"] == "dist_to_opt"
+    # a power-law tail gap ∝ τ^-6 (no exponential rate) ending far above rounding
+    power = traj.copy()
+    tau = power.loc[gap, "step"].to_numpy() * 0.1 + 0.1
+    power.loc[gap, "value"] = 10.0 * tau ** -6.0
+    c = specgf_converges_globally(runs, power)
+    assert not c.passed and ("not exponential" in c.detail or "ends at gap" in c.detail)
+    # stuck at a non-global point: the final gap is large
+    stuck = traj.copy()
+    stuck.loc[gap, "value"] = stuck.loc[gap, "value"].clip(lower=1e-3)
+    assert not specgf_converges_globally(runs, stuck).passed

@@ -47,6 +47,7 @@ CLAIMS: dict[str, list[ClaimFn]] = {
     "s002_two_step": [seed002.two_step_alignment],
     "s000_equal_rate": [seed000.specgd_equal_rate, seed000.underparameterized_top_modes, seed000.gd_largest_first],
     "s000_specgf": [seed000.specgf_equal_rate],
+    "s000_convergence": [seed000.specgf_converges_globally],
 }
 
 
