@@ -102,7 +102,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             "s002_lr_stability", "seed002/s002_lr_stability.yaml",
             "Seed 002, claim (b): stability above GD's critical step size",
             "200 step sizes in [0.007, 2.8], constant and annealed: GD fails above 2/λ_max = 0.1, Muon does not.",
-            curve_by=["optimizer.lr"], panel_by="schedule.name", seed="002",
+            curve_by=["schedule.name", "optimizer.lr"], panel_by="optimizer.name", seed="002",
+            extra_figures=["lr_sweep"],
         ),
         Experiment(
             "s002_conservation", "seed002/s002_conservation.yaml",
