@@ -102,18 +102,9 @@ def spec_gf(
 
 def run_flow_batch(runs: Sequence[Any], on_step: Callable[[int], None] | None = None):
     """The engine's ``run_batch`` for ``optimizer.name == "specgf"``: same summaries and
-    trajectories as the discrete runner, with step k meaning time k·Δτ."""
-    import pandas as pd
-
-    from muonlab.engine.runner import (
-        _EPS_COLUMN,
-        EPSILONS,
-        BatchResult,
-        _metric_values,
-        _spec_dict,
-        _trajectories,
-        build_problem,
-    )
+    trajectories as the discrete runner (:class:`~muonlab.engine.runner.RunBook`), with
+    step k meaning time k·Δτ."""
+    from muonlab.engine.runner import RunBook, _metric_values, _spec_dict, build_problem
 
     t0 = time.perf_counter()
     spec = runs[0]
@@ -123,64 +114,28 @@ def run_flow_batch(runs: Sequence[Any], on_step: Callable[[int], None] | None = 
     if schedule != "constant":
         raise ValueError(f"schedule: specgf integrates a flow and takes no schedule; use constant, not {schedule!r}")
     dts = {float(_spec_dict(r.optimizer)["lr"]) for r in runs}
-    if len(dts) != 1:  # one time grid per batch (lr is batchable for the discrete optimizers)
+    if len(dts) != 1:  # one time grid per batch (batch_key keeps Δτ out of the batchable fields)
         raise ValueError("optimizer.lr: specgf runs in one batch must share Δτ")
     dt = dts.pop()
     problem = build_problem(runs)
     if problem.dtype != torch.float64:
         raise ValueError("dtype: specgf integrates in float64; set dtype: float64")
     times = dt * np.arange(spec.steps + 1)
-    ts, states, info = spec_gf(problem, times, beta=float(settings.get("beta", 1e-4)),
-                               rtol=float(settings.get("rtol", 1e-8)), atol=float(settings.get("atol", 1e-10)),
-                               solver=str(settings.get("solver", "DOP853")))
-    stop = _spec_dict(spec.stop)
-    target = float(stop.get("target", 0.0) or 0.0)
-    blowup = float(stop.get("blowup", float("inf")) or float("inf"))
-    log_every = int(spec.log_every)
-    logged: dict[str, list] = {m: [] for m in spec.metrics}
-    hits = {eps: torch.full((R,), -1, dtype=torch.int64) for eps in EPSILONS}
-    active = torch.ones(R, dtype=torch.bool)
-    status = ["ok"] * R
-    steps_done = torch.zeros(R, dtype=torch.int64)
-    last_loss = torch.full((R,), float("nan"), dtype=torch.float64)
-    last_rel = torch.full((R,), float("nan"), dtype=torch.float64)
-    loss0 = None
+    _, states, info = spec_gf(problem, times, beta=float(settings.get("beta", 1e-4)),
+                              rtol=float(settings.get("rtol", 1e-8)), atol=float(settings.get("atol", 1e-10)),
+                              solver=str(settings.get("solver", "DOP853")))
+    book = RunBook(runs)
     lr = torch.full((R,), dt, dtype=torch.float64)
     for k, params in enumerate(states):
         loss, _grads, rel = problem.evaluate(params)
         loss, rel = loss.detach().double(), rel.detach().double()
-        if loss0 is None:
-            loss0 = loss.abs().clamp_min(torch.finfo(torch.float64).tiny)
-        finite = torch.isfinite(loss) & torch.isfinite(rel)
-        diverged = active & (~finite | (loss > blowup * loss0))
-        for i in torch.nonzero(diverged).flatten().tolist():
-            status[i] = "diverged"
-        ok_now = active & ~diverged
-        last_loss = torch.where(ok_now, loss, last_loss)
-        last_rel = torch.where(ok_now, rel, last_rel)
-        for eps, h in hits.items():
-            h.copy_(torch.where(ok_now & (h < 0) & (rel <= eps), torch.full_like(h, k), h))
-        if k % log_every == 0 or k == spec.steps:
-            for m, v in _metric_values(spec.metrics, problem, params, loss, rel, lr).items():
-                logged[m].append((k, ok_now.clone(), v))
-        steps_done = torch.where(active, torch.full_like(steps_done, k), steps_done)
-        active = ok_now & ~(rel <= target)
-        if not bool(active.any()):
+        ok_now = book.observe(k, loss, rel, torch.isfinite(loss) & torch.isfinite(rel))
+        if book.due(k):
+            book.log(k, ok_now, _metric_values(spec.metrics, problem, params, loss, rel, lr))
+        if not bool(book.advance(k, ok_now, rel).any()):
             break
     if info["status"] < 0:  # the solver gave up before the horizon: say so on every run still going
-        for i in torch.nonzero(active).flatten().tolist():
-            status[i] = "failed"
+        book.fail_active(f"solve_ivp: {info['message']}")
     if on_step is not None:
         on_step(spec.steps * R)
-    wall = time.perf_counter() - t0
-    rows = []
-    for i, r in enumerate(runs):
-        row = {"run_id": r.run_id, **r.flat(), "status": status[i], "final_loss": float(last_loss[i]),
-               "final_rel_err": float(last_rel[i]), "steps": int(steps_done[i]), "wall_s": wall / R}
-        if status[i] == "failed":
-            row["error"] = f"solve_ivp: {info['message']}"
-        for eps, h in hits.items():
-            row[_EPS_COLUMN[eps]] = int(h[i]) if h[i] >= 0 else None
-        rows.append(row)
-    traj = _trajectories(runs, logged) if logged else pd.DataFrame()
-    return BatchResult(rows, traj)
+    return book.result(runs, time.perf_counter() - t0)

@@ -35,7 +35,7 @@ from muonlab.problems import PROBLEMS
 from muonlab.problems.base import Problem
 from muonlab.problems.targets import generator
 
-__all__ = ["BatchResult", "EPSILONS", "build_problem", "run_batch"]
+__all__ = ["EPSILONS", "BatchResult", "RunBook", "build_problem", "run_batch"]
 
 #: Accuracies whose first-hitting step is stored in runs.parquet (SPEC §6), and the
 #: store's column for each (the store's schema is the single source of the names).
@@ -132,47 +132,23 @@ def run_batch(
     optimizer = BatchedOptimizer(_spec_dict(spec.optimizer), problem.layout)
     lr0 = torch.tensor([float(_spec_dict(r.optimizer)["lr"]) for r in runs], dtype=torch.float64)
     schedule, sched_state = _init_schedule(runs, lr0)
-    stop = _spec_dict(spec.stop)
-    target = float(stop.get("target", 0.0) or 0.0)
-    blowup = float(stop.get("blowup", math.inf) or math.inf)
-    metrics = [m for m in spec.metrics]
-    log_every = int(spec.log_every)
+    book = RunBook(runs)
     device = problem.device
 
     params = [p.clone() for p in problem.init_params()]
     active = torch.ones(R, dtype=torch.bool, device=device)
-    status = ["ok"] * R
-    steps_done = torch.zeros(R, dtype=torch.int64)
-    hits = {eps: torch.full((R,), -1, dtype=torch.int64) for eps in EPSILONS}
-    last_loss = torch.full((R,), math.nan, dtype=torch.float64)
-    last_rel = torch.full((R,), math.nan, dtype=torch.float64)
-    loss0: Tensor | None = None
-    logged: dict[str, list[tuple[int, Tensor, Tensor]]] = {m: [] for m in metrics}
     reported = 0
 
     for t in range(spec.steps + 1):
         loss, grads, rel = problem.evaluate(params)
         loss64, rel64 = loss.detach().to(torch.float64).cpu(), rel.detach().to(torch.float64).cpu()
-        if loss0 is None:
-            loss0 = loss64.abs().clamp_min(torch.finfo(torch.float64).tiny)
-        act = active.cpu()
         finite = torch.isfinite(loss64) & torch.isfinite(rel64)
         for g in grads:
             finite &= torch.isfinite(g.reshape(R, -1)).all(dim=1).cpu()
-        diverged = act & (~finite | (loss64 > blowup * loss0))
-        for i in torch.nonzero(diverged).flatten().tolist():
-            status[i] = "diverged"
-        ok_now = act & ~diverged
-        last_loss = torch.where(ok_now, loss64, last_loss)
-        last_rel = torch.where(ok_now, rel64, last_rel)
-        for eps, h in hits.items():
-            h.copy_(torch.where(ok_now & (h < 0) & (rel64 <= eps), torch.full_like(h, t), h))
-        if t % log_every == 0 or t == spec.steps:
-            for m, v in _metric_values(metrics, problem, params, loss, rel, sched_state.lr).items():
-                logged[m].append((t, ok_now.clone(), v))
-        reached = ok_now & (rel64 <= target)
-        steps_done = torch.where(act, torch.full_like(steps_done, t), steps_done)
-        act = ok_now & ~reached
+        ok_now = book.observe(t, loss64, rel64, finite)
+        if book.due(t):
+            book.log(t, ok_now, _metric_values(spec.metrics, problem, params, loss, rel, sched_state.lr))
+        act = book.advance(t, ok_now, rel64)
         active = act.to(device)
         if not bool(act.any()) or t == spec.steps:
             break
@@ -192,23 +168,90 @@ def run_batch(
             reported = t + 1
     if on_step is not None:  # runs that stopped early count their whole budget
         on_step((spec.steps - reported) * R)
+    return book.result(runs, time.perf_counter() - t0)
 
-    wall = time.perf_counter() - t0
-    summaries = []
-    for i, r in enumerate(runs):
-        row = {
-            "run_id": r.run_id,
-            **r.flat(),
-            "status": status[i],
-            "final_loss": float(last_loss[i]),
-            "final_rel_err": float(last_rel[i]),
-            "steps": int(steps_done[i]),
-            "wall_s": wall / R,
-        }
-        for eps, h in hits.items():
-            row[_EPS_COLUMN[eps]] = int(h[i]) if h[i] >= 0 else None
-        summaries.append(row)
-    return BatchResult(summaries, _trajectories(runs, logged))
+
+class RunBook:
+    """Per-run bookkeeping of one batch, shared by the discrete runner and the flow
+    (:mod:`muonlab.engine.flow`): status (a run diverges on a non-finite value or a loss
+    above ``blowup`` × its first), the first step at which each ε is reached, the last
+    healthy loss and error, steps taken, and the logged metrics.
+
+    Per step t: ``ok = observe(t, loss, rel, finite)``, ``log(t, ok, values)`` when
+    ``due(t)``, then ``active = advance(t, ok, rel)`` (a run also stops once
+    ``rel <= stop.target``).
+    """
+
+    def __init__(self, runs: Sequence[Any]) -> None:
+        spec = runs[0]
+        R = len(runs)
+        stop = _spec_dict(spec.stop)
+        self.target = float(stop.get("target", 0.0) or 0.0)
+        self.blowup = float(stop.get("blowup", math.inf) or math.inf)
+        self.steps, self.log_every = int(spec.steps), int(spec.log_every)
+        self.active = torch.ones(R, dtype=torch.bool)
+        self.status = ["ok"] * R
+        self.errors: dict[int, str] = {}
+        self.steps_done = torch.zeros(R, dtype=torch.int64)
+        self.hits = {eps: torch.full((R,), -1, dtype=torch.int64) for eps in EPSILONS}
+        self.last_loss = torch.full((R,), math.nan, dtype=torch.float64)
+        self.last_rel = torch.full((R,), math.nan, dtype=torch.float64)
+        self.loss0: Tensor | None = None
+        self.logged: dict[str, list[tuple[int, Tensor, Tensor]]] = {m: [] for m in spec.metrics}
+
+    def observe(self, t: int, loss64: Tensor, rel64: Tensor, finite: Tensor) -> Tensor:
+        """Record step t's loss and error (float64, CPU); returns the runs still healthy."""
+        if self.loss0 is None:
+            self.loss0 = loss64.abs().clamp_min(torch.finfo(torch.float64).tiny)
+        diverged = self.active & (~finite | (loss64 > self.blowup * self.loss0))
+        for i in torch.nonzero(diverged).flatten().tolist():
+            self.status[i] = "diverged"
+        ok_now = self.active & ~diverged
+        self.last_loss = torch.where(ok_now, loss64, self.last_loss)
+        self.last_rel = torch.where(ok_now, rel64, self.last_rel)
+        for eps, h in self.hits.items():
+            h.copy_(torch.where(ok_now & (h < 0) & (rel64 <= eps), torch.full_like(h, t), h))
+        return ok_now
+
+    def due(self, t: int) -> bool:
+        """Whether step t is a logging step (every ``log_every`` steps, and the last)."""
+        return t % self.log_every == 0 or t == self.steps
+
+    def log(self, t: int, ok_now: Tensor, values: dict[str, Tensor]) -> None:
+        """Log step t's metric values for the runs that are ``ok_now``."""
+        for m, v in values.items():
+            self.logged[m].append((t, ok_now.clone(), v))
+
+    def advance(self, t: int, ok_now: Tensor, rel64: Tensor) -> Tensor:
+        """Count step t for the runs active at it; returns the runs that go on."""
+        self.steps_done = torch.where(self.active, torch.full_like(self.steps_done, t), self.steps_done)
+        self.active = ok_now & ~(rel64 <= self.target)
+        return self.active
+
+    def fail_active(self, message: str) -> None:
+        """Mark the runs still going as ``failed`` with ``message`` (e.g. a solver that gave up)."""
+        for i in torch.nonzero(self.active).flatten().tolist():
+            self.status[i] = "failed"
+            self.errors[i] = message
+
+    def result(self, runs: Sequence[Any], wall: float) -> BatchResult:
+        summaries = []
+        for i, r in enumerate(runs):
+            row = {
+                "run_id": r.run_id,
+                **r.flat(),
+                "status": self.status[i],
+                "final_loss": float(self.last_loss[i]),
+                "final_rel_err": float(self.last_rel[i]),
+                "steps": int(self.steps_done[i]),
+                "wall_s": wall / len(runs),
+            }
+            if i in self.errors:
+                row["error"] = self.errors[i]
+            for eps, h in self.hits.items():
+                row[_EPS_COLUMN[eps]] = int(h[i]) if h[i] >= 0 else None
+            summaries.append(row)
+        return BatchResult(summaries, _trajectories(runs, self.logged))
 
 
 def _trajectories(runs: Sequence[Any], logged: dict[str, list[tuple[int, Tensor, Tensor]]]) -> pd.DataFrame:
