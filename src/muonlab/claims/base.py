@@ -31,6 +31,18 @@ class Claim:
                 "detail": self.detail, "experiment": self.experiment}
 
 
+def verdict(name: str, seed: str, detail: str, reasons: list[str], *, most: int | None = None,
+            see: str | None = None) -> Claim:
+    """The claim: passed iff ``reasons`` is empty; otherwise ``detail`` gets
+    `` FAIL: reason; reason.`` (at most ``most`` reasons, then ``(+k more)``; ``see`` adds a
+    pointer such as ``(see docs/findings.md F4)``)."""
+    if reasons:
+        shown = reasons if most is None else reasons[:most]
+        more = "" if len(shown) == len(reasons) else f" (+{len(reasons) - len(shown)} more)"
+        detail += " FAIL: " + "; ".join(shown) + more + ("" if see is None else f" ({see})") + "."
+    return Claim(name, seed, not reasons, detail)
+
+
 def eps_key(eps: float) -> str:
     return f"{eps:.0e}".replace("e-0", "e-")
 

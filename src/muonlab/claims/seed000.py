@@ -8,9 +8,9 @@ sqrt(σ_i(AB)) grows at one rate for every i and mode i reaches 0.9·σ*_i at
 
     t_i = sqrt(0.9·σ*_i)/η   (SpecGD with step η),   τ_i = sqrt(0.9·σ*_i)   (SpecGF),
 
-smallest first; gradient descent reaches the largest first. The arrival times come
-from the ``mode_progress`` trajectories; the law, the tolerances and the rank
-correlation are those of :mod:`muonlab.claims.seed002` (derivations there).
+smallest first; gradient descent reaches the largest first. The arrival times, the
+law, its tolerance and the rank correlation are in :mod:`muonlab.claims.modes`
+(derivations there), shared with seed 002.
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from muonlab.claims.base import Claim
-from muonlab.claims.seed002 import (
-    FRACTION,
-    RANK_CORR,
-    SQRT_LAW_TOL,
-    _arrivals,
-    _listing,
-    _spearman,
-    _targets,
+from muonlab.claims.base import Claim, verdict
+from muonlab.claims.modes import (
+    arrival_data,
+    largest_first_claim,
+    law_claim,
+    missing_modes,
 )
 
 __all__ = ["gd_largest_first", "specgd_equal_rate", "specgf_converges_globally", "specgf_equal_rate",
@@ -35,49 +32,11 @@ __all__ = ["gd_largest_first", "specgd_equal_rate", "specgf_converges_globally",
 SEED = "000"
 
 
-def _law(runs: pd.DataFrame, traj: pd.DataFrame | None, optimizer: str, exact: bool | None):
-    """Per run of ``optimizer`` (``exact``: r ≥ r* only; False: r < r* only; None: all):
-    (σ* top-k, arrivals t, law) with the law in the run's own steps (Δτ or η = lr)."""
-    if traj is None or traj.empty or "mode_progress" not in set(traj["metric"]):
-        return None
-    sub = runs[(runs["optimizer.name"] == optimizer) & (runs["status"] == "ok")]
-    out = []
-    for _, row in sub.iterrows():
-        r, r_star = int(row["problem.r"]), int(row.get("problem.r_star") or row["problem.r"])
-        if exact is not None and exact != (r >= r_star):
-            continue
-        sigma, t = _targets(row), _arrivals(traj, row["run_id"])
-        k = min(len(sigma), len(t))
-        out.append((sigma[:k], t[:k], np.sqrt(FRACTION * sigma[:k]) / float(row["optimizer.lr"])))
-    return out
-
-
-def _equal_rate(name: str, what: str, data, need_order: bool = True) -> Claim:
-    if data is None:
-        return Claim(name, SEED, False, "the store has no mode_progress trajectories")
-    if not data:
-        return Claim(name, SEED, False, f"no successful {what} runs")
-    errs, corr, frac = [], [], []
-    for sigma, t, pred in data:
-        ok = np.isfinite(t)
-        errs.append(float(np.median(np.abs(t[ok] - pred[ok]) / pred[ok])) if ok.any() else float("nan"))
-        corr.append(_spearman(sigma, t))
-        frac.append(float(ok.mean()))
-    e, c, f = float(np.median(errs)), float(np.median(corr)), float(np.median(frac))
-    sigma, t, pred = data[int(np.argsort(errs)[len(errs) // 2])]
-    reasons = []
-    if not f >= 0.75:
-        reasons.append(f"only {f:.0%} of the modes arrived")
-    if not e <= SQRT_LAW_TOL:
-        reasons.append(f"median error to the law {e:.3f} > {SQRT_LAW_TOL}")
-    if need_order and not c >= RANK_CORR:
-        reasons.append(f"Spearman(σ*, t) {c:.3f} < {RANK_CORR}")
-    detail = (f"{what}, {len(data)} runs: {_listing(sigma, t, pred)}; median |t − law|/law = {e:.3f} "
-              f"(need <= {SQRT_LAW_TOL}); Spearman(σ*, t) = {c:.3f}"
-              + (f" (need >= {RANK_CORR}: smallest first)" if need_order else "") + f"; {f:.0%} of modes arrived.")
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, not reasons, detail)
+def _law_claim(runs, trajectories, name: str, what: str, optimizer: str, exact: bool | None) -> Claim:
+    missing = missing_modes(runs, trajectories, name, SEED)
+    if missing is not None:
+        return missing
+    return law_claim(name, SEED, what, arrival_data(runs, trajectories, optimizer, exact=exact), need_order=True)
 
 
 def specgd_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
@@ -86,7 +45,7 @@ def specgd_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     Passes when, in the median run, the median relative error to the law is ≤ 15 %,
     Spearman(σ*_i, t_i) ≥ 0.9 and ≥ 3/4 of the modes arrived.
     """
-    return _equal_rate("specgd_equal_rate", "SpecGD (r = r*)", _law(runs, trajectories, "specgd", True))
+    return _law_claim(runs, trajectories, "specgd_equal_rate", "SpecGD (r = r*)", "specgd", True)
 
 
 def specgf_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
@@ -94,21 +53,14 @@ def specgf_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
 
     Same rule as :func:`specgd_equal_rate`, with the record interval Δτ as the step.
     """
-    return _equal_rate("specgf_equal_rate", "SpecGF (adaptive ODE)", _law(runs, trajectories, "specgf", None))
-
-
-specgd_equal_rate.needs_trajectories = True  # type: ignore[attr-defined]
-specgf_equal_rate.needs_trajectories = True  # type: ignore[attr-defined]
+    return _law_claim(runs, trajectories, "specgf_equal_rate", "SpecGF (adaptive ODE)", "specgf", None)
 
 
 def underparameterized_top_modes(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (b): with r < r*, SpecGD's top r modes follow the same law (≤ 15 % median
     error, smallest of them first)."""
-    return _equal_rate("underparameterized_top_modes", "SpecGD (r < r*, top r modes)",
-                       _law(runs, trajectories, "specgd", False))
-
-
-underparameterized_top_modes.needs_trajectories = True  # type: ignore[attr-defined]
+    return _law_claim(runs, trajectories, "underparameterized_top_modes", "SpecGD (r < r*, top r modes)",
+                      "specgd", False)
 
 
 def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
@@ -118,28 +70,15 @@ def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     arrived, with at least 3 arrived.
     """
     name = "gd_largest_first_lora"
-    data = _law(runs, trajectories, "gd", True)
-    if data is None:
-        return Claim(name, SEED, False, "the store has no mode_progress trajectories")
-    if not data:
-        return Claim(name, SEED, False, "no successful GD runs")
-    corr = [_spearman(s, t) for s, t, _ in data]
-    arrived = int(np.median([np.isfinite(t).sum() for _, t, _ in data]))
-    c = float(np.median(corr))
-    sigma, t, _ = data[0]
-    reasons = []
-    if arrived < 3:
-        reasons.append(f"only {arrived} modes arrived")
-    if not c <= -RANK_CORR:
-        reasons.append(f"Spearman(σ*, t) {c:.3f} > −{RANK_CORR}")
-    detail = (f"GD (r = r*), {len(data)} runs: {_listing(sigma, t)}; Spearman(σ*, t) = {c:.3f} "
-              f"(need <= −{RANK_CORR}: largest first); {arrived}/{len(sigma)} modes arrived.")
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, not reasons, detail)
+    missing = missing_modes(runs, trajectories, name, SEED)
+    if missing is not None:
+        return missing
+    data = arrival_data(runs, trajectories, "gd", exact=True)
+    return largest_first_claim(name, SEED, "GD (r = r*)", data, min_arrived=3)
 
 
-gd_largest_first.needs_trajectories = True  # type: ignore[attr-defined]
+for _claim in (specgd_equal_rate, specgf_equal_rate, underparameterized_top_modes, gd_largest_first):
+    _claim.needs_trajectories = True  # type: ignore[attr-defined]
 
 
 #: Global convergence: the loss gap f − f* at the end of the flow must be ≤ 1e-10 of the
@@ -200,9 +139,7 @@ def specgf_converges_globally(runs: pd.DataFrame, trajectories: pd.DataFrame) ->
               f"(need <= {GAP_END:g}); local rate −d log(gap)/dτ = "
               f"{min(rates, default=float('nan')):.3g}–{max(rates, default=float('nan')):.3g}, "
               f"R² ≥ {min(r2s, default=float('nan')):.3f} (need >= {R2_MIN}).")
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons[:4]) + "."
-    return Claim(name, SEED, not reasons, detail)
+    return verdict(name, SEED, detail, reasons, most=4)
 
 
 specgf_converges_globally.needs_trajectories = True  # type: ignore[attr-defined]

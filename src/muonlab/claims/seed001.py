@@ -26,7 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from muonlab.claims.base import Claim, fmt_steps, level_for, loglog_slope, median_steps, schedule_label, steps_column
+from muonlab.claims.base import (
+    Claim,
+    fmt_steps,
+    level_for,
+    loglog_slope,
+    median_steps,
+    schedule_label,
+    steps_column,
+    verdict,
+)
 
 __all__ = [
     "geometric_schedule_converges",
@@ -157,7 +166,6 @@ def _kappa_free(
             pass  # misses the level at the largest κ within the same budget: κ-dependent
         elif not (base_slope > baseline_slope_min):
             reasons.append(f"{baseline} slope {_f3(base_slope)} <= {baseline_slope_min}")
-    passed = not reasons
     variants = sorted({p.variant for p in mu})
     detail = (
         f"{what}: Muon steps to {eps:g} (median over seeds): {_listing(mu, 'κ', budget)}; "
@@ -166,9 +174,7 @@ def _kappa_free(
         f"{baseline} steps: {_listing(base, 'κ', budget)}; slope {_f3(base_slope)} over the κ reached "
         f"(need > {baseline_slope_min} or not reached at the largest κ)."
     )
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, passed, detail)
+    return verdict(name, SEED, detail, reasons)
 
 
 def muon_kappa_free(runs: pd.DataFrame) -> Claim:
@@ -256,9 +262,7 @@ def rank_insensitive(runs: pd.DataFrame) -> Claim:
         f"Muon steps to {eps:g} (median over seeds): {_listing(mu, 'r', budget)}; max/min {ratio:.2f} "
         f"(need <= {RATIO_MAX}). GD (for comparison): {_listing(gd, 'r', budget) or 'no runs'}."
     )
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, not reasons, detail)
+    return verdict(name, SEED, detail, reasons)
 
 
 def geometric_schedule_converges(runs: pd.DataFrame) -> Claim:
@@ -296,9 +300,7 @@ def geometric_schedule_converges(runs: pd.DataFrame) -> Claim:
     q = sorted(sub["schedule.q"].dropna().unique()) if "schedule.q" in sub else []
     detail = (f"Muon, geometric η_t = c·q^t (q = {', '.join(f'{v:g}' for v in q) or '?'}), steps to {eps:g} "
               f"(median over seeds): " + "; ".join(parts) + f". Need every point reached and max/min <= {RATIO_MAX}.")
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, not reasons, detail)
+    return verdict(name, SEED, detail, reasons)
 
 
 
@@ -422,9 +424,7 @@ def scalar_recursions_decouple(runs: pd.DataFrame, trajectories: pd.DataFrame) -
         f"after which float64 rounding, amplified near the fixed points, has rotated X_t off the aligned set "
         f"(findings F3). {reached}/{n} runs still reached {eps:g}."
     )
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons[:5]) + ("" if len(reasons) <= 5 else f" (+{len(reasons) - 5} more)") + "."
-    return Claim(name, SEED, not reasons, detail)
+    return verdict(name, SEED, detail, reasons, most=5)
 
 
 scalar_recursions_decouple.needs_trajectories = True  # type: ignore[attr-defined]

@@ -21,29 +21,31 @@ dynamics it tests, not fitted to a run.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pandas as pd
 
-from muonlab.claims.base import Claim
+from muonlab.claims.base import Claim, verdict
+from muonlab.claims.modes import (
+    RANK_CORR,
+    SQRT_LAW_TOL,
+    arrival_data,
+    largest_first_claim,
+    law_claim,
+    listing,
+    missing_modes,
+    spearman,
+    target_values,
+)
 
 __all__ = ["conservation_laws", "gd_largest_first", "muon_equal_rate", "muon_smallest_first",
            "muon_stable_above_gd_edge", "two_step_alignment"]
 
 SEED = "002"
 
-#: A mode has "arrived" when σ_i(W2W1) ≥ FRACTION·σ*_i.
-FRACTION = 0.9
-#: Smallest-first / largest-first: Spearman correlation between σ*_i and arrival time
-#: beyond ±0.9 (a strict order would give ±1; 0.9 allows a few swaps among the nearly
-#: equal tail values 10/31, 10/32 and ties of one step).
-RANK_CORR = 0.9
-#: Equal-rate law t_i = sqrt(FRACTION·σ*_i)/η: median relative error over modes at most
-#: 15 % (the law ignores the init scale α and the first alignment steps, which shift
-#: every t_i by a few steps, i.e. < 5 % of the 100–600-step arrival times here).
-SQRT_LAW_TOL = 0.15
+# The mode-arrival thresholds (FRACTION, RANK_CORR, SQRT_LAW_TOL) and their reasons are
+# in muonlab.claims.modes, shared with seed 000.
 #: Conservation: the conserved invariant's norm may drift by ≤ 10 % of its value at
 #: t* (discrete steps of size η ≪ 1 conserve the flows' invariants up to O(η) per unit
 #: time), while the other optimizer's invariant must change by ≥ 50 %.
@@ -59,69 +61,6 @@ SWEEP_SPAN = 10.0
 ANNEAL_RATIO_MAX = 1.5
 
 
-def _targets(row: pd.Series) -> np.ndarray:
-    values = row.get("problem.values")
-    if isinstance(values, str):  # the store keeps list-valued config fields as JSON text
-        values = json.loads(values)
-    if values is None or (isinstance(values, float) and math.isnan(values)):
-        raise ValueError("the claim needs explicit target values (problem.values)")
-    return np.sort(np.asarray(list(values), dtype=float))[::-1]
-
-
-def _arrivals(traj: pd.DataFrame, run_id: str) -> np.ndarray:
-    """First logged step at which each mode's progress σ_i/σ*_i reaches FRACTION (nan: never)."""
-    t = traj[(traj["run_id"] == run_id) & (traj["metric"] == "mode_progress")]
-    wide = t.pivot_table(index="step", columns="index", values="value", aggfunc="last").sort_index()
-    hit = wide.to_numpy() >= FRACTION
-    steps = wide.index.to_numpy()
-    return np.array([steps[np.argmax(hit[:, j])] if hit[:, j].any() else np.nan for j in range(hit.shape[1])])
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3:
-        return float("nan")
-    return float(spearmanr(x[ok], y[ok]).statistic)
-
-
-def _mode_runs(runs: pd.DataFrame, trajectories: pd.DataFrame, optimizer: str):
-    sub = runs[(runs["optimizer.name"] == optimizer) & (runs["status"] == "ok")]
-    for _, row in sub.iterrows():
-        yield row, _targets(row), _arrivals(trajectories, row["run_id"])
-
-
-def _muon_arrivals(runs: pd.DataFrame, trajectories: pd.DataFrame):
-    """Per constant-step Muon run: (σ*, arrival steps t, the law sqrt(0.9σ*)/η)."""
-    out = []
-    for row, sigma, t in _mode_runs(runs, trajectories, "muon"):
-        if row.get("schedule.name") not in (None, "constant"):
-            continue
-        k = min(len(sigma), len(t))
-        sigma, t = sigma[:k], t[:k]
-        out.append((sigma, t, np.sqrt(FRACTION * sigma) / float(row["optimizer.lr"])))
-    return out
-
-
-def _listing(sigma: np.ndarray, t: np.ndarray, pred: np.ndarray | None = None) -> str:
-    idx = [i for i in (0, 1, 3, 8, len(sigma) - 2, len(sigma) - 1) if 0 <= i < len(sigma)]
-    parts = []
-    for i in dict.fromkeys(idx):
-        arrival = "—" if np.isnan(t[i]) else f"{t[i]:g}"
-        law = "" if pred is None else f" (law {pred[i]:.0f})"
-        parts.append(f"σ*={sigma[i]:.3g}: t={arrival}{law}")
-    return ", ".join(parts)
-
-
-def _need_modes(runs: pd.DataFrame, trajectories: pd.DataFrame | None, name: str) -> Claim | None:
-    if runs.empty or trajectories is None or trajectories.empty:
-        return Claim(name, SEED, False, "no runs or no trajectories in the store")
-    if "mode_progress" not in set(trajectories["metric"]):
-        return Claim(name, SEED, False, "the store has no mode_progress trajectories")
-    return None
-
-
 def muon_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (a), Muon: every mode grows at the same rate.
 
@@ -129,35 +68,14 @@ def muon_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     σ_i(W2W1) = (ηt)² for every mode until it reaches σ*_i, and mode i arrives
     (σ_i ≥ 0.9·σ*_i) at t_i = sqrt(0.9·σ*_i)/η. Passes when, in the median constant-step
     Muon run, at least 3/4 of the modes arrived and the median over modes of
-    |t_i − law_i|/law_i is at most 15 %.
+    |t_i − law_i|/law_i is at most 15 % (:func:`muonlab.claims.modes.law_claim`).
     """
     name = "muon_equal_rate"
-    missing = _need_modes(runs, trajectories, name)
+    missing = missing_modes(runs, trajectories, name, SEED)
     if missing is not None:
         return missing
-    data = _muon_arrivals(runs, trajectories)
-    if not data:
-        return Claim(name, SEED, False, "no successful constant-step Muon runs")
-    errs, fracs = [], []
-    for _sigma, t, pred in data:
-        ok = np.isfinite(t)
-        errs.append(float(np.median(np.abs(t[ok] - pred[ok]) / pred[ok])) if ok.any() else float("nan"))
-        fracs.append(float(ok.mean()))
-    e, f = float(np.median(errs)), float(np.median(fracs))
-    sigma, t, pred = data[int(np.argsort(errs)[len(errs) // 2])]
-    within = float(np.mean(np.abs(t - pred) / pred <= SQRT_LAW_TOL))
-    reasons = []
-    if not f >= 0.75:
-        reasons.append(f"only {f:.0%} of the modes arrived")
-    if not e <= SQRT_LAW_TOL:
-        reasons.append(f"median error to the law {e:.3f} > {SQRT_LAW_TOL}")
-    detail = (f"Muon, {len(data)} runs, arrival at {FRACTION:g}·σ*_i against the equal-rate law "
-              f"t = sqrt({FRACTION:g}σ*)/η: {_listing(sigma, t, pred)}; median relative error {e:.3f} "
-              f"(need <= {SQRT_LAW_TOL}); {within:.0%} of the modes within {SQRT_LAW_TOL:.0%} of the law; "
-              f"{f:.0%} of the modes arrived.")
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, not reasons, detail)
+    data = arrival_data(runs, trajectories, "muon", constant_only=True)
+    return law_claim(name, SEED, "Muon (constant step)", data, need_order=False)
 
 
 muon_equal_rate.needs_trajectories = True  # type: ignore[attr-defined]
@@ -172,13 +90,13 @@ def muon_smallest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim
     modes count: the claim is about the order of the whole spectrum.
     """
     name = "muon_smallest_first"
-    missing = _need_modes(runs, trajectories, name)
+    missing = missing_modes(runs, trajectories, name, SEED)
     if missing is not None:
         return missing
-    data = _muon_arrivals(runs, trajectories)
+    data = arrival_data(runs, trajectories, "muon", constant_only=True)
     if not data:
         return Claim(name, SEED, False, "no successful constant-step Muon runs")
-    corr = [_spearman(sigma, t) for sigma, t, _ in data]
+    corr = [spearman(sigma, t) for sigma, t, _ in data]
     frac = float(np.median([np.isfinite(t).mean() for _, t, _ in data]))
     c = float(np.median(corr))
     sigma, t, pred = data[int(np.argsort(corr)[len(corr) // 2])]
@@ -189,12 +107,10 @@ def muon_smallest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim
         reasons.append(f"only {frac:.0%} of the modes arrived")
     if not c >= RANK_CORR:
         reasons.append(f"Spearman(σ*, t) {c:.3f} < {RANK_CORR}")
-    detail = (f"Muon, {len(data)} runs: {_listing(sigma, t)}; Spearman(σ*, t) = {c:.3f} over all modes "
+    detail = (f"Muon, {len(data)} runs: {listing(sigma, t)}; Spearman(σ*, t) = {c:.3f} over all modes "
               f"(need >= {RANK_CORR}). Modes arriving later than the equal-rate law: "
               f"{'; '.join(late) if late else 'none'}.")
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + " (see docs/findings.md F4)."
-    return Claim(name, SEED, not reasons, detail)
+    return verdict(name, SEED, detail, reasons, see="see docs/findings.md F4")
 
 
 muon_smallest_first.needs_trajectories = True  # type: ignore[attr-defined]
@@ -208,30 +124,10 @@ def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     steps, which is part of the claim).
     """
     name = "gd_largest_first"
-    missing = _need_modes(runs, trajectories, name)
+    missing = missing_modes(runs, trajectories, name, SEED)
     if missing is not None:
         return missing
-    corr, arrived, first = [], [], None
-    for _row, sigma, t in _mode_runs(runs, trajectories, "gd"):
-        k = min(len(sigma), len(t))
-        corr.append(_spearman(sigma[:k], t[:k]))
-        arrived.append(int(np.isfinite(t[:k]).sum()))
-        first = first or (sigma[:k], t[:k])
-    if not corr:
-        return Claim(name, SEED, False, "no successful GD runs")
-    c, n = float(np.median(corr)), int(np.median(arrived))
-    sigma, t = first
-    listing = _listing(sigma, t)
-    reasons = []
-    if n < 5:
-        reasons.append(f"only {n} modes arrived")
-    if not c <= -RANK_CORR:
-        reasons.append(f"Spearman(σ*, t) {c:.3f} > −{RANK_CORR}")
-    detail = (f"GD, {len(corr)} runs: {listing}; {n}/{len(sigma)} modes arrived; Spearman(σ*, t) = {c:.3f} "
-              f"(need <= −{RANK_CORR}: largest first).")
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, not reasons, detail)
+    return largest_first_claim(name, SEED, "GD", arrival_data(runs, trajectories, "gd"), min_arrived=5)
 
 
 gd_largest_first.needs_trajectories = True  # type: ignore[attr-defined]
@@ -256,7 +152,7 @@ def muon_stable_above_gd_edge(runs: pd.DataFrame) -> Claim:
 
     eps = level_for(runs)
     col = steps_column(eps)
-    eta_crit = 1.0 / float(_targets(runs.iloc[0])[0])
+    eta_crit = 1.0 / float(target_values(runs.iloc[0])[0])
     sched = runs["schedule.name"] if "schedule.name" in runs else pd.Series("constant", index=runs.index)
     gd = runs[(runs["optimizer.name"] == "gd") & (sched == "constant")].sort_values("optimizer.lr")
     mu = runs[(runs["optimizer.name"] == "muon") & (sched == "constant")].sort_values("optimizer.lr")
@@ -304,9 +200,7 @@ def muon_stable_above_gd_edge(runs: pd.DataFrame) -> Claim:
         f"{ann[col].min() if len(ann) else float('nan')}–{ann[col].max() if len(ann) else float('nan')} steps "
         f"(max/min {ratio:.2f}, need <= {ANNEAL_RATIO_MAX})."
     )
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, not reasons, detail)
+    return verdict(name, SEED, detail, reasons)
 
 
 def conservation_laws(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
@@ -352,9 +246,7 @@ def conservation_laws(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
               f"(need <= {CONSERVED_DRIFT}) and changes ‖√(W2ᵀW2) − √(W1W1ᵀ)‖ by {gd_other:.3g}; Muon keeps "
               f"‖√(W2ᵀW2) − √(W1W1ᵀ)‖ within {mu_own:.3g} (need <= {CONSERVED_DRIFT}) and changes "
               f"‖W2ᵀW2 − W1W1ᵀ‖ by {mu_other:.3g} (both need >= {BROKEN_CHANGE}).")
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, not reasons, detail)
+    return verdict(name, SEED, detail, reasons)
 
 
 conservation_laws.needs_trajectories = True  # type: ignore[attr-defined]
@@ -383,7 +275,7 @@ def two_step_alignment(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
         return Claim(name, SEED, False, "no runs or no trajectories in the store")
     if "matched_alignment" not in set(trajectories["metric"]):
         return Claim(name, SEED, False, "the store has no matched_alignment trajectories")
-    peak = math.sqrt(float(_targets(runs.iloc[0])[0]))
+    peak = math.sqrt(float(target_values(runs.iloc[0])[0]))
     ok = runs[runs["status"] == "ok"]
     spike = ok[(ok["schedule.name"] == "spike_anneal") & np.isclose(ok["optimizer.lr"], peak)]
     const = ok[ok["schedule.name"] == "constant"].sort_values("optimizer.lr")
@@ -411,9 +303,7 @@ def two_step_alignment(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     detail = (f"spike_anneal (η_0 = α, η_1 = {peak:g}, halving), {len(spike)} runs: per-direction alignment "
               f"{a0:.3f} → {a1:.3f} → {a2:.3f} at steps 0, 1, 2 (need <= {START_MAX} then >= {ALIGNED}); "
               f"rel. err {err:.3g} after {steps} steps (need <= {TWO_STEP_ERR:g}).{contrast}")
-    if reasons:
-        detail += " FAIL: " + "; ".join(reasons) + "."
-    return Claim(name, SEED, not reasons, detail)
+    return verdict(name, SEED, detail, reasons)
 
 
 two_step_alignment.needs_trajectories = True  # type: ignore[attr-defined]

@@ -47,7 +47,7 @@ def _save(fig, out_png: Path) -> None:
 
 
 def mode_arrivals(store_dir: str | Path, out_png: str | Path) -> str:
-    from muonlab.claims.seed002 import FRACTION, _arrivals, _targets
+    from muonlab.claims.modes import FRACTION, arrivals, target_values
 
     store = ResultStore(store_dir)
     runs = store.runs()
@@ -61,7 +61,7 @@ def mode_arrivals(store_dir: str | Path, out_png: str | Path) -> str:
         fig, ax = plt.subplots(figsize=(5.2, 3.6), constrained_layout=True)
         for opt, g in runs[runs["status"] == "ok"].groupby("optimizer.name"):
             for j, (_, row) in enumerate(g.iterrows()):
-                sigma, t = _targets(row), _arrivals(traj, row["run_id"])
+                sigma, t = target_values(row), arrivals(traj, row["run_id"])
                 k = min(len(sigma), len(t))
                 step = "Δτ" if opt == "specgf" else "η"
                 ax.plot(sigma[:k], t[:k], "o", color=colors.get(opt, "0.3"), markersize=3.5, alpha=0.75,
@@ -129,12 +129,12 @@ def scalar_recursions(store_dir: str | Path, out_png: str | Path) -> str:
 
 
 def lr_sweep(store_dir: str | Path, out_png: str | Path) -> str:
-    from muonlab.claims.seed002 import _targets
+    from muonlab.claims.modes import target_values
 
     runs = ResultStore(store_dir).runs()
     if not len(runs):
         raise NothingToPlot(f"{Path(store_dir).name}: no runs")
-    eta_crit = 1.0 / float(_targets(runs.iloc[0])[0])
+    eta_crit = 1.0 / float(target_values(runs.iloc[0])[0])
     plt = _plt()
     styles = {("gd", "constant"): ("tab:orange", "o"), ("gd", "geometric"): ("tab:orange", "^"),
               ("muon", "constant"): ("tab:blue", "o"), ("muon", "geometric"): ("tab:blue", "^")}
