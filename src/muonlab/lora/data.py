@@ -515,7 +515,25 @@ def _pad_id(tokenizer: Any) -> int:
     return int(pad)
 
 
-class ClassificationDataset(Dataset):
+class _TokenizedDataset(Dataset):
+    """Rows of ``input_ids``, ``attention_mask`` and ``labels`` tensors, set by the subclass."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": self.input_ids[i],
+            "attention_mask": self.attention_mask[i],
+            "labels": self.labels[i],
+        }
+
+
+class ClassificationDataset(_TokenizedDataset):
     """Tokenized ``text``/``label`` rows, padded to ``max_length``.
 
     Items: ``input_ids`` and ``attention_mask`` (LongTensor [max_length]), ``labels``
@@ -545,18 +563,9 @@ class ClassificationDataset(Dataset):
                 self.attention_mask[i, : len(ids)] = 1
         self.labels = torch.tensor(df["label"].to_numpy(dtype=np.int64), dtype=torch.long)
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {
-            "input_ids": self.input_ids[i],
-            "attention_mask": self.attention_mask[i],
-            "labels": self.labels[i],
-        }
 
 
-class CausalLMDataset(Dataset):
+class CausalLMDataset(_TokenizedDataset):
     """Tokenized ``prompt``/``response`` rows for causal-LM fine-tuning, loss on the response.
 
     Sequence = [bos] + prompt + response + [eos] (bos/eos only where the tokenizer has
@@ -615,12 +624,3 @@ class CausalLMDataset(Dataset):
                 out[i] = list(ids)
         return out
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {
-            "input_ids": self.input_ids[i],
-            "attention_mask": self.attention_mask[i],
-            "labels": self.labels[i],
-        }

@@ -127,6 +127,27 @@ def _looks_local(model: str) -> bool:
     return model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
 
 
+def _resolve_model(model: str | None) -> str | Path:
+    """The bundled MiniLM for None; else the string, which must exist if it looks local."""
+    if model is None:
+        return default_model_path()
+    path = os.path.expanduser(model)
+    if _looks_local(model) and not Path(path).exists():
+        raise LoraError(f"--model: no such model folder {model!r}; give a local folder or a Hugging Face model id")
+    return path
+
+
+def _load_error(what: str, exc: Exception) -> LoraError:
+    """``--model: <what>: <first line of the error>``."""
+    lines = str(exc).strip().splitlines()
+    return LoraError(f"--model: {what}: {lines[0] if lines else type(exc).__name__}")
+
+
+def _total_steps(cfg: FinetuneConfig, n_train: int) -> int:
+    """Optimizer steps of one run: ``max_steps`` if set, else epochs × batches per epoch."""
+    return cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * max(1, math.ceil(n_train / cfg.batch_size)))
+
+
 def load_model_and_tokenizer(model: str | None, task: str, num_labels: int | None = None):
     """``(model, tokenizer, model_path)`` via ``from_pretrained``; one-line LoraError on failure.
 
@@ -140,9 +161,7 @@ def load_model_and_tokenizer(model: str | None, task: str, num_labels: int | Non
         AutoTokenizer,
     )
 
-    path: str | Path = default_model_path() if model is None else os.path.expanduser(model)
-    if model is not None and _looks_local(model) and not Path(path).exists():
-        raise LoraError(f"--model: no such model folder {model!r}; give a local folder or a Hugging Face model id")
+    path = _resolve_model(model)
     try:
         tok = AutoTokenizer.from_pretrained(str(path))
         if task == "classification":
@@ -150,8 +169,7 @@ def load_model_and_tokenizer(model: str | None, task: str, num_labels: int | Non
         else:
             net = AutoModelForCausalLM.from_pretrained(str(path))
     except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LoraError(f"--model: cannot load {str(model or path)!r}: {first}") from None
+        raise _load_error(f"cannot load {str(model or path)!r}", e) from None
     if tok.pad_token is None:  # causal LMs often have none; batching needs one
         tok.pad_token = tok.eos_token or tok.sep_token or tok.unk_token
     if getattr(net.config, "pad_token_id", None) is None:
@@ -191,25 +209,17 @@ def preflight(cfg: FinetuneConfig) -> None:
 
     from muonlab.lora.adapters import check_lora_targets
 
-    if cfg.model is None:
-        path: str | Path = default_model_path()
-    else:
-        path = os.path.expanduser(cfg.model)
-        if _looks_local(cfg.model) and not Path(path).exists():
-            raise LoraError(f"--model: no such model folder {cfg.model!r}; give a local folder or a Hugging Face "
-                            "model id")
+    path = _resolve_model(cfg.model)
     try:
         config = AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LoraError(f"--model: cannot load {str(cfg.model or path)!r}: {first}") from None
+        raise _load_error(f"cannot load {str(cfg.model or path)!r}", e) from None
     auto = AutoModelForSequenceClassification if cfg.task == "classification" else AutoModelForCausalLM
     try:
         with torch.device("meta"):
             skeleton = auto.from_config(config)
     except (ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LoraError(f"--model: {str(cfg.model or path)!r} has no {cfg.task} architecture: {first}") from None
+        raise _load_error(f"{str(cfg.model or path)!r} has no {cfg.task} architecture", e) from None
     check_lora_targets(skeleton, cfg.rank, cfg.target_modules)
 
 
@@ -287,8 +297,7 @@ def _run_one(
         eval_ds = CausalLMDataset(eval_df, tok, cfg.max_length)
     optimizer = build_optimizer(model, optimizer_name, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                 momentum=cfg.momentum)
-    steps_per_epoch = max(1, math.ceil(len(train_ds) / cfg.batch_size))
-    total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+    total = _total_steps(cfg, len(train_ds))
     ckpt_dir = work / "checkpoints"
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
@@ -367,7 +376,7 @@ def finetune(
     progress, ``on_status(text)`` reports events (resume, skip, failure).
     """
     from muonlab.engine.store import ResultStore
-    from muonlab.lora.data import load_table, train_eval_split
+    from muonlab.lora.data import _first_line, load_table, train_eval_split
 
     out = Path(out)
     table = load_table(cfg.data, task=cfg.task, text_field=cfg.text_field, label_field=cfg.label_field,
@@ -387,17 +396,15 @@ def finetune(
             if on_status is not None:
                 on_status(f"{opt}: already in the store ({rid}), skipped")
             continue
-        steps_per_epoch = max(1, math.ceil(len(train_df) / cfg.batch_size))
-        total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
         if on_run is not None:
-            on_run(opt, total)
+            on_run(opt, _total_steps(cfg, len(train_df)))
         work = out / "runs" / f"{opt}-{rid}"
         try:
             row, traj = _run_one(cfg, opt, rid, work, (train_df, eval_df, num_labels), on_step, on_status)
         except LoraError:
             raise  # bad input: the same for every run
         except Exception as e:  # a failing run is recorded and the next one runs
-            msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            msg = _first_line(e)
             row, traj = {"run_id": rid, **cfg.run_config(opt), "status": "failed", "error": msg}, None
             result.failed[opt] = msg
             if on_status is not None:

@@ -218,19 +218,15 @@ def _experiment_section(
     if store_dir is None:
         parts.append('<p class="notice">No results store for this experiment yet.</p></section>')
         return "\n".join(parts)
-    if (store_dir / "runs.parquet").exists():
-        from muonlab.report.lora_figures import is_lora_store
-
-        try:
-            if is_lora_store(ResultStore(store_dir).runs()):
-                return _lora_section(name, store_dir, slug, out_dir, parts)
-        except (StoreError, OSError, ValueError):
-            pass  # reported below by the generic path
     try:
         runs = ResultStore(store_dir).runs()
     except (StoreError, OSError, ValueError) as e:
         parts.append(f'<p class="notice">The results store could not be read: {_e(e)}</p></section>')
         return "\n".join(parts)
+    from muonlab.report.lora_figures import is_lora_store
+
+    if len(runs) and is_lora_store(runs):
+        return _lora_section(name, store_dir, runs, slug, out_dir, parts)
     if not len(runs):
         parts.append('<p class="notice">The results store holds no runs yet.</p></section>')
         return "\n".join(parts)
@@ -308,11 +304,10 @@ _LORA_COLUMNS = {
 }
 
 
-def _lora_section(name: str, store_dir: Path, slug: str, out_dir: Path, parts: list[str]) -> str:
+def _lora_section(name: str, store_dir: Path, runs: pd.DataFrame, slug: str, out_dir: Path, parts: list[str]) -> str:
     """A ``muonlab finetune`` store: settings, the run table and the spectral figures."""
     from muonlab.report.lora_figures import lora_figures
 
-    runs = ResultStore(store_dir).runs()
     if parts[1] == f"<h2>{_e(name)}</h2>":  # no title from experiments.json
         parts[1] = "<h2>LoRA fine-tuning: Muon vs AdamW, spectra of every adapter</h2>"
     if len(parts) == 2:  # no description from experiments.json
@@ -325,10 +320,10 @@ def _lora_section(name: str, store_dir: Path, slug: str, out_dir: Path, parts: l
     parts.append(f'<p class="meta">{len(runs)} runs · store <code>{_e(store_dir.name)}/</code> · {_e(settings)}</p>')
     table = runs[[c for c in _LORA_COLUMNS if c in runs.columns]].rename(columns=_LORA_COLUMNS).copy()
     if "monitor / step" in table:
-        table["monitor / step"] = [f"{v:.2%}" if v == v else "—" for v in table["monitor / step"].astype(float)]
+        table["monitor / step"] = [f"{v:.2%}" if not math.isnan(v) else "—" for v in table["monitor / step"].astype(float)]
     for col in ("train loss", "eval loss", "eval accuracy", "mean eff. rank (end)", "wall s"):
         if col in table:
-            table[col] = [f"{v:.4g}" if v == v else "—" for v in table[col].astype(float)]
+            table[col] = [f"{v:.4g}" if not math.isnan(v) else "—" for v in table[col].astype(float)]
     parts.append(_table(table, cls="steps"))
     try:
         for png, caption in lora_figures(store_dir, out_dir, slug):

@@ -35,9 +35,9 @@ def is_lora_store(runs: pd.DataFrame) -> bool:
     return {"optimizer", "rank", "target_modules"} <= set(runs.columns)
 
 
-def adapter_table(store: ResultStore, quantity: str) -> pd.DataFrame:
-    """Long table (run_id, step, module, index, value) of one monitor quantity."""
-    traj = store.trajectories()
+def adapter_table(traj: pd.DataFrame, quantity: str) -> pd.DataFrame:
+    """Long table (run_id, step, module, index, value) of one monitor quantity, from a
+    store's trajectories."""
     if not len(traj):
         return pd.DataFrame(columns=["run_id", "step", "module", "index", "value"])
     parts = traj["metric"].str.extract(ADAPTER_METRIC)
@@ -79,8 +79,9 @@ def lora_figures(store_dir: str | Path, out_dir: str | Path, slug: str) -> list[
     store = ResultStore(store_dir)
     runs = store.runs()
     order = _ordered_runs(runs) if len(runs) else []
-    erank = adapter_table(store, "effective_rank")
-    svals = adapter_table(store, "singular_values")
+    traj = store.trajectories()  # read once: both tables come from it
+    erank = adapter_table(traj, "effective_rank")
+    svals = adapter_table(traj, "singular_values")
     order = [(rid, opt) for rid, opt in order if (erank["run_id"] == rid).any()]
     if not order:
         raise NothingToPlot(f"{Path(store_dir).name}: no successful run with spectral-monitor records")
