@@ -333,6 +333,9 @@ class _Optimizer(_Model):
     lr: _Positive
     weight_decay: _NonNeg = 0.0
 
+    #: Batchable fields (:data:`BATCHABLE`) this optimizer needs equal within a batch.
+    unbatchable: ClassVar[frozenset[str]] = frozenset()
+
 
 def _coefficients(value: Any) -> Any:
     """A Newton–Schulz preset name, one (a, b, c) triple, or a (k, 3) table → list of rows."""
@@ -404,6 +407,8 @@ class SpecGFConfig(_Optimizer):
     clock of SpecGD with η = Δτ); β = 0 uses the exact msign (a discontinuous field)."""
 
     name: Literal["specgf"] = "specgf"
+    # a flow records on one time grid per batch, so its Δτ cannot differ within one
+    unbatchable: ClassVar[frozenset[str]] = frozenset({"lr"})
     beta: _NonNeg = 1e-4
     rtol: _Positive = 1e-8
     atol: _Positive = 1e-10
@@ -732,10 +737,8 @@ def batch_key(run: RunSpec) -> str:
     Runs with the same key differ only in seed, κ, α, γ and lr, so the engine can
     advance them together as one batched tensor set.
     """
-    full = run.flat()
-    # A flow (specgf) records on one time grid per batch: its Δτ (lr) is not batchable.
-    keep = {"optimizer.lr"} if full.get("optimizer.name") == "specgf" else set()
-    flat = {k: v for k, v in full.items() if (k not in BATCHABLE or k in keep) and k != "experiment"}
+    keep = {f"optimizer.{f}" for f in run.optimizer.unbatchable}
+    flat = {k: v for k, v in run.flat().items() if (k not in BATCHABLE or k in keep) and k != "experiment"}
     return _digest(flat)
 
 
