@@ -142,7 +142,7 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 #: ``--quick`` overrides per experiment (``muonlab run --set`` syntax). Measured on
-#: 2 CPU cores, one torch thread: all twelve together take about 3.5 minutes.
+#: 2 CPU cores, one torch thread: all fourteen together take about 4 minutes (226 s measured).
 QUICK: dict[str, list[str]] = {
     "p1_kappa_sweep": ["problem.n=40", "problem.r=4", "steps=1500", "seeds=2"],
     "p1_rank_sweep": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8,16,32]", "steps=1500", "seeds=2"],
