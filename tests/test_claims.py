@@ -189,3 +189,13 @@ def test_icl_claim_leaves_the_trivial_kappa_out_of_muons_slope():
     growing = _sweep(lambda k: 1 if k == 1 else int(30 * k ** 0.5), lambda k: 1 if k == 1 else None)
     c = icl_kappa_free(growing)
     assert not c.passed and "Muon |slope| 0.500" in c.detail  # ½ over κ = 10..1e4
+
+
+def test_verdict_formats_the_failure_reasons():
+    from muonlab.claims.base import verdict
+
+    ok = verdict("c", "001", "measured 3.", [])
+    assert ok.passed and ok.detail == "measured 3."
+    bad = verdict("c", "001", "measured 3.", ["a", "b", "c"], most=2, see="see docs/findings.md F4")
+    assert not bad.passed
+    assert bad.detail == "measured 3. FAIL: a; b (+1 more) (see docs/findings.md F4)."
