@@ -1,6 +1,8 @@
 """Shared pytest configuration: deterministic hypothesis runs under CI."""
 
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import settings
 
@@ -8,3 +10,7 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+# tests/helpers.py is shared by modules in the sub-folders (importlib import mode puts
+# no test folder on sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -191,7 +191,7 @@ def test_shipped_experiment_configs_validate():
 
     from muonlab.engine.config import load_config
 
-    files = sorted((Path(__file__).resolve().parents[1] / "experiments").rglob("*.yaml"))
+    files = sorted((Path(__file__).resolve().parents[2] / "experiments").rglob("*.yaml"))
     assert files
     for f in files:
         assert expand(load_config(f)), f
