@@ -257,7 +257,7 @@ def run_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from muonlab.engine.config import ConfigError, expand, load_config
+    from muonlab.config import ConfigError, expand, load_config
     from muonlab.engine.experiment import check_device
     from muonlab.engine.experiment import run as run_experiment
     from muonlab.engine.store import StoreError
@@ -363,7 +363,7 @@ def reproduce_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from muonlab.engine.config import ConfigError
+    from muonlab.config import ConfigError
     from muonlab.engine.store import StoreError
 
     err = Console(stderr=True)

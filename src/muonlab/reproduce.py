@@ -189,8 +189,8 @@ def resolve_names(name: str) -> list[str]:
 
 
 def experiment_config(name: str, quick: bool = False, overrides: Iterable[str] = ()):
-    """The validated :class:`~muonlab.engine.config.ExperimentConfig` of ``name``."""
-    from muonlab.engine.config import load_config
+    """The validated :class:`~muonlab.config.ExperimentConfig` of ``name``."""
+    from muonlab.config import load_config
 
     exp = EXPERIMENTS[name]
     sets = [*(QUICK.get(name, []) if quick else []), *overrides]
@@ -252,7 +252,7 @@ def reproduce(
     import torch
 
     from muonlab.claims import evaluate_claims
-    from muonlab.engine.config import expand
+    from muonlab.config import expand
     from muonlab.engine.experiment import run as run_experiment
 
     names = resolve_names(name)

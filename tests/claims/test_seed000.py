@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from muonlab.cli import app
-from muonlab.engine.config import ConfigError, ExperimentConfig, batch_key, expand
+from muonlab.config import ConfigError, ExperimentConfig, batch_key, expand
 from muonlab.engine.experiment import run
 from muonlab.engine.flow import spec_gf, spectral_field
 from muonlab.engine.store import ResultStore

@@ -1,4 +1,4 @@
-"""Tests for muonlab.engine.config: YAML → validated experiment → resolved runs."""
+"""Tests for muonlab.config: YAML → validated experiment → resolved runs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from muonlab.engine.config import (
+from muonlab.config import (
     BATCHABLE,
     METRICS,
     OPTIMIZERS,
@@ -317,7 +317,7 @@ def test_run_id_independent_of_key_order(rnd):
 
 def test_run_id_stable_across_processes(example_path):
     code = (
-        "import sys; from muonlab.engine.config import load_config, expand;"
+        "import sys; from muonlab.config import load_config, expand;"
         "print(' '.join(r.run_id for r in expand(load_config(sys.argv[1]))))"
     )
     procs = [

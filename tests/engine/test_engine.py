@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from muonlab.cli import app
 from muonlab.engine import experiment as experiment_mod
-from muonlab.engine.config import ExperimentConfig, expand
+from muonlab.config import ExperimentConfig, expand
 from muonlab.engine.experiment import group_runs, run
 from muonlab.engine.runner import run_batch
 
@@ -189,7 +189,7 @@ def test_bench_quick_reports_ratios_and_agreement():
 def test_shipped_experiment_configs_validate():
     from pathlib import Path
 
-    from muonlab.engine.config import load_config
+    from muonlab.config import load_config
 
     files = sorted((Path(__file__).resolve().parents[2] / "experiments").rglob("*.yaml"))
     assert files

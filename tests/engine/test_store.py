@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import muonlab
-from muonlab.engine.config import ExperimentConfig, expand
+from muonlab.config import ExperimentConfig, expand
 from muonlab.engine.store import (
     RESULT_COLUMNS,
     ResultStore,

@@ -20,7 +20,7 @@ from muonlab.claims.seed001 import (
     scalar_recursions_decouple,
     signgd_hard_instance,
 )
-from muonlab.engine.config import ConfigError, ExperimentConfig
+from muonlab.config import ConfigError, ExperimentConfig
 from muonlab.engine.experiment import run
 from muonlab.engine.metrics import compute_metrics
 from muonlab.engine.store import ResultStore

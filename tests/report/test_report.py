@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from muonlab.engine.config import ExperimentConfig
+from muonlab.config import ExperimentConfig
 from muonlab.engine.experiment import run
 from muonlab.engine.store import EPSILON_COLUMNS
 from muonlab.report import NothingToPlot, build_report, error_curves, steps_table

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from muonlab.engine.config import ConfigError, ExperimentConfig, RunSpec, batch_key, expand, load_config
+from muonlab.config import ConfigError, ExperimentConfig, RunSpec, batch_key, expand, load_config
 from muonlab.engine.runner import run_batch
 from muonlab.engine.store import EPSILON_COLUMNS, ResultStore
 

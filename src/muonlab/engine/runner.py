@@ -117,7 +117,7 @@ def run_batch(
 ) -> BatchResult:
     """Advance a batch of compatible runs together and summarize each one.
 
-    ``runs`` are resolved run specs (``muonlab.engine.config.RunSpec``) sharing a
+    ``runs`` are resolved run specs (``muonlab.config.RunSpec``) sharing a
     batch key. ``on_step(k)`` reports progress: k run-steps (steps × runs) done
     since the last call.
     """

@@ -1,0 +1,145 @@
+"""Experiments and their grids: :class:`ExperimentConfig` and :func:`expand` into runs."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+from muonlab.config.base import (
+    ConfigError,
+    _error,
+    _integral_float_to_int,
+    _set_path,
+    _short,
+    _show,
+)
+from muonlab.config.messages import _config_error
+from muonlab.config.run import _RUN_FIELDS, _SUBCONFIG_AXES, RunSpec, _RunFields
+
+
+def _seeds(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise _error(f"must be a positive integer or a list of integers, got {value!r}")
+    value = _integral_float_to_int(value)
+    if isinstance(value, int):
+        if value < 1:
+            raise _error(f"must be >= 1 (the number of seeds), got {value}")
+        return list(range(value))
+    if isinstance(value, list):
+        if not value:
+            raise _error("must not be empty")
+        for s in value:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise _error(f"must contain integers >= 0, got {s!r}")
+        if len(set(value)) != len(value):
+            dup = next(s for s in value if value.count(s) > 1)
+            raise _error(f"duplicate seed {dup}")
+        return value
+    raise _error(f"must be a positive integer or a list of integers, got {value!r}")
+
+
+def _grid(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise _error(f"must be a mapping of axis → list of values, got {value!r}")
+    for key, values in value.items():
+        parts = key.split(".") if isinstance(key, str) else [""]
+        if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in parts):
+            raise _error(f"bad axis name {key!r}; use a dotted path such as problem.kappa")
+        if parts[0] not in _RUN_FIELDS:
+            allowed = ", ".join(_RUN_FIELDS)
+            raise _error(f"cannot be a grid axis; allowed: {allowed} (and dotted paths into them)", key)
+        if not isinstance(values, list) or not values:
+            raise _error(f"must be a non-empty list of values, got {_show(values)}", key)
+    return value
+
+
+class ExperimentConfig(_RunFields):
+    """A validated experiment: the run fields, the experiment ``name``, ``seeds`` and ``grid``.
+
+    ``model_validate`` raises :class:`ConfigError` (one line) instead of pydantic's
+    ``ValidationError``. ``seeds`` is normalized to a list (``3`` → ``[0, 1, 2]``).
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    seeds: Annotated[list[int], BeforeValidator(_seeds)] = [0]
+    grid: Annotated[dict[str, list[Any]], BeforeValidator(_grid)] = {}
+
+    _points: list[tuple[dict[str, Any], _RunFields]] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> ExperimentConfig:  # type: ignore[override]
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as e:
+            raise _config_error(e, cls) from e
+
+    @model_validator(mode="before")
+    @classmethod
+    def _base_from_grid(cls, data: Any) -> Any:
+        # problem/optimizer may come from a whole-sub-config grid axis alone.
+        if isinstance(data, dict) and isinstance(data.get("grid"), dict):
+            for key in _SUBCONFIG_AXES:
+                values = data["grid"].get(key)
+                if key not in data and isinstance(values, list) and values:
+                    data = {**data, key: values[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _expand_grid(self) -> ExperimentConfig:
+        base = self.model_dump(include=set(_RUN_FIELDS))
+        axes = list(self.grid.items())
+        # Whole sub-configs first, then dotted paths into the (replaced) sub-configs.
+        order = sorted(range(len(axes)), key=lambda i: axes[i][0].count("."))
+        points = []
+        for combo in itertools.product(*(values for _, values in axes)):
+            setting = {axes[i][0]: combo[i] for i in range(len(axes))}
+            label = ", ".join(f"{k}={_short(v)}" for k, v in setting.items())
+            raw = copy.deepcopy(base)
+            try:
+                for i in order:
+                    _set_path(raw, axes[i][0].split("."), copy.deepcopy(combo[i]))
+                fields = _RunFields.model_validate(raw)
+            except ConfigError as e:
+                raise _error(f"grid[{label}]: {e}", "__full__", e.field) from None
+            except ValidationError as e:
+                inner = _config_error(e, _RunFields)
+                raise _error(f"grid[{label}]: {inner}", "__full__", inner.field) from None
+            points.append((setting, fields))
+        self._points = points
+        return self
+
+    def grid_points(self) -> list[tuple[dict[str, Any], _RunFields]]:
+        """(axis values, validated run fields) for every grid point, in grid order."""
+        return list(self._points)
+
+    def expand(self) -> list[RunSpec]:
+        """Same as :func:`expand`."""
+        return expand(self)
+
+
+def expand(config: ExperimentConfig) -> list[RunSpec]:
+    """One :class:`RunSpec` per grid point × seed (grid order, seeds innermost).
+
+    Grid points that resolve to the same run (e.g. ``kappa: [1, 1.0]``) appear once.
+    """
+    runs: list[RunSpec] = []
+    seen: set[str] = set()
+    for _, fields in config.grid_points():
+        values = {name: getattr(fields, name) for name in _RUN_FIELDS}
+        for seed in config.seeds:
+            run = RunSpec(experiment=config.name, seed=seed, **values)
+            if run.run_id not in seen:
+                seen.add(run.run_id)
+                runs.append(run)
+    return runs
+

@@ -1,0 +1,185 @@
+"""Problem configs (SPEC §4), a union tagged by ``kind``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+
+from muonlab.config.base import _error, _Kappa, _Model, _NonNeg, _PosInt, _Positive
+
+# ----------------------------------------------------------------------------- problems
+
+
+class _Problem(_Model):
+    kind: str
+
+    def resolved(self) -> _Problem:
+        """A copy with every ``None`` that has a documented default filled in."""
+        return self
+
+
+class SymmetricMFConfig(_Problem):
+    """P1, symmetric matrix factorization (seed 001): M* = U diag(λ) Uᵀ, X ∈ R^{n×r}."""
+
+    kind: Literal["symmetric_mf"] = "symmetric_mf"
+    n: _PosInt = 100
+    r: _PosInt = 10
+    r_star: _PosInt | None = None  # default: r
+    kappa: _Kappa = 1.0
+    alpha: _Positive = 1e-3
+    spectrum: Literal["logspace", "linspace"] = "logspace"
+    init: Literal["gaussian", "orthonormal", "aligned", "identity"] = "gaussian"
+    basis: Literal["haar", "paired"] = "haar"
+
+    @model_validator(mode="after")
+    def _ranks(self) -> SymmetricMFConfig:
+        if self.r > self.n:
+            raise _error(f"must be <= n ({self.n}), got {self.r}", "r")
+        if self.r_star is not None and self.r_star > self.n:
+            raise _error(f"must be <= n ({self.n}), got {self.r_star}", "r_star")
+        r_star = self.r if self.r_star is None else self.r_star
+        if self.basis == "paired" and r_star != self.n:
+            raise _error(f"'paired' needs r_star = n ({self.n}), got r_star={r_star}", "basis")
+        if self.init == "aligned" and self.r < r_star:
+            raise _error(f"'aligned' needs r >= r_star ({r_star}), got r={self.r}", "init")
+        return self
+
+    def resolved(self) -> SymmetricMFConfig:
+        return self if self.r_star is not None else self.model_copy(update={"r_star": self.r})
+
+
+class ICLConfig(_Problem):
+    """P2, in-context learning of a linear transformer (seed 001 §2.2)."""
+
+    kind: Literal["icl"] = "icl"
+    d: _PosInt = 20
+    kappa: _Kappa = 1.0
+    covariance: Literal["rotated", "diagonal", "paired"] = "rotated"
+    n_design: _PosInt | None = None  # default: the problem's (4·d)
+
+    @model_validator(mode="after")
+    def _design(self) -> ICLConfig:
+        if self.n_design is not None and self.n_design < self.d:
+            raise _error(f"must be >= d ({self.d}) for the covariance to be invertible, got {self.n_design}", "n_design")
+        return self
+
+
+class TwoFactorMFConfig(_Problem):
+    """P3, asymmetric two-factor matrix factorization (seed 002): f = ½‖W2 W1 − M*‖²."""
+
+    kind: Literal["two_factor_mf"] = "two_factor_mf"
+    n_out: _PosInt = 32
+    n_in: _PosInt = 32
+    d: _PosInt = 32
+    rank: _PosInt | None = None  # default: len(values) for list/diag, else min(n_out, n_in)
+    kappa: _Kappa = 1.0
+    spectrum: Literal["logspace", "linspace", "list", "diag", "planted"] = "logspace"
+    values: list[_Positive] | None = None
+    snr: _Positive | None = None
+    alpha: _Positive = 5e-3
+    init: Literal["gaussian", "orthogonal"] = "gaussian"
+
+    @model_validator(mode="after")
+    def _target(self) -> TwoFactorMFConfig:
+        small = min(self.n_out, self.n_in)
+        spec = self.spectrum
+        if self.rank is not None and self.rank > small:
+            raise _error(f"must be <= min(n_out, n_in) ({small}), got {self.rank}", "rank")
+        if self.values is not None and spec not in ("list", "diag"):
+            raise _error(f"only used with spectrum list or diag, not {spec!r}", "values")
+        if self.snr is not None and spec != "planted":
+            raise _error(f"only used with spectrum planted, not {spec!r}", "snr")
+        if spec in ("list", "diag"):
+            if self.values is None:
+                raise _error(f"required with spectrum {spec!r} (a list of target singular values)", "values")
+            if self.rank is not None and len(self.values) != self.rank:
+                raise _error(f"must have rank ({self.rank}) entries, got {len(self.values)}", "values")
+            if len(self.values) > small:
+                raise _error(f"must have at most min(n_out, n_in) ({small}) entries, got {len(self.values)}", "values")
+            if not self.values:
+                raise _error("must not be empty", "values")
+        if spec == "planted":
+            if self.snr is None:
+                raise _error("required with spectrum 'planted'", "snr")
+            if self.rank is None:
+                raise _error("required with spectrum 'planted' (the planted rank)", "rank")
+            if self.n_out != self.n_in:
+                raise _error(f"spectrum 'planted' needs n_out == n_in, got {self.n_in} != {self.n_out}", "n_in")
+        return self
+
+    def resolved(self) -> TwoFactorMFConfig:
+        if self.rank is not None:
+            return self
+        rank = len(self.values) if self.values is not None else min(self.n_out, self.n_in)
+        return self.model_copy(update={"rank": rank})
+
+
+class LoRAMFConfig(_Problem):
+    """P4, LoRA-style factorization (seed 000): f = ½‖W* − AB‖² (+ ℓ2)."""
+
+    kind: Literal["lora_mf"] = "lora_mf"
+    m: _PosInt = 60
+    n: _PosInt = 70
+    r: _PosInt = 5
+    r_star: _PosInt | None = None  # default: len(values) for list, else r
+    kappa: _Kappa = 1.0
+    spectrum: Literal["logspace", "linspace", "list"] = "logspace"
+    values: list[_Positive] | None = None
+    gamma: _Positive = 1e-3
+    l2: _NonNeg = 0.0
+
+    @model_validator(mode="after")
+    def _ranks(self) -> LoRAMFConfig:
+        small = min(self.m, self.n)
+        if self.r > small:
+            raise _error(f"must be <= min(m, n) ({small}), got {self.r}", "r")
+        if self.r_star is not None and self.r_star > small:
+            raise _error(f"must be <= min(m, n) ({small}), got {self.r_star}", "r_star")
+        if self.spectrum == "list":
+            if not self.values:
+                raise _error("required with spectrum 'list' (a list of target singular values)", "values")
+            if self.r_star is not None and len(self.values) != self.r_star:
+                raise _error(f"must have r_star ({self.r_star}) entries, got {len(self.values)}", "values")
+            if len(self.values) > small:
+                raise _error(f"must have at most min(m, n) ({small}) entries, got {len(self.values)}", "values")
+        elif self.values is not None:
+            raise _error(f"only used with spectrum list, not {self.spectrum!r}", "values")
+        return self
+
+    def resolved(self) -> LoRAMFConfig:
+        if self.r_star is not None:
+            return self
+        r_star = len(self.values) if self.values is not None else self.r
+        return self.model_copy(update={"r_star": r_star})
+
+
+class RegressionConfig(_Problem):
+    """P5, matrix linear regression min_W ½‖WX − Y‖² with ill-conditioned XXᵀ."""
+
+    kind: Literal["regression"] = "regression"
+    d_out: _PosInt = 10
+    d_in: _PosInt = 20
+    n_samples: _PosInt = 100
+    kappa: _Kappa = 1.0
+    noise: _NonNeg = 0.0
+
+    @model_validator(mode="after")
+    def _samples(self) -> RegressionConfig:
+        if self.n_samples < self.d_in:
+            raise _error(f"must be >= d_in ({self.d_in}) for XXᵀ to be invertible, got {self.n_samples}", "n_samples")
+        return self
+
+
+PROBLEMS: dict[str, type[_Problem]] = {
+    cls.model_fields["kind"].default: cls
+    for cls in (SymmetricMFConfig, ICLConfig, TwoFactorMFConfig, LoRAMFConfig, RegressionConfig)
+}
+ProblemConfig = Annotated[
+    Union[SymmetricMFConfig, ICLConfig, TwoFactorMFConfig, LoRAMFConfig, RegressionConfig],
+    Field(discriminator="kind"),
+]
+

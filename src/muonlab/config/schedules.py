@@ -1,0 +1,65 @@
+"""Schedule configs, one per :data:`muonlab.optim.schedules.SCHEDULES` dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import (
+    Field,
+    create_model,
+    model_validator,
+)
+
+from muonlab.config.base import _error, _Int, _Model
+from muonlab.optim.schedules import SCHEDULES, Schedule, make_schedule
+
+# ----------------------------------------------------------------------------- schedules
+
+
+class _Schedule(_Model):
+    """Base of the schedule configs, generated from :data:`SCHEDULES` (one per dataclass)."""
+
+    name: str
+    schedule_class: ClassVar[type[Schedule]]
+
+    def build(self) -> Schedule:
+        """The :class:`~muonlab.optim.schedules.Schedule` this config describes."""
+        return make_schedule(self.name, **self.params())
+
+    @model_validator(mode="after")
+    def _check_with_make_schedule(self) -> _Schedule:
+        try:
+            self.build()
+        except ValueError as e:
+            message = str(e)
+            # make_schedule messages start with the parameter: "factor must satisfy ..."
+            m = re.match(r"(\w+):? (must .*)$", message)
+            if m and m.group(1) in type(self).model_fields:
+                raise _error(m.group(2), m.group(1)) from None
+            raise _error(message) from None
+        return self
+
+
+def _schedule_config(cls: type[Schedule]) -> type[_Schedule]:
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {"name": (Literal[cls.name], cls.name)}  # type: ignore[valid-type]
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if tp is int:
+            tp = _Int
+        default = f.default if f.default is not dataclasses.MISSING else ...
+        fields[f.name] = (tp, default)
+    model = create_model(  # type: ignore[call-overload]
+        f"{cls.__name__}ScheduleConfig", __base__=_Schedule, __module__=__name__, **fields
+    )
+    model.schedule_class = cls
+    return model
+
+
+#: Schedule name → its config model (fields = the schedule dataclass's parameters).
+SCHEDULE_CONFIGS: dict[str, type[_Schedule]] = {name: _schedule_config(cls) for name, cls in SCHEDULES.items()}
+ScheduleConfig = Annotated[Union[tuple(SCHEDULE_CONFIGS.values())], Field(discriminator="name")]  # type: ignore[valid-type]
+
