@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,11 +13,19 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from muonlab.config import ExperimentConfig
 from muonlab.engine.experiment import run
-from muonlab.engine.store import EPSILON_COLUMNS
-from muonlab.report import NothingToPlot, build_report, error_curves, steps_table
+from muonlab.engine.store import EPSILON_COLUMNS, ResultStore
+from muonlab.errors import MuonlabError
+from muonlab.report import (
+    NothingToPlot,
+    build_report,
+    error_curves,
+    save_figure,
+    steps_table,
+)
 from muonlab.report.figures import axis_label, resolve_spec
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -179,9 +188,12 @@ def test_steps_table_matches_runs_parquet(repro_dir, report):
 
 
 def test_error_curves_png_and_svg(repro_dir, tmp_path):
-    out = error_curves(repro_dir / "exp_a", {"curve_by": ["problem.kappa"], "panel_by": "optimizer.name"}, tmp_path / "f.png")
-    assert out == tmp_path / "f.png" and _is_png(out)
-    assert (tmp_path / "f.svg").read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
+    fig = error_curves(repro_dir / "exp_a", {"curve_by": ["problem.kappa"], "panel_by": "optimizer.name"})
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    out = save_figure(fig, tmp_path / "sub" / "f.png")  # creates the folder
+    assert out == tmp_path / "sub" / "f.png" and _is_png(out)
+    assert (tmp_path / "sub" / "f.svg").read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
+    assert not list(out.parent.glob(".*tmp-*"))  # atomic writes leave no temporaries
     img = mpimg.imread(out)
     assert img.shape[1] > img.shape[0] > 300  # two panels side by side at 150 dpi
     assert float(np.var(img[..., :3])) > 0
@@ -221,22 +233,98 @@ def test_experiments_json_order_titles_and_missing_claims(repro_dir, tmp_path):
     assert not list(index.parent.glob(".*tmp-*"))  # atomic writes leave no temporaries
 
 
-def test_all_failed_experiment_shows_counts(tmp_path):
+def test_all_failed_experiment_shows_counts(repro_dir, tmp_path):
     root = tmp_path / "r"
-    # A metric that does not apply to the problem fails every batch.
-    res = run(_config("exp_bad", metrics=["rel_err", "gf_invariant_norm"]), root / "exp_bad")
-    assert set(res.runs["status"]) == {"failed"}
-    with pytest.raises(NothingToPlot):
-        error_curves(root / "exp_bad", None, tmp_path / "x.png")
+    # exp_a's grid (2 optimizers × 2 κ × 2 seeds), every run stored as failed, no trajectory.
+    grid = ["run_id", "experiment", "seed", "optimizer.name", "optimizer.lr", "problem.kappa"]
+    failed = pd.read_parquet(repro_dir / "exp_a" / "runs.parquet")[grid]
+    ResultStore(root / "exp_bad").append(failed.assign(status="failed", error="solver <boom>").to_dict("records"))
+    with pytest.raises(NothingToPlot) as err:
+        error_curves(root / "exp_bad", None)
+    assert isinstance(err.value, MuonlabError) and isinstance(err.value, ValueError)
     index = build_report(root)
     page = _parse(index)
     assert [s["data-experiment"] for s in page.sections] == ["exp_bad"]
     assert page.imgs == []
     text = index.read_text(encoding="utf-8")
     assert "No figure" in text and "8 failed" in text
+    assert "<code>solver &lt;boom&gt;</code> (8 runs)" in text
     steps = next(t for t in page.tables if t["attrs"].get("class") == "steps")
     assert sum(int(r["failed"]) for r in steps["rows"]) == 8
     assert all(r[c] == "—" for r in steps["rows"] for c in EPSILON_COLUMNS)
+
+
+def test_text_from_the_inputs_is_escaped(repro_dir, tmp_path):
+    root = tmp_path / "r"
+    shutil.copytree(repro_dir / "exp_a", root / "exp_a")
+    evil = "<script>alert(1)</script>"
+    specs = [{"name": "exp_a", "title": f"Title {evil}", "description": f"About {evil} & more"},
+             {"name": f"ghost{evil}", "title": None}]
+    claims = [{"name": f"claim {evil}", "seed": evil, "passed": False, "detail": f"detail {evil}\nline 2",
+               "experiment": "exp_a"},
+              {"name": "other", "seed": None, "passed": True, "detail": None, "figure": f"fig {evil}"}]
+    (root / "experiments.json").write_text(json.dumps(specs), encoding="utf-8")
+    (root / "claims.json").write_text(json.dumps(claims), encoding="utf-8")
+    index = build_report(root)
+    text = index.read_text(encoding="utf-8")
+    assert "<script" not in text.lower()
+    for escaped in ("Title &lt;script&gt;alert(1)&lt;/script&gt;", "About &lt;script&gt;", "&amp; more",
+                    "detail &lt;script&gt;alert(1)&lt;/script&gt;\nline 2", "fig &lt;script&gt;",
+                    'data-claim="claim &lt;script&gt;alert(1)&lt;/script&gt;"',
+                    'data-experiment="ghost&lt;script&gt;alert(1)&lt;/script&gt;"'):
+        assert escaped in text, escaped
+    page = _parse(index)
+    claims_table = next(t for t in page.tables if t["attrs"].get("class") == "claims")
+    other = claims_table["rows"][1]
+    assert other["_1"] == "" and other["_3"] == ""  # a missing seed or detail prints as nothing, not "None"
+    assert [s["id"] for s in page.sections] == ["exp_a", "ghost_script_alert_1_script"]
+
+
+def test_extra_figures_and_their_failures(repro_dir, tmp_path, monkeypatch):
+    from muonlab.report import extra_figures
+
+    def fine(store_dir):
+        fig = Figure(figsize=(2, 2))
+        fig.subplots().plot([0, 1], [1, 0])
+        return fig, "a <small> figure"
+
+    def empty(store_dir):
+        raise NothingToPlot("nothing <here>")
+
+    monkeypatch.setattr(extra_figures, "EXTRA_FIGURES", {"fine": fine, "empty": empty})
+    root = tmp_path / "r"
+    shutil.copytree(repro_dir / "exp_a", root / "exp_a")
+    spec = {"name": "exp_a", "extra_figures": ["fine", "empty", "nope<i>"]}
+    (root / "experiments.json").write_text(json.dumps([spec]), encoding="utf-8")
+    index = build_report(root)
+    page = _parse(index)
+    assert page.imgs == ["exp_a.png", "exp_a_fine.png"]
+    assert all(_is_png(index.parent / s) and (index.parent / s).with_suffix(".svg").is_file() for s in page.imgs)
+    text = index.read_text(encoding="utf-8")
+    assert 'alt="a &lt;small&gt; figure"' in text
+    assert '<p class="notice">empty: nothing &lt;here&gt;</p>' in text
+    assert '<p class="notice">unknown extra figure nope&lt;i&gt;</p>' in text
+
+
+def test_report_modules_leave_pyplot_and_the_backend_alone(repro_dir, tmp_path):
+    src = Path(__file__).resolve().parents[2] / "src" / "muonlab" / "report"
+    for path in src.glob("*.py"):
+        code = path.read_text(encoding="utf-8")
+        for banned in ("matplotlib.use(", "import matplotlib.pyplot", "from matplotlib import pyplot", "plt."):
+            assert banned not in code, (path.name, banned)
+    # Drawing and saving a figure must not load pyplot (its global figure list) or pick a backend.
+    script = (
+        "import sys, matplotlib\n"
+        "from matplotlib import rcsetup\n"
+        "from muonlab.report import error_curves, save_figure\n"
+        "import muonlab.report.extra_figures, muonlab.report.lora_figures\n"
+        f"save_figure(error_curves({str(repro_dir / 'exp_a')!r}), {str(tmp_path / 'f.png')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+        "assert matplotlib.rcParams._get('backend') is rcsetup._auto_backend_sentinel\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _is_png(tmp_path / "f.png")
 
 
 def test_build_report_rejects_missing_dir(tmp_path):

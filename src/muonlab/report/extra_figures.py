@@ -1,7 +1,8 @@
 """Figures beyond error-vs-iteration, for experiments whose claim is about something else.
 
 :data:`EXTRA_FIGURES` maps a name (an experiment's ``extra_figures`` entry in
-:mod:`muonlab.reproduce`) to ``fn(store_dir, out_png) -> caption``.
+:mod:`muonlab.reproduce`) to ``fn(store_dir) -> (figure, caption)``; the report saves
+the figure with :func:`muonlab.report.figures.save_figure`.
 
 * ``mode_arrivals`` — seed 002, claim (a): the step at which each mode reaches 0.9 of
   its target against σ*_i (log–log), per optimizer, with Muon's equal-rate law
@@ -18,35 +19,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from muonlab.engine.store import ResultStore
-from muonlab.report.figures import _STYLE, NothingToPlot, _atomic_savefig
+from muonlab.report.figures import NothingToPlot, new_figure, styled
 
-__all__ = ["EXTRA_FIGURES", "lr_sweep", "mode_arrivals", "scalar_recursions"]
+__all__ = ["EXTRA_FIGURES", "ExtraFigure", "lr_sweep", "mode_arrivals", "scalar_recursions"]
 
-DPI = 150
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+#: An extra figure: the store's folder in, the figure and its caption out.
+ExtraFigure = Callable[[str | Path], tuple[Figure, str]]
 
 
-def _save(fig, out_png: Path) -> None:
-    plt = _plt()
-    try:
-        _atomic_savefig(fig, out_png, dpi=DPI)
-        _atomic_savefig(fig, out_png.with_suffix(".svg"))
-    finally:
-        plt.close(fig)
-
-
-def mode_arrivals(store_dir: str | Path, out_png: str | Path) -> str:
+def mode_arrivals(store_dir: str | Path) -> tuple[Figure, str]:
     from muonlab.claims.modes import FRACTION, arrivals, target_values
 
     store = ResultStore(store_dir)
@@ -54,11 +41,11 @@ def mode_arrivals(store_dir: str | Path, out_png: str | Path) -> str:
     traj = store.trajectories(metrics="mode_progress")
     if not len(runs) or not len(traj):
         raise NothingToPlot(f"{Path(store_dir).name}: no mode_progress trajectories")
-    plt = _plt()
     colors = {"muon": "tab:blue", "specgd": "tab:blue", "specgf": "tab:green", "gd": "tab:orange"}
     spectral = ("muon", "specgd", "specgf")
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(5.2, 3.6), constrained_layout=True)
+    with styled():
+        fig = new_figure((5.2, 3.6))
+        ax = fig.subplots()
         for opt, g in runs[runs["status"] == "ok"].groupby("optimizer.name"):
             for j, (_, row) in enumerate(g.iterrows()):
                 sigma, t = target_values(row), arrivals(traj, row["run_id"])
@@ -72,19 +59,16 @@ def mode_arrivals(store_dir: str | Path, out_png: str | Path) -> str:
                             linewidth=1.0, label=f"law sqrt({FRACTION:g}σ*)/η")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        from matplotlib.ticker import NullFormatter
-
         for axis in (ax.xaxis, ax.yaxis):  # minor log labels collide on short ranges
             axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("target singular value σ*ᵢ")
         ax.set_ylabel(f"steps to σᵢ ≥ {FRACTION:g}·σ*ᵢ")
         ax.legend(frameon=False, fontsize=8)
-        _save(fig, Path(out_png))
-    return ("Arrival step of every mode against its target (log–log). Spectral methods: all modes on one "
+    return fig, ("Arrival step of every mode against its target (log–log). Spectral methods: all modes on one "
             "equal-rate law, smallest first; GD: largest first (modes not reached are not plotted).")
 
 
-def scalar_recursions(store_dir: str | Path, out_png: str | Path) -> str:
+def scalar_recursions(store_dir: str | Path) -> tuple[Figure, str]:
     from muonlab.claims.seed001 import _scalar_paths
     from muonlab.problems.targets import spectrum
 
@@ -105,10 +89,10 @@ def scalar_recursions(store_dir: str | Path, out_png: str | Path) -> str:
     y = np.sqrt(np.clip(coords.to_numpy(), 0, None))
     steps = coords.index.to_numpy()
     n = min(len(steps), len(x), 160)
-    plt = _plt()
-    with plt.rc_context(_STYLE):
-        fig, (a0, a1) = plt.subplots(1, 2, figsize=(9.5, 3.4), constrained_layout=True)
-        cmap = plt.get_cmap("viridis")
+    with styled():
+        fig = new_figure((9.5, 3.4))
+        a0, a1 = fig.subplots(1, 2)
+        cmap = matplotlib.colormaps["viridis"]
         for i in range(len(lam)):
             c = cmap(i / max(len(lam) - 1, 1))
             a0.plot(steps[:n], y[:n, i], color=c, linewidth=1.6, alpha=0.6)
@@ -122,24 +106,23 @@ def scalar_recursions(store_dir: str | Path, out_png: str | Path) -> str:
         a1.set_yscale("log")
         a1.set_xlabel("iteration")
         a1.set_ylabel("alignment residual")
-        _save(fig, Path(out_png))
-    return ("Left: X's eigen-coordinates √diag(UᵀXXᵀU) (solid) and the scalar recursions rerun with the same η_t "
+    return fig, ("Left: X's eigen-coordinates √diag(UᵀXXᵀU) (solid) and the scalar recursions rerun with the same η_t "
             "(dashed), dotted: √λᵢ. Right: distance from the aligned form — rounding-size until the misalignment "
             "is amplified near the fixed points (findings F3).")
 
 
-def lr_sweep(store_dir: str | Path, out_png: str | Path) -> str:
+def lr_sweep(store_dir: str | Path) -> tuple[Figure, str]:
     from muonlab.claims.modes import target_values
 
     runs = ResultStore(store_dir).runs()
     if not len(runs):
         raise NothingToPlot(f"{Path(store_dir).name}: no runs")
     eta_crit = 1.0 / float(target_values(runs.iloc[0])[0])
-    plt = _plt()
     styles = {("gd", "constant"): ("tab:orange", "o"), ("gd", "geometric"): ("tab:orange", "^"),
               ("muon", "constant"): ("tab:blue", "o"), ("muon", "geometric"): ("tab:blue", "^")}
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(6.0, 3.6), constrained_layout=True)
+    with styled():
+        fig = new_figure((6.0, 3.6))
+        ax = fig.subplots()
         top = 1.0
         for (opt, sched), g in runs.groupby(["optimizer.name", "schedule.name"]):
             color, marker = styles.get((opt, sched), ("0.4", "s"))
@@ -158,12 +141,11 @@ def lr_sweep(store_dir: str | Path, out_png: str | Path) -> str:
         ax.set_xlabel("step size η (η₀ when annealed)")
         ax.set_ylabel("final relative error")
         ax.legend(frameon=False, fontsize=7.5, loc="center left")
-        _save(fig, Path(out_png))
-    return ("Final relative error against the step size (× at the top: diverged). GD fails beyond its edge "
+    return fig, ("Final relative error against the step size (× at the top: diverged). GD fails beyond its edge "
             "2/λ_max; constant-step Muon stays bounded (error ∝ η) far beyond it, and annealed Muon converges.")
 
 
-EXTRA_FIGURES: dict[str, Callable[[str | Path, str | Path], str]] = {
+EXTRA_FIGURES: dict[str, ExtraFigure] = {
     "lr_sweep": lr_sweep,
     "mode_arrivals": mode_arrivals,
     "scalar_recursions": scalar_recursions,

@@ -2,7 +2,8 @@
 
 * :func:`error_curves` — error (log scale) against iteration, one panel per value of
   ``spec["panel_by"]`` (shared y axis), one curve per combination of
-  ``spec["curve_by"]``: the median over seeds, with a light min–max band.
+  ``spec["curve_by"]``: the median over seeds, with a light min–max band. It returns a
+  :class:`matplotlib.figure.Figure`; :func:`save_figure` writes it as PNG and SVG.
 * :func:`steps_table` — per curve group, the median number of steps to reach the
   relative errors 1e-4, 1e-8 and 1e-12, and how many runs ended ok / diverged / failed.
 
@@ -10,35 +11,47 @@ A *spec* is a mapping (one entry of ``DIR/experiments.json``) with the keys ``na
 ``title``, ``description``, ``x`` (``"step"``), ``y`` (a metric, ``"rel_err"``),
 ``curve_by`` (list of run columns), ``panel_by`` (a run column or ``None``) and
 optionally ``target``; missing keys are inferred by :func:`resolve_spec`.
+
+Figures are plain :class:`~matplotlib.figure.Figure` objects, never pyplot ones: nothing
+here selects a backend or touches pyplot's global figure list, so importing this module
+leaves the caller's matplotlib setup alone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
+from muonlab.atomic import atomic_file
+from muonlab.engine.store import EPSILON_COLUMNS, RESULT_COLUMNS, ResultStore
+from muonlab.errors import MuonlabError
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from muonlab.atomic import atomic_file  # noqa: E402
-from muonlab.engine.store import EPSILON_COLUMNS, RESULT_COLUMNS, ResultStore  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
+    "DPI",
     "EM_DASH",
+    "STYLE",
     "NothingToPlot",
     "axis_label",
+    "best_variant_runs",
     "error_curves",
     "format_value",
+    "new_figure",
     "resolve_spec",
+    "save_figure",
     "steps_table",
+    "styled",
 ]
 
 EM_DASH = "—"
@@ -75,7 +88,9 @@ _OPTIMIZER_NAMES = {
 }
 _METRIC_LABELS = {"rel_err": "relative error", "loss": "loss", "dist_to_opt": "distance to optimum"}
 
-_STYLE = {
+#: The papers' look; applied while a figure is built *and* while it is saved, since some
+#: settings (tick labels, ``svg.fonttype``) are only read when the figure is drawn.
+STYLE: dict[RcKeyType, Any] = {
     "font.family": "serif",
     "font.serif": ["DejaVu Serif", "Times New Roman", "Times", "serif"],
     "mathtext.fontset": "dejavuserif",
@@ -93,7 +108,7 @@ _STYLE = {
 }
 
 
-class NothingToPlot(ValueError):
+class NothingToPlot(MuonlabError):
     """The store holds no finite trajectory of the requested metric (e.g. all runs failed)."""
 
 
@@ -161,7 +176,7 @@ def format_value(v: Any) -> str:
         if f > 0:
             k = math.log10(f)
             if abs(k - round(k)) < 1e-9 and abs(k) >= 2:
-                return f"10^{{{int(round(k))}}}"
+                return f"10^{{{round(k)}}}"
         return f"{f:g}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "none"
@@ -252,16 +267,38 @@ def _group_columns(spec: Mapping[str, Any]) -> list[str]:
 # ----------------------------------------------------------------------------- figure
 
 
-def _atomic_savefig(fig: Any, path: Path, **kw: Any) -> None:
-    with atomic_file(path) as f:
-        fig.savefig(f, format=path.suffix.lstrip("."), **kw)
+@contextmanager
+def styled() -> Iterator[None]:
+    """Apply :data:`STYLE` for the duration of the block (rcParams restored after)."""
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure with constrained layout, detached from pyplot (no global state, no
+    backend: saving picks the renderer from the file format). Build it inside
+    :func:`styled` so that its artists take the papers' style."""
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def save_figure(fig: Figure, out_png: str | Path, dpi: int = DPI) -> Path:
+    """Write ``fig`` to ``out_png`` (``dpi``) and as SVG next to it (same stem), each
+    atomically, creating the folder; returns the PNG's path."""
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    with styled():
+        with atomic_file(out_png) as f:
+            fig.savefig(f, format="png", dpi=dpi)
+        with atomic_file(out_png.with_suffix(".svg")) as f:
+            fig.savefig(f, format="svg")
+    return out_png
 
 
 def _colors(n: int, numeric: bool) -> list[Any]:
     if numeric and n > 1:
-        cmap = plt.get_cmap("viridis")
+        cmap = matplotlib.colormaps["viridis"]
         return [cmap(0.9 * i / (n - 1)) for i in range(n)]
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     return [cmap(i % 10) for i in range(n)]
 
 
@@ -293,11 +330,10 @@ def best_variant_runs(runs: pd.DataFrame, keys: list[str], variant_cols: list[st
     return pd.concat(keep) if keep else runs
 
 
-def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png: str | Path) -> Path:
+def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None = None) -> Figure:
     """Plot ``spec["y"]`` (log scale) against ``spec["x"]`` for one results store.
 
-    Writes ``out_png`` (150 dpi) and the same figure as SVG next to it (same stem),
-    each atomically, and returns the PNG's path.
+    Returns the figure; :func:`save_figure` writes it as PNG and SVG.
 
     Raises:
         NothingToPlot: no run has a finite positive value of the metric.
@@ -311,7 +347,7 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png:
         traj = traj[traj["index"] == 0] if "index" in traj else traj
         traj = traj[np.isfinite(traj["value"]) & (traj["value"] > 0)]
     if not len(traj):
-        raise NothingToPlot(f"{Path(store_dir).name}: no finite values of {metric!r} to plot")
+        raise NothingToPlot(f"{Path(store_dir).name}: no finite values of {metric!r} to plot", field="y")
     if x != "step":
         raise ValueError(f"x: only 'step' is supported, got {x!r}")
     panel = spec.get("panel_by")
@@ -326,17 +362,13 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png:
     numeric = len(curve_by) == 1 and all(_is_number(k[0]) for k in curves)
     colors = dict(zip(curves, _colors(len(curves), numeric)))
 
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
     # Many curves (κ × lr × schedule grids): a taller figure and a multi-column legend,
     # so that no entry is cut off at the page's width.
     rows = min(len(curves) + 1, LEGEND_ROWS)
     ncol = -(-(len(curves) + 1) // LEGEND_ROWS)
-    with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(
-            1, len(panels), figsize=(1.0 + 3.6 * len(panels) + 1.6 * (ncol - 1), max(3.4, 0.19 * rows + 0.8)),
-            sharey=True, squeeze=False, constrained_layout=True,
-        )
+    with styled():
+        fig = new_figure((1.0 + 3.6 * len(panels) + 1.6 * (ncol - 1), max(3.4, 0.19 * rows + 0.8)))
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
         handles: dict[str, Any] = {}
         for ax, pkey in zip(axes[0], panels):
             prow = _select(runs, [panel], pkey) if panel else runs
@@ -349,7 +381,8 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png:
                     continue
                 steps = block.index.to_numpy()
                 vals = block.to_numpy(dtype=float)
-                with np.errstate(all="ignore"), _quiet():
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps: NaN is the answer
                     med = np.nanmedian(vals, axis=1)
                     lo, hi = np.nanmin(vals, axis=1), np.nanmax(vals, axis=1)
                 color = colors[ckey]
@@ -374,18 +407,4 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None, out_png:
                 list(handles.values()), list(handles.keys()), frameon=False, loc="upper left",
                 bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol,
             )
-        try:
-            _atomic_savefig(fig, out_png, dpi=DPI)
-            _atomic_savefig(fig, out_png.with_suffix(".svg"))
-        finally:
-            plt.close(fig)
-    return out_png
-
-
-@contextlib.contextmanager
-def _quiet() -> Any:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
+    return fig

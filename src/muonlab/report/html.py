@@ -6,28 +6,41 @@ curve_by, panel_by) and an optional ``DIR/claims.json`` (a list of {name, seed,
 passed, detail, experiment?, figure?}). The report goes to ``DIR/report/``:
 ``index.html`` plus one PNG and one SVG per experiment, referenced by relative path,
 so the folder can be moved or served as is. Every file is written atomically
-(temporary file + ``os.replace``), and every piece of text from the inputs is
-HTML-escaped.
+(:mod:`muonlab.atomic`).
+
+The markup and the stylesheet are Jinja2 templates (``report/templates/*.j2``); this
+module reads the inputs, draws and saves the figures, and hands the templates plain
+data. The environment autoescapes, so every piece of text from the inputs (titles,
+descriptions, claim details, error messages, column values) is HTML-escaped there,
+and nothing here builds markup.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pandas as pd
 
 from muonlab.atomic import write_atomic
 from muonlab.engine.store import ResultStore, StoreError
-from muonlab.report.figures import NothingToPlot, error_curves, resolve_spec, steps_table
+from muonlab.report.figures import (
+    NothingToPlot,
+    error_curves,
+    resolve_spec,
+    save_figure,
+    steps_table,
+)
 
-__all__ = ["build_report", "load_claims", "load_experiment_specs", "find_experiments"]
+__all__ = ["build_report", "find_experiments", "load_claims", "load_experiment_specs"]
 
 REPORT_DIR = "report"
 
@@ -46,41 +59,6 @@ _COLUMN_TITLES = {
     "steps_to_1e-8": "steps to 10⁻⁸",
     "steps_to_1e-12": "steps to 10⁻¹²",
 }
-
-_CSS = """
-body { font-family: Georgia, 'Times New Roman', serif; color: #222; margin: 0; background: #fafafa; }
-main { max-width: 1100px; margin: 0 auto; padding: 1.5em 2em 3em; background: #fff; }
-header { border-bottom: 2px solid #333; margin-bottom: 1em; }
-header h1 { margin: 0.2em 0; font-size: 1.8em; }
-.meta { color: #666; font-size: 0.9em; margin: 0.2em 0 0.8em; }
-.summary { font-size: 1.15em; padding: 0.6em 1em; border-radius: 6px; margin: 1em 0; }
-.summary.allpass { background: #e8f5e9; border: 1px solid #66bb6a; }
-.summary.somefail { background: #ffebee; border: 1px solid #e57373; }
-.summary.none { background: #f3f3f3; border: 1px solid #bbb; }
-nav ul { columns: 2; padding-left: 1.2em; }
-section, .claims-section { margin: 2em 0; padding-top: 0.5em; border-top: 1px solid #ddd; }
-section h2 { font-size: 1.35em; margin: 0.3em 0; }
-.description { color: #444; }
-figure { margin: 1em 0; text-align: center; }
-figure img { max-width: 100%; height: auto; }
-figcaption { font-size: 0.85em; color: #555; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.fail td { background: #fff0f0; }
-.badge { display: inline-block; padding: 0.1em 0.6em; border-radius: 3px; font-weight: bold;
-         font-family: Helvetica, Arial, sans-serif; font-size: 0.85em; color: #fff; }
-.badge.pass { background: #2e7d32; }
-.badge.fail { background: #c62828; }
-.notice { background: #fff8e1; border: 1px solid #ffca28; padding: 0.5em 1em; border-radius: 4px; }
-.detail { font-family: Menlo, Consolas, monospace; font-size: 0.85em; white-space: pre-wrap; }
-code { font-family: Menlo, Consolas, monospace; font-size: 0.9em; }
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -142,56 +120,111 @@ def _passed(claim: Mapping[str, Any]) -> bool:
 # ----------------------------------------------------------------------------- rendering
 
 
-def _cell(value: Any) -> tuple[str, bool]:
-    """(escaped text, numeric?) of a table cell."""
+@cache
+def _environment() -> jinja2.Environment:
+    """The templates' environment (built once): autoescape on, None printed as nothing
+    (as a missing claim seed or detail should be), undefined names an error."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("muonlab.report", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        finalize=lambda value: "" if value is None else value,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+# ----------------------------------------------------------------------------- page data
+# What the templates receive: plain values, never markup.
+
+
+@dataclass(frozen=True)
+class Cell:
+    col: str
+    text: str
+    numeric: bool
+
+
+@dataclass(frozen=True)
+class Table:
+    cls: str
+    columns: list[tuple[str, str]]  # (data-col, header title)
+    rows: list[list[Cell]]
+    experiment: str | None = None  # the table's data-experiment attribute, if any
+
+
+@dataclass(frozen=True)
+class FigureRef:
+    src: str  # the PNG, relative to index.html
+    svg: str
+    alt: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    name: Any
+    seed: Any
+    passed: bool
+    detail: Any
+    where: Any  # the claim's experiment, else its figure, else None
+    anchor: str | None  # the section to link ``where`` to
+
+
+@dataclass
+class Section:
+    name: str
+    slug: str
+    title: Any
+    description: Any = None
+    notice: str | None = None  # set when the section has nothing else to show
+    layout: str = "sweep"  # "sweep" or "lora" (a ``muonlab finetune`` store)
+    n_runs: int = 0
+    store: str = ""
+    meta: str = ""
+    figures: list[FigureRef | str] = field(default_factory=list)  # a str is a notice in its place
+    table: Table | None = None
+    errors: list[tuple[str, int]] = field(default_factory=list)  # (message, runs)
+    claims: list[ClaimRow] = field(default_factory=list)
+
+
+def _cell(col: str, value: Any) -> Cell:
+    """A table cell: missing values as an em dash, numbers compactly and right-aligned."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—", False
+        return Cell(col, "—", False)
     if isinstance(value, bool):
-        return _e(value), False
+        return Cell(col, str(value), False)
     if isinstance(value, (int, float)) or hasattr(value, "dtype"):
         try:
-            return _e(f"{float(value):g}"), True
+            return Cell(col, f"{float(value):g}", True)
         except (TypeError, ValueError):
             pass
     text = str(value)
-    return _e(text), bool(re.match(r"^[\d.eE+-]+( \(\d+/\d+\))?$", text))
+    # steps_table's "<median> (k/N)" cells are numbers too
+    return Cell(col, text, bool(re.match(r"^[\d.eE+-]+( \(\d+/\d+\))?$", text)))
 
 
-def _table(df: pd.DataFrame, *, cls: str, attrs: str = "") -> str:
-    head = "".join(f'<th data-col="{_e(c)}">{_e(_COLUMN_TITLES.get(c, c))}</th>' for c in df.columns)
-    rows = []
-    for rec in df.itertuples(index=False, name=None):
-        cells = []
-        for col, value in zip(df.columns, rec):
-            text, numeric = _cell(value)
-            cells.append(f'<td data-col="{_e(col)}"{" class=num" if numeric else ""}>{text}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="{_e(cls)}"{attrs}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+def _table(df: pd.DataFrame, *, cls: str, experiment: str | None = None) -> Table:
+    columns = [(str(c), _COLUMN_TITLES.get(str(c), str(c))) for c in df.columns]
+    rows = [[_cell(str(c), v) for c, v in zip(df.columns, rec)] for rec in df.itertuples(index=False, name=None)]
+    return Table(cls, columns, rows, experiment)
 
 
-def _badge(passed: bool) -> str:
-    return '<span class="badge pass">PASS</span>' if passed else '<span class="badge fail">FAIL</span>'
-
-
-def _claims_table(claims: Sequence[Mapping[str, Any]], anchors: Mapping[str, str], *, cls: str = "claims") -> str:
+def _claim_rows(claims: Sequence[Mapping[str, Any]], anchors: Mapping[str, str]) -> list[ClaimRow]:
     rows = []
     for c in claims:
-        ok = _passed(c)
-        where = c.get("experiment") or c.get("figure")
-        if c.get("experiment") and str(c["experiment"]) in anchors:
-            where_html = f'<a href="#{_e(anchors[str(c["experiment"])])}">{_e(c["experiment"])}</a>'
-        else:
-            where_html = _e(where) if where else ""
-        rows.append(
-            f'<tr class="{"pass" if ok else "fail"}" data-claim="{_e(c.get("name"))}">'
-            f'<td>{_e(c.get("name"))}</td><td>{_e(c.get("seed"))}</td>'
-            f'<td data-col="status">{_badge(ok)}</td>'
-            f'<td class="detail">{_e(c.get("detail"))}</td><td>{where_html}</td></tr>'
-        )
-    return (
-        f'<table class="{_e(cls)}"><thead><tr><th>claim</th><th>seed</th><th>status</th>'
-        f'<th>detail</th><th>experiment</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
-    )
+        experiment = c.get("experiment")
+        rows.append(ClaimRow(
+            name=c.get("name"), seed=c.get("seed"), passed=_passed(c), detail=c.get("detail"),
+            where=experiment or c.get("figure") or None,
+            anchor=anchors.get(str(experiment)) if experiment else None,
+        ))
+    return rows
+
+
+def _figure_ref(png: Path, alt: str, caption: str) -> FigureRef:
+    return FigureRef(src=png.name, svg=png.with_suffix(".svg").name, alt=alt, caption=caption)
 
 
 def _slug(name: str, taken: set[str]) -> str:
@@ -203,68 +236,53 @@ def _slug(name: str, taken: set[str]) -> str:
     return slug
 
 
-def _experiment_section(
+def _section(
     name: str,
     store_dir: Path | None,
     spec: Mapping[str, Any] | None,
     slug: str,
     out_dir: Path,
     claims: Sequence[Mapping[str, Any]],
-) -> str:
-    title = (spec or {}).get("title") or name
-    parts = [f'<section id="{_e(slug)}" data-experiment="{_e(name)}">', f"<h2>{_e(title)}</h2>"]
-    if spec and spec.get("description"):
-        parts.append(f'<p class="description">{_e(spec["description"])}</p>')
+) -> Section:
+    """One experiment's section; draws and saves its figures into ``out_dir``."""
+    sec = Section(name=name, slug=slug, title=(spec or {}).get("title") or name,
+                  description=(spec or {}).get("description") or None)
     if store_dir is None:
-        parts.append('<p class="notice">No results store for this experiment yet.</p></section>')
-        return "\n".join(parts)
+        sec.notice = "No results store for this experiment yet."
+        return sec
     try:
         runs = ResultStore(store_dir).runs()
     except (StoreError, OSError, ValueError) as e:
-        parts.append(f'<p class="notice">The results store could not be read: {_e(e)}</p></section>')
-        return "\n".join(parts)
+        sec.notice = f"The results store could not be read: {e}"
+        return sec
     from muonlab.report.lora_figures import is_lora_store
 
     if len(runs) and is_lora_store(runs):
-        return _lora_section(name, store_dir, runs, slug, out_dir, parts)
+        return _lora_section(sec, store_dir, runs, out_dir)
     if not len(runs):
-        parts.append('<p class="notice">The results store holds no runs yet.</p></section>')
-        return "\n".join(parts)
+        sec.notice = "The results store holds no runs yet."
+        return sec
     full = resolve_spec(runs, spec, name=name)
-    parts.append(
-        f'<p class="meta">{len(runs)} runs · store <code>{_e(store_dir.name)}/</code> · '
-        f"curves by {_e(', '.join(full['curve_by']) or '—')} · panels by {_e(full['panel_by'] or '—')}</p>"
-    )
+    sec.n_runs, sec.store = len(runs), store_dir.name
+    sec.meta = f"curves by {', '.join(full['curve_by']) or '—'} · panels by {full['panel_by'] or '—'}"
     png = out_dir / f"{slug}.png"
     try:
-        error_curves(store_dir, full, png)
-        alt = f"{title}: {full['y']} against {full['x']}"
-        best = (f"Each curve is the best variant over {_e(', '.join(full['best_of']))} "
-                "(fewest median steps to ε, the claims' rule). ") if full.get("best_of") else ""
-        parts.append(
-            f'<figure><img src="{_e(png.name)}" alt="{_e(alt)}">'
-            f'<figcaption>Median over seeds (band: min–max). {best}'
-            f'<a href="{_e(png.with_suffix(".svg").name)}">SVG</a></figcaption></figure>'
-        )
-        parts.extend(_extra_figures(full.get("extra_figures") or [], store_dir, out_dir, slug))
+        save_figure(error_curves(store_dir, full), png)
+        best = (f" Each curve is the best variant over {', '.join(full['best_of'])} "
+                "(fewest median steps to ε, the claims' rule).") if full.get("best_of") else ""
+        sec.figures.append(_figure_ref(png, alt=f"{sec.title}: {full['y']} against {full['x']}",
+                                       caption="Median over seeds (band: min–max)." + best))
+        sec.figures.extend(_extra_figures(full.get("extra_figures") or [], store_dir, out_dir, slug))
     except NothingToPlot:
         status = runs["status"].astype(str).value_counts()
         counts = ", ".join(f"{status.get(s, 0)} {s}" for s in ("ok", "diverged", "failed"))
-        parts.append(f'<p class="notice">No figure: no run logged a finite {_e(full["y"])} ({_e(counts)}).</p>')
-    table = steps_table(store_dir, full)
-    parts.append("<h3>Iterations to ε</h3>")
-    parts.append(_table(table, cls="steps", attrs=f' data-experiment="{_e(name)}"'))
+        sec.figures.append(f"No figure: no run logged a finite {full['y']} ({counts}).")
+    sec.table = _table(steps_table(store_dir, full), cls="steps", experiment=name)
     if "error" in runs.columns:
         errors = runs.loc[runs["status"].astype(str) == "failed", "error"].dropna().astype(str)
-        if len(errors):
-            items = "".join(f"<li><code>{_e(msg)}</code> ({n} runs)</li>" for msg, n in errors.value_counts().items())
-            parts.append(f'<h3>Errors</h3><ul class="errors">{items}</ul>')
-    mine = [c for c in claims if str(c.get("experiment", "")) == name]
-    if mine:
-        parts.append("<h3>Claims on this experiment</h3>")
-        parts.append(_claims_table(mine, {}, cls="claims-local"))
-    parts.append("</section>")
-    return "\n".join(parts)
+        sec.errors = [(str(msg), int(n)) for msg, n in errors.value_counts().items()]
+    sec.claims = _claim_rows([c for c in claims if str(c.get("experiment", "")) == name], {})
+    return sec
 
 
 def _version() -> str:
@@ -276,24 +294,24 @@ def _version() -> str:
         return "unknown"
 
 
-def _extra_figures(names: Sequence[str], store_dir: Path, out_dir: Path, slug: str) -> list[str]:
+def _extra_figures(names: Sequence[str], store_dir: Path, out_dir: Path, slug: str) -> list[FigureRef | str]:
     """The experiment's extra figures (muonlab.report.extra_figures); a failure is a notice."""
     from muonlab.report.extra_figures import EXTRA_FIGURES
 
-    out = []
+    out: list[FigureRef | str] = []
     for fig_name in names:
         fn = EXTRA_FIGURES.get(str(fig_name))
         if fn is None:
-            out.append(f'<p class="notice">unknown extra figure {_e(fig_name)}</p>')
+            out.append(f"unknown extra figure {fig_name}")
             continue
         png = out_dir / f"{slug}_{fig_name}.png"
         try:
-            caption = fn(store_dir, png)
+            fig, caption = fn(store_dir)
         except (NothingToPlot, KeyError, ValueError) as e:
-            out.append(f'<p class="notice">{_e(fig_name)}: {_e(e)}</p>')
+            out.append(f"{fig_name}: {e}")
             continue
-        out.append(f'<figure><img src="{_e(png.name)}" alt="{_e(caption)}"><figcaption>{_e(caption)} '
-                   f'<a href="{_e(png.with_suffix(".svg").name)}">SVG</a></figcaption></figure>')
+        save_figure(fig, png)
+        out.append(_figure_ref(png, alt=caption, caption=caption))
     return out
 
 
@@ -304,40 +322,41 @@ _LORA_COLUMNS = {
 }
 
 
-def _lora_section(name: str, store_dir: Path, runs: pd.DataFrame, slug: str, out_dir: Path, parts: list[str]) -> str:
+_LORA_TITLE = "LoRA fine-tuning: Muon vs AdamW, spectra of every adapter"
+_LORA_DESCRIPTION = ("LoRA fine-tuning, Muon on each adapter factor vs AdamW, same schedule; every adapter's "
+                     "ΔW spectrum recorded by the spectral monitor (seed 000 §3).")
+_LORA_SETTINGS = ("model", "data", "task", "rank", "alpha", "target_modules", "lr", "batch_size", "epochs",
+                  "max_steps", "seed")
+
+
+def _lora_section(sec: Section, store_dir: Path, runs: pd.DataFrame, out_dir: Path) -> Section:
     """A ``muonlab finetune`` store: settings, the run table and the spectral figures."""
     from muonlab.report.lora_figures import lora_figures
 
-    if parts[1] == f"<h2>{_e(name)}</h2>":  # no title from experiments.json
-        parts[1] = "<h2>LoRA fine-tuning: Muon vs AdamW, spectra of every adapter</h2>"
-    if len(parts) == 2:  # no description from experiments.json
-        parts.append('<p class="description">LoRA fine-tuning, Muon on each adapter factor vs AdamW, same '
-                     "schedule; every adapter's ΔW spectrum recorded by the spectral monitor (seed 000 §3).</p>")
+    if sec.title == sec.name:  # no title from experiments.json
+        sec.title = _LORA_TITLE
+    if sec.description is None:
+        sec.description = _LORA_DESCRIPTION
+    sec.layout, sec.n_runs, sec.store = "lora", len(runs), store_dir.name
     first = runs.iloc[0]
-    settings = ", ".join(f"{k} = {first.get(k)}" for k in ("model", "data", "task", "rank", "alpha", "target_modules",
-                                                           "lr", "batch_size", "epochs", "max_steps", "seed")
-                         if k in runs.columns)
-    parts.append(f'<p class="meta">{len(runs)} runs · store <code>{_e(store_dir.name)}/</code> · {_e(settings)}</p>')
+    sec.meta = ", ".join(f"{k} = {first.get(k)}" for k in _LORA_SETTINGS if k in runs.columns)
     table = runs[[c for c in _LORA_COLUMNS if c in runs.columns]].rename(columns=_LORA_COLUMNS).copy()
     if "monitor / step" in table:
         table["monitor / step"] = [f"{v:.2%}" if not math.isnan(v) else "—" for v in table["monitor / step"].astype(float)]
     for col in ("train loss", "eval loss", "eval accuracy", "mean eff. rank (end)", "wall s"):
         if col in table:
             table[col] = [f"{v:.4g}" if not math.isnan(v) else "—" for v in table[col].astype(float)]
-    parts.append(_table(table, cls="steps"))
+    sec.table = _table(table, cls="steps")
     try:
-        for png, caption in lora_figures(store_dir, out_dir, slug):
-            parts.append(
-                f'<figure><img src="{_e(png.name)}" alt="{_e(caption)}">'
-                f'<figcaption>{_e(caption)} <a href="{_e(png.with_suffix(".svg").name)}">SVG</a></figcaption></figure>'
-            )
+        for name, fig, caption in lora_figures(store_dir):
+            png = save_figure(fig, out_dir / f"{sec.slug}_{name}.png")
+            sec.figures.append(_figure_ref(png, alt=caption, caption=caption))
     except NothingToPlot as e:
-        parts.append(f'<p class="notice">{_e(e)}</p>')
-    parts.append("</section>")
-    return "\n".join(parts)
+        sec.figures.append(str(e))
+    return sec
 
 
-def build_report(dir: str | Path) -> Path:  # noqa: A002 - the CLI's argument name
+def build_report(dir: str | Path) -> Path:
     """Write ``dir/report/index.html`` (and its figures) and return its path.
 
     One section per experiment (title, description, figure, iterations-to-ε table),
@@ -364,56 +383,19 @@ def build_report(dir: str | Path) -> Path:  # noqa: A002 - the CLI's argument na
 
     taken: set[str] = {"index"}
     slugs = {name: _slug(name, taken) for name, _ in order}
-    sections = [
-        _experiment_section(name, stores.get(name), spec, slugs[name], out_dir, claim_list) for name, spec in order
-    ]
+    sections = [_section(name, stores.get(name), spec, slugs[name], out_dir, claim_list) for name, spec in order]
 
-    n_pass = sum(_passed(c) for c in claim_list)
-    if claims is None:
-        summary = '<div class="summary none">No claims yet (no <code>claims.json</code>).</div>'
-    else:
-        cls = "allpass" if n_pass == len(claim_list) else "somefail"
-        failing = [c for c in claim_list if not _passed(c)]
-        extra = (
-            " · failing: " + ", ".join(f"<strong>{_e(c.get('name'))}</strong>" for c in failing) if failing else ""
-        )
-        summary = f'<div class="summary {cls}" id="claims-summary"><strong>{n_pass} / {len(claim_list)}</strong> claims passed{extra}</div>'
-    notices = "".join(f'<p class="notice">{_e(m)}</p>' for m in (spec_error, claims_error) if m)
-    toc = "".join(f'<li><a href="#{_e(slugs[n])}">{_e((s or {}).get("title") or n)}</a></li>' for n, s in order)
-    if claims is None:
-        claims_html = "<p>No claims yet: <code>claims.json</code> has not been written.</p>"
-    elif not claim_list:
-        claims_html = "<p>claims.json holds no claims.</p>"
-    else:
-        claims_html = _claims_table(claim_list, slugs)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n".join(sections) if sections else '<p class="notice">No results stores found in this directory.</p>'
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>muonlab report — {_e(root.resolve().name)}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<main>
-<header>
-<h1>muonlab report</h1>
-<p class="meta">muonlab {_e(_version())} · generated {_e(now)} · <code>{_e(root.resolve().name)}</code></p>
-</header>
-{summary}
-{notices}
-<nav><h2>Experiments</h2><ul>{toc}</ul></nav>
-{body}
-<div id="claims" class="claims-section">
-<h2>Claims</h2>
-{claims_html}
-</div>
-</main>
-</body>
-</html>
-"""
+    page = _environment().get_template("report.html.j2").render(
+        folder=root.resolve().name,
+        version=_version(),
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        claims=None if claims is None else _claim_rows(claim_list, slugs),
+        n_pass=sum(_passed(c) for c in claim_list),
+        failing=[c.get("name") for c in claim_list if not _passed(c)],
+        notices=[m for m in (spec_error, claims_error) if m],
+        toc=[(slugs[n], (s or {}).get("title") or n) for n, s in order],
+        sections=sections,
+    )
     index = out_dir / "index.html"
     write_atomic(index, page)
     return index

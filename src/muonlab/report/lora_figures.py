@@ -8,26 +8,29 @@ dominate. Three figures, optimizers side by side, each from the store's
 * ``effective_rank`` — exp(H(σ/‖σ‖₁)) of every adapter over training, and their mean;
 * ``singular_values`` — σ_1 … σ_r of a few adapters (first to last layer) over training;
 * ``final_spectrum`` — σ_i/σ_1 of every adapter at the last recorded step.
+
+:func:`lora_figures` returns them as (name, figure, caption); the report saves each with
+:func:`muonlab.report.figures.save_figure`.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from muonlab.engine.store import ResultStore
-from muonlab.report.figures import _STYLE, NothingToPlot, _atomic_savefig
+from muonlab.report.figures import NothingToPlot, new_figure, styled
 
 __all__ = ["ADAPTER_METRIC", "adapter_table", "is_lora_store", "lora_figures"]
 
 #: Trajectory metric names written by the spectral monitor: "<module name>:<quantity>".
 ADAPTER_METRIC = re.compile(r"^(?P<module>.+):(?P<quantity>singular_values|effective_rank|norm_A|norm_B|norm_delta)$")
 _OPT_LABEL = {"muon": "Muon", "adamw": "AdamW"}
-DPI = 150
 
 
 def is_lora_store(runs: pd.DataFrame) -> bool:
@@ -65,17 +68,12 @@ def _ordered_runs(runs: pd.DataFrame) -> list[tuple[str, str]]:
     return [(str(r[0]), str(r[1])) for r in rows]
 
 
-def lora_figures(store_dir: str | Path, out_dir: str | Path, slug: str) -> list[tuple[Path, str]]:
-    """Write the three figures (PNG + SVG) into ``out_dir``; returns (png, caption) pairs.
+def lora_figures(store_dir: str | Path) -> list[tuple[str, Figure, str]]:
+    """The three figures as (name, figure, caption), in the page's order.
 
     Raises:
         NothingToPlot: no successful run with monitor records.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     store = ResultStore(store_dir)
     runs = store.runs()
     order = _ordered_runs(runs) if len(runs) else []
@@ -85,28 +83,17 @@ def lora_figures(store_dir: str | Path, out_dir: str | Path, slug: str) -> list[
     order = [(rid, opt) for rid, opt in order if (erank["run_id"] == rid).any()]
     if not order:
         raise NothingToPlot(f"{Path(store_dir).name}: no successful run with spectral-monitor records")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     modules = sorted(erank["module"].unique(), key=lambda m: (_layer_index(m), m))
     depth = {m: _layer_index(m) for m in modules}
     dmax = max(depth.values()) or 1
     r = int(svals["index"].max()) + 1 if len(svals) else 0
-    cmap = plt.get_cmap("viridis")
-    figs: list[tuple[Path, str]] = []
+    cmap = matplotlib.colormaps["viridis"]
+    figs: list[tuple[str, Figure, str]] = []
 
-    def save(fig: Any, name: str, caption: str) -> None:
-        png = out_dir / f"{slug}_{name}.png"
-        try:
-            _atomic_savefig(fig, png, dpi=DPI)
-            _atomic_savefig(fig, png.with_suffix(".svg"))
-        finally:
-            plt.close(fig)
-        figs.append((png, caption))
-
-    with plt.rc_context(_STYLE):
+    with styled():
         # 1. effective rank over training
-        fig, axes = plt.subplots(1, len(order), figsize=(1.0 + 3.8 * len(order), 3.2), sharey=True,
-                                 squeeze=False, constrained_layout=True)
+        fig = new_figure((1.0 + 3.8 * len(order), 3.2))
+        axes = fig.subplots(1, len(order), sharey=True, squeeze=False)
         for ax, (rid, opt) in zip(axes[0], order):
             sub = erank[erank["run_id"] == rid]
             wide = sub.pivot_table(index="step", columns="module", values="value", aggfunc="last").sort_index()
@@ -120,14 +107,15 @@ def lora_figures(store_dir: str | Path, out_dir: str | Path, slug: str) -> list[
             ax.set_ylim(bottom=0)
         axes[0][0].set_ylabel("effective rank of ΔW")
         axes[0][-1].legend(frameon=False, loc="lower right")
-        save(fig, "effective_rank", "Effective rank exp(H(σ/‖σ‖₁)) of every adapter's ΔW during training "
-             "(thin lines: adapters, lighter = deeper layer; black: mean).")
+        figs.append(("effective_rank", fig, (
+            "Effective rank exp(H(σ/‖σ‖₁)) of every adapter's ΔW during training "
+            "(thin lines: adapters, lighter = deeper layer; black: mean).")))
 
         # 2. singular values of a few adapters
         pick = [modules[i] for i in sorted({0, len(modules) // 3, (2 * len(modules)) // 3, len(modules) - 1})]
-        fig, axes = plt.subplots(len(pick), len(order), figsize=(1.0 + 3.8 * len(order), 0.4 + 2.3 * len(pick)),
-                                 sharex=True, squeeze=False, constrained_layout=True)
-        colors = plt.get_cmap("plasma")
+        fig = new_figure((1.0 + 3.8 * len(order), 0.4 + 2.3 * len(pick)))
+        axes = fig.subplots(len(pick), len(order), sharex=True, squeeze=False)
+        colors = matplotlib.colormaps["plasma"]
         for i, m in enumerate(pick):
             for j, (rid, opt) in enumerate(order):
                 ax = axes[i][j]
@@ -146,12 +134,13 @@ def lora_figures(store_dir: str | Path, out_dir: str | Path, slug: str) -> list[
                     ax.set_xlabel("step")
         if r <= 16:
             axes[0][-1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
-        save(fig, "singular_values", "Singular values σ₁…σᵣ of ΔW = (α/r)·BA over training for adapters from "
-             "the first to the last layer (log scale).")
+        figs.append(("singular_values", fig, (
+            "Singular values σ₁…σᵣ of ΔW = (α/r)·BA over training for adapters from "
+            "the first to the last layer (log scale).")))
 
         # 3. final normalized spectrum
-        fig, axes = plt.subplots(1, len(order), figsize=(1.0 + 3.8 * len(order), 3.0), sharey=True,
-                                 squeeze=False, constrained_layout=True)
+        fig = new_figure((1.0 + 3.8 * len(order), 3.0))
+        axes = fig.subplots(1, len(order), sharey=True, squeeze=False)
         for ax, (rid, opt) in zip(axes[0], order):
             sub = svals[svals["run_id"] == rid]
             last = sub[sub["step"] == sub["step"].max()]
@@ -164,6 +153,7 @@ def lora_figures(store_dir: str | Path, out_dir: str | Path, slug: str) -> list[
             ax.set_xlabel("i")
             ax.set_ylim(0, 1.05)
         axes[0][0].set_ylabel("σᵢ / σ₁ at the end")
-        save(fig, "final_spectrum", "Normalized spectrum σᵢ/σ₁ of every adapter at the last recorded step: flat "
-             "means uniform growth of all r directions (seed 000 §3).")
+        figs.append(("final_spectrum", fig, (
+            "Normalized spectrum σᵢ/σ₁ of every adapter at the last recorded step: flat "
+            "means uniform growth of all r directions (seed 000 §3).")))
     return figs
