@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from muonlab.cli import app
 from muonlab.config import ConfigError, ExperimentConfig, batch_key, expand
 from muonlab.engine.experiment import run
-from muonlab.engine.flow import spec_gf, spectral_field
+from muonlab.engine.solvers.flow import spec_gf, spectral_field
 from muonlab.engine.store import ResultStore
 from muonlab.linalg.orthogonalize import orthogonalize
 from muonlab.problems import LoRAMF
@@ -58,7 +58,7 @@ def test_flow_field_is_minus_the_orthogonalized_gradient():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"solver": "Euler"}, "^solver: unknown 'Euler'"),
+    ({"integrator": "Euler"}, "^integrator: unknown 'Euler'"),
     ({"beta": -1.0}, "^beta: must be >= 0"),
     ({"times": [0.1, 0.2]}, "^times: must start at 0"),
 ])
@@ -71,7 +71,7 @@ def test_flow_bad_arguments(kwargs, match):
 def _flow_config(**over):
     cfg = {"name": "flow", "problem": {"kind": "lora_mf", "m": 12, "n": 14, "r": 3, "spectrum": "list",
                                        "values": [2.0, 1.0, 0.5], "gamma": 1e-2},
-           "optimizer": {"name": "specgf", "lr": 0.02, "beta": 1e-4, "solver": "RK45", "rtol": 1e-7},
+           "optimizer": {"name": "specgf", "dt": 0.02, "beta": 1e-4, "integrator": "RK45", "rtol": 1e-7},
            "steps": 60, "seeds": 2, "metrics": ["rel_err", "mode_progress"], "stop": {"target": 0.0}}
     cfg.update(over)
     return ExperimentConfig.model_validate(cfg)
@@ -86,18 +86,19 @@ def test_engine_runs_the_flow_into_the_store(tmp_path):
     assert sorted(traj["step"].unique()) == list(range(61))  # one record per Δτ
     rel = traj.sort_values("step").groupby("run_id")["value"].apply(list)
     assert all(v[-1] < v[0] for v in rel)
-    # a non-constant schedule is refused with a clear message (the batch is recorded as failed)
-    bad = _flow_config(schedule={"name": "geometric", "q": 0.9})
-    run(bad, tmp_path / "bad")
-    failed = ResultStore(tmp_path / "bad").runs()
-    assert (failed["status"] == "failed").all()
-    assert failed["error"].str.contains("specgf integrates a flow and takes no schedule").all()
+    # a non-constant schedule is refused when the config is validated: nothing runs
+    with pytest.raises(ConfigError, match=r"^schedule.name: specgf integrates a flow and takes no schedule"):
+        _flow_config(schedule={"name": "geometric", "q": 0.9})
+    with pytest.raises(ConfigError, match=r"^dtype: specgf integrates in float64"):
+        _flow_config(dtype="float32")
 
 
 def test_flow_config_validation_and_batching():
-    with pytest.raises(ConfigError, match="optimizer.solver"):
-        _flow_config(optimizer={"name": "specgf", "lr": 0.01, "solver": "Euler"})
-    cfg = _flow_config(grid={"optimizer.lr": [0.01, 0.02]})
+    with pytest.raises(ConfigError, match="optimizer.integrator"):
+        _flow_config(optimizer={"name": "specgf", "dt": 0.01, "integrator": "Euler"})
+    with pytest.raises(ConfigError, match="optimizer.lr: unknown key"):  # Δτ is not a step size
+        _flow_config(optimizer={"name": "specgf", "dt": 0.01, "lr": 0.01})
+    cfg = _flow_config(grid={"optimizer.dt": [0.01, 0.02]})
     keys = {batch_key(r) for r in expand(cfg)}
     assert len(keys) == 2  # Δτ is the time grid: not batchable for a flow
 

@@ -185,11 +185,13 @@ def test_matched_alignment_metric_is_per_direction():
 
 def test_lr_sweep_figure_from_a_small_store(tmp_path):
     from muonlab.report.extra_figures import lr_sweep
+    from muonlab.report.figures import save_figure
 
     result = runner.invoke(app, ["reproduce", "s002_lr_stability", "--quick", "--out", str(tmp_path),
                                  "--set", "grid.optimizer.lr=[0.05,0.3]", "--set", "steps=300"])
     assert result.exit_code == 0, result.output
     png = tmp_path / "fig.png"
-    caption = lr_sweep(tmp_path / "s002_lr_stability", png)
+    fig, caption = lr_sweep(tmp_path / "s002_lr_stability")
+    save_figure(fig, png)
     assert png.is_file() and png.with_suffix(".svg").is_file() and "2/λ_max" in caption
     assert "s002_lr_stability_lr_sweep.png" in (tmp_path / "report" / "index.html").read_text()

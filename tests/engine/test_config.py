@@ -151,11 +151,14 @@ def test_every_problem_kind_validates_with_defaults(kind):
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_every_optimizer_validates(name):
     raw = base_raw()
-    raw["optimizer"] = {"name": name, "lr": 0.1}
+    clock = "dt" if OPTIMIZERS[name].solver == "flow" else "lr"  # a flow's Δτ is its own field
+    raw["optimizer"] = {"name": name, clock: 0.1}
     if name == "specgd_beta":
         raw["optimizer"]["beta"] = 1e-4
+    if name == "scaledgd":  # ScaledGD needs a factorized problem
+        raw["problem"] = {"kind": "symmetric_mf", "n": 6, "r": 2}
     run = single_run(raw)
-    assert run.optimizer.name == name and run.optimizer.params()["lr"] == 0.1
+    assert run.optimizer.name == name and run.optimizer.params()[clock] == 0.1
 
 
 @pytest.mark.parametrize("name", list(SCHEDULE_CONFIGS))

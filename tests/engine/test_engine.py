@@ -12,7 +12,7 @@ from muonlab.cli import app
 from muonlab.engine import experiment as experiment_mod
 from muonlab.config import ExperimentConfig, expand
 from muonlab.engine.experiment import group_runs, run
-from muonlab.engine.runner import run_batch
+from muonlab.engine.solvers import run_batch
 
 
 def config(**overrides) -> ExperimentConfig:
@@ -131,19 +131,24 @@ def test_resume_skips_completed_runs_and_keeps_them(tmp_path):
     assert set(traj.run_id) == set(runs.run_id)
 
 
-def test_failing_batch_is_recorded_as_failed(tmp_path, monkeypatch):
-    real = experiment_mod.run_batch
+def test_failing_batch_is_recorded_as_failed_and_retried_on_resume(tmp_path, monkeypatch):
+    real = experiment_mod.solve
 
     def flaky(batch, on_step=None):
-        if batch[0].optimizer.name == "gd":
+        if batch.spec.optimizer.name == "gd":
             raise RuntimeError("boom")
         return real(batch, on_step=on_step)
 
-    monkeypatch.setattr(experiment_mod, "run_batch", flaky)
+    monkeypatch.setattr(experiment_mod, "solve", flaky)
     cfg = config(seeds=1, grid={"optimizer": [{"name": "muon", "lr": 0.3, "method": "svd"}, {"name": "gd", "lr": 0.2}]})
     runs = run(cfg, tmp_path / "s").runs.set_index("optimizer.name")
     assert runs.loc["gd", "status"] == "failed" and "boom" in runs.loc["gd", "error"]
     assert runs.loc["muon", "status"] == "ok"
+    monkeypatch.setattr(experiment_mod, "solve", real)  # the cause is gone: resume retries only the failure
+    again = run(cfg, tmp_path / "s")
+    assert (again.executed, again.skipped) == (1, 1)
+    runs = again.runs.set_index("optimizer.name")
+    assert len(runs) == 2 and runs.loc["gd", "status"] == "ok"
 
 
 def test_cli_run_and_bad_config(tmp_path):

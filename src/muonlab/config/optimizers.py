@@ -1,4 +1,10 @@
-"""Optimizer configs (SPEC §2), a union tagged by ``name``."""
+"""Optimizer configs (SPEC §2), a union tagged by ``name``.
+
+Each model knows what runs it: :attr:`solver` names the engine solver
+(:data:`muonlab.engine.solvers.SOLVERS`: ``discrete`` steps, ``flow`` integrates an
+ODE), and a stepped optimizer builds its batched update rule with :meth:`build_rule`
+(:mod:`muonlab.optim.batched`). Adding an optimizer is one model here plus its rule.
+"""
 
 from __future__ import annotations
 
@@ -19,18 +25,39 @@ from muonlab.config.base import (
     _PosInt,
     _Positive,
 )
+from muonlab.dtypes import DTYPES
 from muonlab.linalg.orthogonalize import COEFFICIENT_PRESETS, METHODS
+from muonlab.optim.batched import (
+    AdamRule,
+    BatchedRule,
+    MuonRule,
+    ScaledGDRule,
+    SGDRule,
+    SignGDRule,
+)
+from muonlab.optim.updates import coefficient_table
 
 # ----------------------------------------------------------------------------- optimizers
 
 
 class _Optimizer(_Model):
     name: str
+
+    #: The engine solver that advances runs of this optimizer.
+    solver: ClassVar[str] = "discrete"
+    #: Problem layouts (``symmetric``, ``product``, ``matrix``) it can optimize.
+    layouts: ClassVar[frozenset[str]] = frozenset({"symmetric", "product", "matrix"})
+
+
+class _SteppedOptimizer(_Optimizer):
+    """An optimizer that takes discrete steps of size ``lr`` (scheduled per run)."""
+
     lr: _Positive
     weight_decay: _NonNeg = 0.0
 
-    #: Batchable fields (:data:`BATCHABLE`) this optimizer needs equal within a batch.
-    unbatchable: ClassVar[frozenset[str]] = frozenset()
+    def build_rule(self) -> BatchedRule:
+        """The batched update rule with these hyper-parameters (fresh state)."""
+        raise NotImplementedError
 
 
 def _coefficients(value: Any) -> Any:
@@ -57,7 +84,7 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-class MuonConfig(_Optimizer):
+class MuonConfig(_SteppedOptimizer):
     """Muon: W ← (1 − ηλ)W − η·orth(D), D = momentum (Nesterov) of the gradient."""
 
     name: Literal["muon"] = "muon"
@@ -81,58 +108,94 @@ class MuonConfig(_Optimizer):
             raise _error(f"only used with method newton_schulz or polar_express, not {self.method!r}", "ns_steps")
         return self
 
+    def build_rule(self) -> MuonRule:
+        coefficients = self.coefficients if isinstance(self.coefficients, str) else [tuple(r) for r in self.coefficients]
+        return MuonRule(
+            momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay, method=self.method,
+            table=coefficient_table(self.method, coefficients, self.ns_steps),  # type: ignore[arg-type]
+            ns_dtype=DTYPES[self.ns_dtype] if self.ns_dtype is not None else None, beta=self.beta,
+        )
 
-class SpecGDConfig(_Optimizer):
+
+class SpecGDConfig(_SteppedOptimizer):
     """Spectral GD: W ← W − η·msign(∇f) (exact SVD)."""
 
     name: Literal["specgd"] = "specgd"
     momentum: _NonNeg = 0.0
 
+    def build_rule(self) -> MuonRule:
+        return MuonRule(momentum=self.momentum, weight_decay=self.weight_decay, method="svd")
 
-class SpecGDBetaConfig(_Optimizer):
+
+class SpecGDBetaConfig(_SteppedOptimizer):
     """Spectral GD with the β-regularized orthogonalization T_β (seed 000)."""
 
     name: Literal["specgd_beta"] = "specgd_beta"
     beta: _Positive
     momentum: _NonNeg = 0.0
 
+    def build_rule(self) -> MuonRule:
+        return MuonRule(momentum=self.momentum, weight_decay=self.weight_decay, method="beta", beta=self.beta)
+
 
 class SpecGFConfig(_Optimizer):
-    """Spectral gradient *flow* (seed 000): dθ/dτ = −T_β(∇_θ f) by an adaptive ODE solver
-    (muonlab.engine.flow). ``lr`` is the recording interval Δτ (step k = time k·Δτ, the
-    clock of SpecGD with η = Δτ); β = 0 uses the exact msign (a discontinuous field)."""
+    """Spectral gradient *flow* (seed 000): dθ/dτ = −T_β(∇_θ f), integrated by an adaptive
+    ODE solver (:mod:`muonlab.engine.solvers.flow`). ``dt`` is the recording interval Δτ:
+    step k of a flow run is time k·Δτ, the clock of SpecGD with η = Δτ. β = 0 uses the
+    exact msign (a discontinuous field). ``integrator`` is scipy's ``solve_ivp`` method."""
 
     name: Literal["specgf"] = "specgf"
-    # a flow records on one time grid per batch, so its Δτ cannot differ within one
-    unbatchable: ClassVar[frozenset[str]] = frozenset({"lr"})
+    solver: ClassVar[str] = "flow"
+    dt: _Positive
     beta: _NonNeg = 1e-4
     rtol: _Positive = 1e-8
     atol: _Positive = 1e-10
-    solver: Literal["DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA"] = "DOP853"
+    integrator: Literal["DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA"] = "DOP853"
 
 
-class GDConfig(_Optimizer):
+class GDConfig(_SteppedOptimizer):
     name: Literal["gd"] = "gd"
     momentum: _NonNeg = 0.0
 
+    def build_rule(self) -> SGDRule:
+        return SGDRule(momentum=self.momentum, weight_decay=self.weight_decay)
 
-class SignGDConfig(_Optimizer):
+
+class SignGDConfig(_SteppedOptimizer):
     name: Literal["signgd"] = "signgd"
     momentum: _NonNeg = 0.0
+
+    def build_rule(self) -> SignGDRule:
+        return SignGDRule(momentum=self.momentum, weight_decay=self.weight_decay)
 
 
 _Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-class AdamConfig(_Optimizer):
+class AdamConfig(_SteppedOptimizer):
     name: Literal["adam"] = "adam"
     betas: Annotated[tuple[_Beta, _Beta], BeforeValidator(_list_to_tuple)] = (0.9, 0.999)
     eps: _Positive = 1e-8
 
+    def build_rule(self) -> AdamRule:
+        return AdamRule(betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
 
-class ScaledGDConfig(_Optimizer):
+
+class ScaledGDConfig(_SteppedOptimizer):
     name: Literal["scaledgd"] = "scaledgd"
     damping: _NonNeg = 0.0
+
+    # ScaledGD preconditions a factorization; a plain matrix has nothing to precondition.
+    layouts: ClassVar[frozenset[str]] = frozenset({"symmetric", "product"})
+
+    @model_validator(mode="after")
+    def _no_decay(self) -> ScaledGDConfig:
+        if self.weight_decay != 0.0:
+            raise _error("ScaledGD takes no weight decay; use 0", "weight_decay")
+        return self
+
+    def build_rule(self) -> ScaledGDRule:
+        return ScaledGDRule(damping=self.damping)
 
 
 OPTIMIZERS: dict[str, type[_Optimizer]] = {

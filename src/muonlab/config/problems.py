@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import (
-    Field,
-    model_validator,
-)
+import torch
+from pydantic import Field, model_validator
 
 from muonlab.config.base import _error, _Kappa, _Model, _NonNeg, _PosInt, _Positive
+from muonlab.problems import PROBLEMS as PROBLEM_CLASSES
+from muonlab.problems.base import Problem
 
 # ----------------------------------------------------------------------------- problems
 
 
 class _Problem(_Model):
     kind: str
+
+    #: Fields that may differ between the runs of one batch (a list per run in :meth:`build`).
+    per_run_fields: ClassVar[tuple[str, ...]] = ("kappa", "alpha", "gamma")
+
+    @property
+    def problem_class(self) -> type[Problem]:
+        """The :class:`~muonlab.problems.base.Problem` subclass this config describes."""
+        return PROBLEM_CLASSES[self.kind]
+
+    def build(
+        self,
+        seeds: Sequence[int],
+        *,
+        dtype: torch.dtype,
+        device: str,
+        per_run: Mapping[str, Sequence[Any]] | None = None,
+    ) -> Problem:
+        """The batched problem: one run per seed; ``per_run`` gives a value per run for
+        fields in :attr:`per_run_fields` (the others are this config's)."""
+        per_run = dict(per_run or {})
+        fields = {k: v for k, v in self.model_dump(exclude={"kind"}).items() if k not in per_run}
+        return self.problem_class(**fields, **per_run, seed=list(seeds), dtype=dtype, device=device)
 
     def resolved(self) -> _Problem:
         """A copy with every ``None`` that has a documented default filled in."""

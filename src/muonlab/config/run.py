@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -13,6 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from muonlab.config.base import (
     _digest,
@@ -24,7 +27,7 @@ from muonlab.config.base import (
 )
 from muonlab.config.messages import _config_error
 from muonlab.config.optimizers import OptimizerConfig
-from muonlab.config.problems import ProblemConfig, _Problem
+from muonlab.config.problems import PROBLEM_CLASSES, ProblemConfig, _Problem
 from muonlab.config.schedules import SCHEDULE_CONFIGS, ScheduleConfig
 from muonlab.config.stop import StopConfig
 from muonlab.dtypes import DTYPE_NAMES as DTYPES
@@ -36,7 +39,37 @@ METRICS = (*_METRIC_REGISTRY, *_RUNNER_METRICS)
 
 #: Flat columns that runs of one batch may differ in (the engine advances runs with
 #: equal :func:`batch_key` as one batched tensor set).
-BATCHABLE = frozenset({"seed", "problem.kappa", "problem.alpha", "problem.gamma", "optimizer.lr"})
+BATCHABLE = frozenset({"seed", "optimizer.lr", *(f"problem.{f}" for f in _Problem.per_run_fields)})
+
+
+def _cross_field_error(fields: Any) -> PydanticCustomError | None:
+    """The first rule across fields that ``fields`` (a run's problem, optimizer, schedule,
+    dtype, metrics) breaks, as a validation error naming the field; None if it breaks none.
+
+    These are the combinations that would otherwise fail only when a batch runs.
+    """
+    problem, optimizer = fields.problem, fields.optimizer
+    cls = problem.problem_class
+    if cls.layout not in optimizer.layouts:
+        allowed = ", ".join(k for k, c in PROBLEM_CLASSES.items() if c.layout in optimizer.layouts)
+        return _error(
+            f"{optimizer.name!r} does not apply to problem kind {problem.kind!r} (layout {cls.layout!r}); "
+            f"allowed kinds: {allowed}",
+            "optimizer.name",
+        )
+    if optimizer.solver == "flow":
+        if fields.schedule.name != "constant":
+            return _error(f"{optimizer.name} integrates a flow and takes no schedule; use constant, "
+                          f"not {fields.schedule.name!r}", "schedule.name")
+        if fields.dtype != "float64":
+            return _error(f"{optimizer.name} integrates in float64; allowed: float64", "dtype")
+    for name in fields.metrics:
+        metric = _METRIC_REGISTRY.get(name)
+        if metric is not None and not metric.applies(cls):
+            allowed = [m for m, reg in _METRIC_REGISTRY.items() if reg.applies(cls)] + list(_RUNNER_METRICS)
+            return _error(f"{name!r} does not apply to problem kind {problem.kind!r}; allowed: {', '.join(allowed)}",
+                          "metrics")
+    return None
 
 
 def _device(value: Any) -> Any:
@@ -75,6 +108,17 @@ class _RunFields(_Model):
         if isinstance(data, dict) and isinstance(data.get("schedule"), str):
             data = {**data, "schedule": {"name": data["schedule"]}}
         return data
+
+
+class RunFields(_RunFields):
+    """The fields of one grid point: :class:`_RunFields` plus the rules across fields."""
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> RunFields:
+        error = _cross_field_error(self)
+        if error is not None:
+            raise error
+        return self
 
 
 _RUN_FIELDS = tuple(_RunFields.model_fields)
@@ -149,7 +193,16 @@ def batch_key(run: RunSpec) -> str:
     Runs with the same key differ only in seed, κ, α, γ and lr, so the engine can
     advance them together as one batched tensor set.
     """
-    keep = {f"optimizer.{f}" for f in run.optimizer.unbatchable}
-    flat = {k: v for k, v in run.flat().items() if (k not in BATCHABLE or k in keep) and k != "experiment"}
+    flat = {k: v for k, v in run.flat().items() if k not in BATCHABLE and k != "experiment"}
     return _digest(flat)
 
+
+
+def step_clock(row: Mapping[str, Any]) -> float:
+    """Time per step of a run, from its flat columns: a flow's recording interval
+    ``optimizer.dt``, else the step size ``optimizer.lr`` (the clock on which seed 000's
+    equal-rate law t_i = sqrt(0.9σ*_i)/η is read)."""
+    dt = row.get("optimizer.dt")
+    if dt is not None and not (isinstance(dt, float) and math.isnan(dt)):
+        return float(dt)
+    return float(row["optimizer.lr"])

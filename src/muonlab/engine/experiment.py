@@ -1,25 +1,35 @@
-"""One experiment end to end: config → grid of runs → batches → results store (SPEC §6).
+"""One experiment end to end: config → plan → batches → solver → results store (SPEC §6).
 
-``run(config, out)`` expands the grid, skips the runs the store already holds
-(resume), groups the rest by batch key, advances each batch with
-:func:`muonlab.engine.runner.run_batch`, and appends every finished batch to the
-store atomically, so an interrupted sweep loses at most the batch in flight.
+``run(config, out)`` plans the batches of the runs the store does not hold yet
+(:func:`muonlab.engine.plan.plan`: resume), builds each batch once
+(:func:`muonlab.engine.batch.build_batch`), advances it with the solver its optimizer
+names (:data:`muonlab.engine.solvers.SOLVERS`), and appends every finished batch to
+the store atomically, so an interrupted sweep loses at most the batch in flight. A
+batch that raises is recorded as ``failed`` and the sweep goes on; the store retries
+it on the next run (only ``ok`` and ``diverged`` are final).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from muonlab.config import ConfigError, ExperimentConfig, RunSpec, batch_key, expand, load_config
-from muonlab.engine.runner import run_batch
-from muonlab.engine.store import EPSILON_COLUMNS, ResultStore
+from muonlab.accuracy import EPSILON_COLUMNS
+from muonlab.config import (
+    ConfigError,
+    ExperimentConfig,
+    RunSpec,
+    load_config,
+)
+from muonlab.engine.batch import build_batch
+from muonlab.engine.plan import group_runs, plan
+from muonlab.engine.solvers import solve
+from muonlab.engine.store import ResultStore
 
 __all__ = ["Result", "run", "group_runs"]
 
@@ -39,21 +49,13 @@ class Result:
         return ResultStore(self.out).trajectories(**filters)
 
 
-def group_runs(runs: list[RunSpec]) -> list[list[RunSpec]]:
-    """Batches of runs that share everything but their batchable fields (input order kept)."""
-    groups: dict[str, list[RunSpec]] = defaultdict(list)
-    for r in runs:
-        groups[batch_key(r)].append(r)
-    return list(groups.values())
-
-
-def _failed_rows(batch: list[RunSpec], error: BaseException) -> list[dict[str, Any]]:
+def _failed_rows(batch: Sequence[RunSpec], error: BaseException) -> list[dict[str, Any]]:
     message = f"{type(error).__name__}: {error}".splitlines()[0]
     rows = []
     for r in batch:
         row = {"run_id": r.run_id, **r.flat(), "status": "failed", "final_loss": None,
                "final_rel_err": None, "steps": 0, "wall_s": 0.0, "error": message}
-        row.update({col: None for col in EPSILON_COLUMNS})
+        row.update(dict.fromkeys(EPSILON_COLUMNS))
         rows.append(row)
     return rows
 
@@ -88,18 +90,13 @@ def run(
         config = load_config(config)
     check_device(config.device)
     store = ResultStore(out)
-    all_runs = expand(config)
     with store.lock():
         store.write_metadata({"config": config.model_dump(mode="json")})
-        done = store.completed_ids()
-        todo = [r for r in all_runs if r.run_id not in done]
-        batches = group_runs(todo)
-        if max_batch:
-            batches = [b[i : i + max_batch] for b in batches for i in range(0, len(b), max_batch)]
+        todo = plan(config, store.completed_ids(), max_batch)
         finished = 0
-        for batch in batches:
+        for batch in todo.batches:
             try:
-                result = run_batch(batch, on_step=on_step)
+                result = solve(build_batch(batch), on_step=on_step)
                 rows, traj = result.runs, result.trajectories
             except Exception as e:  # a failing batch is recorded; the sweep continues
                 rows, traj = _failed_rows(batch, e), None
@@ -109,6 +106,6 @@ def run(
             store.append(rows, traj, consolidate=False)
             finished += len(batch)
             if on_batch is not None:
-                on_batch(finished, len(todo))
+                on_batch(finished, todo.todo)
         store.consolidate()
-    return Result(Path(out), store.runs(), skipped=len(all_runs) - len(todo), executed=len(todo))
+    return Result(Path(out), store.runs(), skipped=todo.skipped, executed=todo.todo)

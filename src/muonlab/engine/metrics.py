@@ -37,6 +37,7 @@ from muonlab.linalg.spectral import (
     product_svd,
     sharpness,
 )
+from muonlab.problems.base import Problem
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -202,7 +203,7 @@ class Metric:
     """A named per-step metric.
 
     ``fn(problem, params, cache=None) -> Tensor`` with leading dim ``R``; ``applies``
-    says whether it is defined for a problem; ``cheap`` marks metrics meant to be
+    says whether it is defined for a problem (given its class or an instance); ``cheap`` marks metrics meant to be
     logged every step (``sharpness`` is not: it costs ``iters`` HVPs).
     """
 
@@ -268,21 +269,18 @@ def _target_svd(problem: Any) -> tuple[Tensor, Tensor, Tensor, int]:
     return out
 
 
+def _problem_class(problem: Any) -> type:
+    return problem if isinstance(problem, type) else type(problem)
+
+
+# Applicability is a property of the problem *class* (each predicate takes a class or an
+# instance), so a config naming a metric its problem lacks is refused at validation.
 def _has_target(problem: Any) -> bool:
-    try:
-        return problem.target() is not None
-    except Exception:  # noqa: BLE001 - a problem without a usable target
-        return False
+    return getattr(_problem_class(problem), "target", Problem.target) is not Problem.target
 
 
 def _has_target_spectrum(problem: Any) -> bool:
-    fn = getattr(problem, "target_spectrum", None)
-    if not callable(fn) or not _has_target(problem):
-        return False
-    try:
-        return fn() is not None
-    except Exception:  # noqa: BLE001 - a problem without a usable target spectrum
-        return False
+    return _has_target(problem) and callable(getattr(_problem_class(problem), "target_spectrum", None))
 
 
 def _is_product(problem: Any) -> bool:

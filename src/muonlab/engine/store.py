@@ -7,18 +7,17 @@ Layout of a store ``DIR``::
     DIR/parts/traj-<uuid>.parquet       one pair of part files per appended batch
     DIR/parts/runs-<uuid>.parquet
     DIR/meta.json                       resolved config and versions
-    DIR/.lock                           {"pid": …, "host": …} while a process writes
+    DIR/.lock                           the writers' lock file (its content means nothing)
 
 Durability protocol. The part files are the record; the two consolidated files are
 caches of them, each carrying (in its Parquet metadata) the list of parts it holds.
 
 1. :meth:`ResultStore.append` writes the batch's trajectory part, then its runs
-   part, each to a temporary file in the same directory, ``fsync``\\ s it and
-   ``os.replace``\\ s it into place. The runs part is the commit point: a run is
-   complete iff a runs part holds it; a trajectory part without its runs part is an
-   orphan that readers ignore and the next writer deletes.
-2. It then rewrites ``runs.parquet`` and ``trajectories.parquet`` the same way
-   (temporary file + fsync + ``os.replace``).
+   part, each atomically with :func:`muonlab.atomic.atomic_file` (temporary file in
+   the same directory, ``fsync``, ``os.replace``). The runs part is the commit point:
+   a run is recorded iff a runs part holds it; a trajectory part without its runs
+   part is an orphan that readers ignore and the next writer deletes.
+2. It then rewrites ``runs.parquet`` and ``trajectories.parquet`` the same way.
 
 A crash at any moment therefore leaves every file either absent, the old version,
 or the new version, never truncated; a batch whose runs part was replaced into place
@@ -26,15 +25,22 @@ is never lost, even if the consolidated files were not refreshed: readers add th
 rows of parts that a consolidated file does not list yet, and the next append
 refreshes it.
 
-Completed runs are never overwritten: ``append`` skips a ``run_id`` that the store
-already holds and keeps the old row. A run recorded as ``diverged`` or ``failed``
-counts as complete (:meth:`ResultStore.completed_ids`) and is not retried on resume;
-to retry it, run into a new directory.
+Final and failed runs. A run recorded ``ok`` or ``diverged`` is complete
+(:meth:`ResultStore.completed_ids`): ``append`` skips its ``run_id`` and keeps the old
+row, so resuming never runs it again. A run recorded ``failed`` (its batch raised) is
+not complete: resuming runs it again, and the new row *supersedes* the failed one,
+together with the failed part's trajectories (if any). Readers (:meth:`~ResultStore.runs`,
+:meth:`~ResultStore.trajectories`, the consolidated files) show one row per
+``run_id``: the one from the latest part that holds it. Since ``append`` (under the
+lock) writes a later row only over a ``failed`` one, that is the final row when
+there is one. Parts are ordered by a sequence number that never goes back, even if
+the wall clock does.
 
-One writer at a time: writing takes ``DIR/.lock`` (created with ``O_EXCL``, holding
-the writer's pid and host). A lock left by a dead process on this host is taken
-over; a live one makes the writer fail with a one-line :class:`StoreLockedError`.
-Readers never need the lock.
+One writer at a time: writing takes an OS-level lock (``flock``, through the
+``filelock`` library) on ``DIR/.lock``. A second writer, in another process or through
+another :class:`ResultStore` object, is refused at once with a one-line
+:class:`StoreLockedError`. The kernel drops the lock when its process ends, however
+it ends, so a writer that died never blocks the next one. Readers never need the lock.
 """
 
 from __future__ import annotations
@@ -42,43 +48,43 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import platform
 import re
-import socket
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 
-try:  # POSIX only; elsewhere stale-lock takeover is unguarded.
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from muonlab.atomic import TMP_MARK, atomic_file, write_json
+from muonlab.errors import MuonlabError
 
-from muonlab.atomic import TMP_MARK, atomic_file
+if TYPE_CHECKING:  # typing.Self needs Python 3.11
+    from typing_extensions import Self
 
 __all__ = [
     "EPSILON_COLUMNS",
+    "FINAL_STATUSES",
     "RESULT_COLUMNS",
-    "ResultStore",
     "STATUSES",
+    "TRAJECTORY_SCHEMA",
+    "ResultStore",
     "StoreError",
     "StoreLockedError",
-    "TRAJECTORY_SCHEMA",
 ]
 
 STATUSES = ("ok", "diverged", "failed")
+#: Statuses that complete a run: resuming skips it and ``append`` never replaces its row.
+FINAL_STATUSES = ("ok", "diverged")
 EPSILON_COLUMNS = ("steps_to_1e-4", "steps_to_1e-8", "steps_to_1e-12")
 _FLOAT_RESULTS = ("final_loss", "final_rel_err", "wall_s")
 _INT_RESULTS = ("steps", *EPSILON_COLUMNS)
@@ -104,19 +110,14 @@ _PART_RE = re.compile(r"^runs-([0-9a-f]{32})\.parquet$")
 _KEY_PARTS = b"muonlab.parts"
 _KEY_SEQ = b"muonlab.seq"
 
-#: Lock files this process holds: resolved lock path → token.
-_HELD: dict[str, str] = {}
 
 
-class StoreError(RuntimeError):
+class StoreError(MuonlabError):
     """A results store cannot be read or written; ``str()`` is one line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
 
 
 class StoreLockedError(StoreError):
-    """Another live process holds the store's lock."""
+    """Another writer holds the store's lock."""
 
 
 def _muonlab_version() -> str:
@@ -166,8 +167,10 @@ class ResultStore:
 
     def __init__(self, out_dir: str | Path) -> None:
         self.path = Path(out_dir)
-        self._token: str | None = None
+        self._filelock: FileLock | None = None
         self._depth = 0
+        # Sequence number of the latest part, known while this object holds the lock.
+        self._seq: int | None = None
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.path)!r})"
@@ -205,7 +208,7 @@ class ResultStore:
         finally:
             self.release()
 
-    def __enter__(self) -> ResultStore:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
@@ -218,11 +221,10 @@ class ResultStore:
         return self._depth > 0
 
     def acquire(self) -> None:
-        """Take the write lock, or raise :class:`StoreLockedError` (one line).
+        """Take the write lock, or raise :class:`StoreLockedError` (one line) at once.
 
-        A lock whose pid is dead on this host (or that this process left behind) is
-        stale and is taken over; the takeover is serialized with ``flock`` so two
-        processes cannot both take over the same stale lock.
+        Re-entrant within this object. The first acquisition also removes what a
+        crashed writer left behind (temporary files, orphan trajectory parts).
         """
         if self._depth:
             self._depth += 1
@@ -231,102 +233,35 @@ class ResultStore:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create results store {self.path}: {e}") from None
-        token = uuid.uuid4().hex
-        record = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "token": token,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "argv": " ".join(sys.argv)[:200],
-        }
-        for _ in range(5):
-            try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                text = self._read_lock_text()
-                if text is None:  # vanished meanwhile: try again
-                    continue
-                if self._is_stale(text):
-                    self._remove_stale(text)
-                    continue
-                raise StoreLockedError(self._locked_message(text)) from None
-            except OSError as e:
-                raise StoreError(f"cannot create lock file {self.lock_path}: {e}") from None
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(json.dumps(record))
-                f.flush()
-                os.fsync(f.fileno())
-            self._token = token
-            self._depth = 1
-            _HELD[str(self.lock_path.resolve())] = token
+        # thread_local=False: the hold belongs to this object (as the depth count
+        # does), so another thread using the same store is not refused.
+        lock = FileLock(self.lock_path, thread_local=False)
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            raise StoreLockedError(
+                f"results store {self.path} is locked: another process is writing to it; "
+                "wait for it to finish, or write to another directory"
+            ) from None
+        except OSError as e:
+            raise StoreError(f"cannot lock results store {self.path} ({self.lock_path}): {e}") from None
+        self._filelock, self._depth = lock, 1
+        try:
             self._cleanup()
-            return
-        raise StoreLockedError(f"results store {self.path}: could not take the lock {self.lock_path} (contention)")
+        except BaseException:
+            self.release()
+            raise
 
     def release(self) -> None:
-        """Release one level of the lock; the file is removed only if it is still ours."""
+        """Release one level of the lock (the OS lock goes with the last level)."""
         if not self._depth:
             return
         self._depth -= 1
         if self._depth:
             return
-        token, self._token = self._token, None
-        _HELD.pop(str(self.lock_path.resolve()), None)
-        text = self._read_lock_text()
-        if text is not None and _parse_lock(text).get("token") == token:
-            with contextlib.suppress(FileNotFoundError):
-                self.lock_path.unlink()
-
-    def _read_lock_text(self) -> str | None:
-        try:
-            return self.lock_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError):
-            return ""
-
-    def _is_stale(self, text: str) -> bool:
-        info = _parse_lock(text)
-        if not info:
-            # Unreadable or empty: a writer may be between open and write; give it time.
-            try:
-                age = time.time() - self.lock_path.stat().st_mtime
-            except FileNotFoundError:
-                return False
-            return age > 30.0
-        if info.get("host") != socket.gethostname():
-            return False  # cannot check a pid on another host
-        pid = info.get("pid")
-        if not isinstance(pid, int):
-            return True
-        if pid == os.getpid():
-            # Ours only if an object in this process still holds it.
-            return info.get("token") not in _HELD.values()
-        return not _pid_alive(pid)
-
-    def _remove_stale(self, text: str) -> None:
-        guard = self.path / ".lock.takeover"
-        with open(guard, "a+") as g:
-            if fcntl is not None:
-                fcntl.flock(g.fileno(), fcntl.LOCK_EX)
-            try:
-                # Re-check under the guard: another process may have replaced it already.
-                if self._read_lock_text() == text:
-                    with contextlib.suppress(FileNotFoundError):
-                        self.lock_path.unlink()
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(g.fileno(), fcntl.LOCK_UN)
-
-    def _locked_message(self, text: str) -> str:
-        info = _parse_lock(text)
-        who = f"pid {info.get('pid', '?')} on {info.get('host', '?')}"
-        if info.get("created"):
-            who += f" since {info['created']}"
-        return (
-            f"results store {self.path} is locked by {who} (another process is writing it); "
-            f"wait for it, or delete {self.lock_path} if no such process is running"
-        )
+        lock, self._filelock, self._seq = self._filelock, None, None
+        if lock is not None:
+            lock.release()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -367,14 +302,38 @@ class ResultStore:
         extra = [p for p in self._committed_ids() if p not in held]
         if len(extra) <= 1:
             return extra
-        seqs = {}
-        for part in extra:
-            try:
-                meta = pq.read_schema(self._runs_part(part)).metadata or {}
-                seqs[part] = int(meta.get(_KEY_SEQ, b"0"))
-            except (OSError, ValueError, pa.ArrowException):
-                seqs[part] = 0
+        seqs = {part: self._part_seq(part) for part in extra}
         return sorted(extra, key=lambda i: (seqs[i], i))
+
+    def _part_seq(self, part_id: str) -> int:
+        return _seq_of(self._runs_part(part_id))
+
+    def _next_seq(self) -> int:
+        """A sequence number above every part's: commit order decides which of two
+        rows of a run is the newer, so it must not follow the wall clock backwards."""
+        if self._seq is None:  # first append of this hold: ask the store once
+            listed, last = None, 0
+            if self.runs_path.exists():
+                try:
+                    meta = pq.read_schema(self.runs_path).metadata or {}
+                    listed = [str(x) for x in json.loads(meta.get(_KEY_PARTS, b"[]"))]
+                    last = int(meta.get(_KEY_SEQ, b"0"))
+                except (OSError, ValueError, TypeError, pa.ArrowException) as e:
+                    raise StoreError(f"cannot read {self.runs_path}: {e}") from None
+            self._seq = max([last, *(self._part_seq(p) for p in self._extras(listed))])
+        self._seq = max(time.time_ns(), self._seq + 1)
+        return self._seq
+
+    def _superseded(self, extra: Sequence[str]) -> list[set[str]]:
+        """For a consolidated file followed by the parts ``extra`` (commit order): per
+        source (the file, then each part), the run ids that a later part records again,
+        whose rows in that source are therefore superseded."""
+        later: list[set[str]] = [set()]
+        for part in reversed(extra):
+            ids = self._read(self._runs_part(part), columns=["run_id"]).column("run_id").to_pylist()
+            later.append(later[-1] | set(ids))
+        later.reverse()
+        return later
 
     def _runs_part(self, part_id: str) -> Path:
         return self.parts_dir / f"runs-{part_id}.parquet"
@@ -408,25 +367,33 @@ class ResultStore:
     # -- reading ------------------------------------------------------------------
 
     def completed_ids(self) -> set[str]:
-        """Run ids with a recorded row, whatever its status (``ok``, ``diverged`` or
-        ``failed`` are all complete: resuming does not retry them)."""
-        table, listed = self._open(self.runs_path, columns=["run_id"])
-        ids: set[str] = set() if table is None else set(table.column("run_id").to_pylist())
-        for part in self._extras(listed):
-            ids.update(self._read(self._runs_part(part), columns=["run_id"]).column("run_id").to_pylist())
-        return ids
+        """Run ids whose row is final (``ok`` or ``diverged``): resuming skips them.
+        A ``failed`` run is not complete, so resuming runs it again."""
+        columns = ["run_id", "status"]
+        table, listed = self._open(self.runs_path, columns=columns)
+        tables = ([] if table is None else [table]) + [
+            self._read(self._runs_part(p), columns=columns) for p in self._extras(listed)
+        ]
+        status: dict[str, str] = {}
+        for t in tables:  # commit order: a later row supersedes an earlier one
+            status.update(zip(t.column("run_id").to_pylist(), t.column("status").to_pylist()))
+        return {rid for rid, st in status.items() if st in FINAL_STATUSES}
 
     def _runs_table(self) -> tuple[pa.Table | None, list[str], list[str]]:
-        """(all rows as one table, parts the consolidated file holds, parts it lacks)."""
+        """(the current row of every run as one table, parts the consolidated file
+        holds, parts it lacks)."""
         table, listed = self._open(self.runs_path)
         extra = self._extras(listed)
         tables = ([] if table is None else [table]) + [self._read(self._runs_part(p)) for p in extra]
         if not tables:
             return None, [], extra
-        return _arrange(_concat(tables)), list(listed or ()), extra
+        return _arrange(_latest_rows(_concat(tables))), list(listed or ()), extra
 
     def runs(self) -> pd.DataFrame:
         """One row per run: ``run_id``, config columns, then :data:`RESULT_COLUMNS`.
+
+        A run recorded more than once (a ``failed`` run that was run again) shows its
+        latest row, at the position of the part that holds it (commit order).
 
         Integer columns are pandas nullable ``Int64`` (``steps_to_1e-8`` is ``<NA>``
         when not reached), booleans ``boolean``, floats ``float64``, strings ``str``.
@@ -440,7 +407,8 @@ class ResultStore:
         self, run_ids: Iterable[str] | str | None = None, metrics: Iterable[str] | str | None = None
     ) -> pd.DataFrame:
         """Long-form trajectories (``run_id``, ``step``, ``metric``, ``index``, ``value``),
-        optionally only some runs and metrics (filters are pushed down into Parquet)."""
+        optionally only some runs and metrics (filters are pushed down into Parquet).
+        A run's rows are those of the part that holds its current row."""
         expr = None
         if run_ids is not None:
             expr = ds.field("run_id").isin(pa.array([str(r) for r in _as_list(run_ids)], pa.string()))
@@ -448,11 +416,13 @@ class ResultStore:
             m = ds.field("metric").isin(pa.array([str(x) for x in _as_list(metrics)], pa.string()))
             expr = m if expr is None else expr & m
         table, listed = self._open(self.trajectories_path, filters=expr)
-        tables = [] if table is None else [table]
-        for part in self._extras(listed):
+        extra = self._extras(listed)
+        later = self._superseded(extra)
+        tables = [] if table is None else [_drop_runs(table, later[0])]
+        for part, gone in zip(extra, later[1:]):
             path = self._traj_part(part)
             if path.exists():
-                tables.append(self._read(path, filters=expr))
+                tables.append(_drop_runs(self._read(path, filters=expr), gone))
         tables = [t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA) for t in tables]
         if not tables:
             return TRAJECTORY_SCHEMA.empty_table().to_pandas()
@@ -481,9 +451,9 @@ class ResultStore:
         (python, muonlab, torch, …) and ``written_at``; atomic, under the lock."""
         record = {**dict(meta), "versions": _versions(),
                   "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        text = json.dumps(record, indent=2, sort_keys=False, default=str, allow_nan=True)
-        with self._locked(), atomic_file(self.meta_path) as f:
-            f.write(text.encode("utf-8"))
+        with self._locked():
+            # ensure_ascii as before: meta.json stays byte-for-byte what it was.
+            write_json(self.meta_path, record, default=str, ensure_ascii=True)
 
     def append(
         self,
@@ -499,9 +469,11 @@ class ResultStore:
         null). ``trajectories``: long form with ``run_id``, ``step``, ``metric``,
         ``value`` and optionally ``index`` (default 0), only for runs of this batch.
 
-        A ``run_id`` the store already holds (or that repeats within the batch) is
-        skipped, its old row kept, and its trajectory rows dropped. Returns the ids
-        that were added. When it returns, the batch is on disk (fsynced).
+        A ``run_id`` that is complete in the store (``ok`` or ``diverged``), or that
+        repeats within the batch, is skipped: its old row kept, its trajectory rows
+        dropped. A row for a run stored as ``failed`` supersedes that row (and its
+        trajectories). Returns the ids that were added. When it returns, the batch is
+        on disk (fsynced).
 
         ``consolidate=False`` skips refreshing the consolidated files (their rewrite
         costs O(store size) per batch); readers still see the batch, and a later
@@ -531,7 +503,7 @@ class ResultStore:
             self._check_compatible(runs_table)
             self.parts_dir.mkdir(parents=True, exist_ok=True)
             part = uuid.uuid4().hex
-            seq = str(time.time_ns()).encode()
+            seq = str(self._next_seq()).encode()
             _write_table(traj_table, self._traj_part(part), _metadata("trajectories", **{_KEY_SEQ.decode(): seq}))
             # Commit point: from here on the batch is complete.
             _write_table(runs_table, self._runs_part(part), _metadata("runs", **{_KEY_SEQ.decode(): seq}))
@@ -560,7 +532,11 @@ class ResultStore:
             table, held, extra = self._runs_table()
             if table is not None and extra:
                 parts = json.dumps(held + extra).encode()
-                _write_table(table, self.runs_path, _metadata("runs", **{_KEY_PARTS.decode(): parts}))
+                # The latest part's seq, so that a later append can continue above it
+                # without reading every part.
+                seq = max([_seq_of(self.runs_path), *(self._part_seq(p) for p in extra)])
+                meta = _metadata("runs", **{_KEY_PARTS.decode(): parts, _KEY_SEQ.decode(): str(seq).encode()})
+                _write_table(table, self.runs_path, meta)
             self._consolidate_trajectories()
 
     def _consolidate_trajectories(self) -> None:
@@ -575,6 +551,7 @@ class ResultStore:
         extra = self._extras(listed)
         if not extra:
             return
+        later = self._superseded(extra)
         parts = json.dumps(list(listed or ()) + extra).encode()
         schema = TRAJECTORY_SCHEMA.with_metadata(_metadata("trajectories", **{_KEY_PARTS.decode(): parts}))
         # Streamed row group by row group: memory stays one part, whatever the store's size.
@@ -583,11 +560,12 @@ class ResultStore:
             try:
                 if old is not None:
                     for i in range(old.num_row_groups):
-                        writer.write_table(old.read_row_group(i).replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA))
-                for p in extra:
+                        t = _drop_runs(old.read_row_group(i), later[0])
+                        writer.write_table(t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA))
+                for p, gone in zip(extra, later[1:]):
                     path = self._traj_part(p)
                     if path.exists():
-                        t = self._read(path)
+                        t = _drop_runs(self._read(path), gone)
                         if t.num_rows:
                             writer.write_table(t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA))
             finally:
@@ -599,24 +577,33 @@ class ResultStore:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _parse_lock(text: str) -> dict[str, Any]:
+def _seq_of(path: Path) -> int:
+    """The ``muonlab.seq`` of a Parquet file's footer (0 when absent or unreadable)."""
     try:
-        info = json.loads(text)
-    except ValueError:
-        return {}
-    return info if isinstance(info, dict) else {}
+        meta = pq.read_schema(path).metadata or {}
+        return int(meta.get(_KEY_SEQ, b"0"))
+    except (OSError, ValueError, pa.ArrowException):
+        return 0
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists but belongs to someone else
-        return True
-    return True
+def _latest_rows(table: pa.Table) -> pa.Table:
+    """Only the last row of each ``run_id`` (rows in commit order); the table itself
+    when no run repeats, so a store without superseded rows is rewritten unchanged."""
+    ids = table.column("run_id").to_pylist()
+    last = {rid: i for i, rid in enumerate(ids)}
+    if len(last) == len(ids):
+        return table
+    return table.take(pa.array(sorted(last.values()), pa.int64()))
+
+
+def _drop_runs(table: pa.Table, run_ids: set[str]) -> pa.Table:
+    """``table`` without the rows of ``run_ids`` (itself when it has none of them)."""
+    if not run_ids or not table.num_rows:
+        return table
+    hit = pc.is_in(table.column("run_id"), pa.array(sorted(run_ids), pa.string()))
+    if not pc.any(hit).as_py():
+        return table
+    return table.filter(pc.invert(hit))
 
 
 def _as_list(values: Iterable[str] | str) -> list[str]:
@@ -649,7 +636,7 @@ def _arrange(table: pa.Table) -> pa.Table:
 
 def _check_row(i: int, row: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(row, Mapping):
-        raise ValueError(f"runs[{i}]: expected a mapping, got {type(row).__name__}")
+        raise ValueError(f"runs[{i}]: expected a mapping, got {type(row).__name__}")  # noqa: TRY004 - append's contract: bad input is a ValueError
     row = dict(row)
     rid = row.get("run_id")
     if not isinstance(rid, str) or not rid:
@@ -659,7 +646,7 @@ def _check_row(i: int, row: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"runs[{i}].status: unknown {status!r}; allowed: {', '.join(STATUSES)}")
     for key in row:
         if not isinstance(key, str):
-            raise ValueError(f"runs[{i}]: column names must be strings, got {key!r}")
+            raise ValueError(f"runs[{i}]: column names must be strings, got {key!r}")  # noqa: TRY004 - as above
     return row
 
 
@@ -719,7 +706,7 @@ def _trajectory_table(df: pd.DataFrame | None, batch_ids: set[str], keep: set[st
     if df is None or len(df) == 0:
         return TRAJECTORY_SCHEMA.empty_table()
     if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"trajectories: expected a pandas DataFrame, got {type(df).__name__}")
+        raise ValueError(f"trajectories: expected a pandas DataFrame, got {type(df).__name__}")  # noqa: TRY004 - append's contract: bad input is a ValueError
     required = ("run_id", "step", "metric", "value")
     missing = [c for c in required if c not in df.columns]
     if missing:

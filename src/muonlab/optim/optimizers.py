@@ -16,15 +16,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from muonlab.linalg.orthogonalize import METHODS, resolve_coefficients
-from muonlab.optim.updates import (
-    ADJUST_LR,
-    MOMENTUM_FORMS,
-    adamw_update_,
-    momentum_direction_,
-    muon_update_,
-    scaledgd_directions,
-    signgd_update_,
-)
+from muonlab.optim import updates
+from muonlab.optim.updates import ADJUST_LR, MOMENTUM_FORMS
 
 __all__ = ["Muon", "SpecGD", "SignGD", "ScaledGD", "torch_compatible_muon"]
 
@@ -220,59 +213,49 @@ class Muon(_GroupwiseOptimizer):
             self._muon_step(group)
 
     def _muon_step(self, group: dict[str, Any]) -> None:
-        method = group["method"]
-        table = (
-            resolve_coefficients(
-                "polar_express" if method == "polar_express" else group["coefficients"],
-                group["ns_steps"],
-            )
-            if method in ("newton_schulz", "polar_express")
-            else ()
-        )
-        momentum = group["momentum"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
             _check_grad(p, type(self).__name__)
-            buf = self._momentum_buffer(p, momentum)
-            direction = momentum_direction_(
-                p.grad, buf, momentum=momentum, nesterov=group["nesterov"], form=group["momentum_form"]
-            )
-            muon_update_(
-                p,
-                direction,
-                lr=group["lr"],
-                weight_decay=group["weight_decay"],
-                method=method,
-                table=table,
-                ns_dtype=group["ns_dtype"],
-                beta=group["beta"],
-                eps=group["eps"],
-                adjust_lr=group["adjust_lr"],
-            )
+        momentum = group["momentum"]
+        updates.muon(
+            params,
+            [p.grad for p in params],
+            [self._momentum_buffer(p, momentum) for p in params],
+            lr=group["lr"],
+            momentum=momentum,
+            nesterov=group["nesterov"],
+            momentum_form=group["momentum_form"],
+            weight_decay=group["weight_decay"],
+            method=group["method"],
+            table=updates.coefficient_table(group["method"], group["coefficients"], group["ns_steps"]),
+            ns_dtype=group["ns_dtype"],
+            beta=group["beta"],
+            eps=group["eps"],
+            adjust_lr=group["adjust_lr"],
+        )
 
     def _adamw_step(self, group: dict[str, Any]) -> None:
-        for p in group["params"]:
-            if p.grad is None:
-                continue
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
             _check_grad(p, "AdamW fallback")
-            state = self.state[p]
+        states = [self.state[p] for p in params]
+        for p, state in zip(params, states):
             if "step" not in state:
                 state["step"] = 0
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["step"] += 1
-            adamw_update_(
-                p,
-                p.grad,
-                state["exp_avg"],
-                state["exp_avg_sq"],
-                step=state["step"],
-                lr=group["lr"],
-                betas=group["adamw_betas"],
-                eps=group["adamw_eps"],
-                weight_decay=group["weight_decay"],
-            )
+        updates.adamw(
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["step"] for s in states],
+            lr=group["lr"],
+            betas=group["adamw_betas"],
+            eps=group["adamw_eps"],
+            weight_decay=group["weight_decay"],
+        )
 
 
 def _validate_muon_hyperparameters(h: dict[str, Any]) -> None:
@@ -347,14 +330,18 @@ class SignGD(_GroupwiseOptimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        momentum = group["momentum"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
             _check_grad(p, "SignGD")
-            buf = self._momentum_buffer(p, momentum)
-            direction = momentum_direction_(p.grad, buf, momentum=momentum, nesterov=False)
-            signgd_update_(p, direction, lr=group["lr"], weight_decay=group["weight_decay"])
+        momentum = group["momentum"]
+        updates.signgd(
+            params,
+            [p.grad for p in params],
+            [self._momentum_buffer(p, momentum) for p in params],
+            lr=group["lr"],
+            momentum=momentum,
+            weight_decay=group["weight_decay"],
+        )
 
 
 class ScaledGD(_GroupwiseOptimizer):
@@ -393,9 +380,7 @@ class ScaledGD(_GroupwiseOptimizer):
             return  # a factorization is updated jointly or not at all
         for p in params:
             _check_grad(p, "ScaledGD")
-        directions = scaledgd_directions(params, [p.grad for p in params], damping=group["damping"])
-        for p, d in zip(params, directions):
-            p.add_(d, alpha=-group["lr"])
+        updates.scaledgd(params, [p.grad for p in params], lr=group["lr"], damping=group["damping"])
 
 
 def torch_compatible_muon(params, **overrides: Any) -> Muon:

@@ -19,6 +19,14 @@ Update rules (SPEC §2, one matrix parameter W, gradient G, step size η):
   X ← X − η ∇f (XᵀX)⁻¹.
 * AdamW (Loshchilov & Hutter 2019), bit-compatible with torch.optim.AdamW's
   single-tensor path.
+
+The list-level functionals :func:`sgd`, :func:`muon`, :func:`signgd`, :func:`adamw` and
+:func:`scaledgd` are the one implementation of each rule. Each takes lists of
+parameters, gradients and state tensors and exists in two forms, as torch.optim's
+``_single_tensor_*``/``_multi_tensor_*`` split: a Python-float ``lr`` updates every
+tensor on its own (the :mod:`muonlab.optim.optimizers` classes), and a tensor ``lr``
+of shape ``(R,)`` treats dim 0 of every tensor as R independent runs (the batched
+engine, :mod:`muonlab.optim.batched`).
 """
 
 from __future__ import annotations
@@ -29,12 +37,18 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from muonlab.linalg.orthogonalize import orthogonalize_unchecked
+from muonlab.linalg.orthogonalize import orthogonalize_unchecked, resolve_coefficients
 
 __all__ = [
     "ADJUST_LR",
     "MOMENTUM_FORMS",
+    "adamw",
     "adamw_update_",
+    "coefficient_table",
+    "muon",
+    "scaledgd",
+    "sgd",
+    "signgd",
     "as_matrix",
     "momentum_direction_",
     "muon_update_",
@@ -233,3 +247,121 @@ def adamw_update_(
         param.sub_(exp_avg / denom * (lr_b / bias_correction1))
     else:
         param.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))
+
+
+# ----------------------------------------------------------------------------- list-level rules
+
+LR = float | Tensor  # a float: per-tensor form; a (R,) tensor: batched over runs
+
+
+def coefficient_table(
+    method: str, coefficients: str | Sequence[Sequence[float]] = "keller", ns_steps: int | None = None
+) -> list[tuple[float, float, float]]:
+    """The polynomial table a Muon orthogonalizer uses: Newton–Schulz's ``coefficients``
+    (preset or table) × ``ns_steps``, Polar Express's own table, and none for the exact
+    methods (``svd``, ``gram``, ``symmetric``, ``beta``)."""
+    if method == "polar_express":
+        return resolve_coefficients("polar_express", ns_steps)
+    if method == "newton_schulz":
+        return resolve_coefficients(coefficients or "keller", ns_steps)
+    return []
+
+
+def sgd(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    momentum_buffers: Sequence[Tensor | None],
+    *,
+    lr: LR,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+) -> None:
+    """GD / heavy ball, in place: M ← μM + G, W ← (1 − ηλ)W − η·M (D = G when μ = 0)."""
+    for p, g, buf in zip(params, grads, momentum_buffers, strict=True):
+        d = momentum_direction_(g, buf, momentum=momentum, nesterov=False)
+        if isinstance(lr, Tensor):
+            lr_b = per_run(lr, p)
+            if weight_decay != 0.0:
+                p.mul_(1 - lr_b * weight_decay)
+            p.sub_(d * lr_b)
+        else:
+            if weight_decay != 0.0:
+                p.mul_(1 - lr * weight_decay)
+            p.add_(d, alpha=-lr)
+
+
+def muon(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    momentum_buffers: Sequence[Tensor | None],
+    *,
+    lr: LR,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    momentum_form: str = "sum",
+    weight_decay: float = 0.0,
+    method: str = "newton_schulz",
+    table: Sequence[tuple[float, float, float]] = (),
+    ns_dtype: torch.dtype | None = None,
+    beta: float = 0.0,
+    eps: float = 1e-7,
+    adjust_lr: str = "none",
+    batched: bool = False,
+) -> None:
+    """Muon / SpecGD, in place: D from :func:`momentum_direction_`, then
+    W ← (1 − ηλ)W − η·scale(m, n)·orth(D) (:func:`muon_update_`).
+
+    ``batched=True``: dim 0 of every tensor indexes runs and each run's trailing dims
+    form its matrix; otherwise an N-D tensor is viewed by :func:`as_matrix`.
+    """
+    for p, g, buf in zip(params, grads, momentum_buffers, strict=True):
+        d = momentum_direction_(g, buf, momentum=momentum, nesterov=nesterov, form=momentum_form)
+        muon_update_(
+            p, d, lr=lr, weight_decay=weight_decay, method=method, table=table, ns_dtype=ns_dtype,
+            beta=beta, eps=eps, adjust_lr=adjust_lr, batched=batched,
+        )
+
+
+def signgd(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    momentum_buffers: Sequence[Tensor | None],
+    *,
+    lr: LR,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+) -> None:
+    """SignGD / signum, in place: W ← (1 − ηλ)W − η·sign(D), D = G or M ← μM + G."""
+    for p, g, buf in zip(params, grads, momentum_buffers, strict=True):
+        d = momentum_direction_(g, buf, momentum=momentum, nesterov=False)
+        signgd_update_(p, d, lr=lr, weight_decay=weight_decay)
+
+
+def adamw(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    exp_avgs: Sequence[Tensor],
+    exp_avg_sqs: Sequence[Tensor],
+    steps: Sequence[int],
+    *,
+    lr: LR,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> None:
+    """AdamW, in place, each tensor at its own 1-based step count (:func:`adamw_update_`)."""
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
+        adamw_update_(p, g, m, v, step=t, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def scaledgd(factors: Sequence[Tensor], grads: Sequence[Tensor], *, lr: LR, damping: float = 0.0) -> None:
+    """ScaledGD, in place, on one factorization ``[X]`` or ``[A, B]`` (:func:`scaledgd_directions`).
+
+    Both preconditioners use the factors before the step.
+    """
+    directions = scaledgd_directions(list(factors), list(grads), damping=damping)
+    for p, d in zip(factors, directions, strict=True):
+        if isinstance(lr, Tensor):
+            p.sub_(d * per_run(lr, p))
+        else:
+            p.add_(d, alpha=-lr)

@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from muonlab.config.run import step_clock
 from muonlab.engine.store import ResultStore
 from muonlab.report.figures import NothingToPlot, new_figure, styled
 
@@ -52,10 +53,10 @@ def mode_arrivals(store_dir: str | Path) -> tuple[Figure, str]:
                 k = min(len(sigma), len(t))
                 step = "Δτ" if opt == "specgf" else "η"
                 ax.plot(sigma[:k], t[:k], "o", color=colors.get(opt, "0.3"), markersize=3.5, alpha=0.75,
-                        label=f"{opt} ({step} = {float(row['optimizer.lr']):g})" if j == 0 else None)
+                        label=f"{opt} ({step} = {step_clock(row):g})" if j == 0 else None)
                 if opt in spectral and j == 0:
                     s = np.geomspace(sigma.min(), sigma.max(), 50)
-                    ax.plot(s, np.sqrt(FRACTION * s) / float(row["optimizer.lr"]), "-", color=colors[opt],
+                    ax.plot(s, np.sqrt(FRACTION * s) / step_clock(row), "-", color=colors[opt],
                             linewidth=1.0, label=f"law sqrt({FRACTION:g}σ*)/η")
         ax.set_xscale("log")
         ax.set_yscale("log")
