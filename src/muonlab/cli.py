@@ -7,7 +7,7 @@ behaviour lives in :class:`_Group`:
 * a usage error (bad option value, unknown option, missing option) prints exactly
   ONE line — ``Error: Invalid value for '--steps': ...`` — on stderr and exits with
   code 2, never a traceback;
-* library validation errors (:class:`muonlab.demo.DemoConfigError` and friends) are
+* library validation errors (:class:`muonlab.config.ConfigError` and friends) are
   turned into ``typer.BadParameter`` naming the option, so they take the same path.
 """
 
@@ -106,129 +106,51 @@ def _root(
 # ----------------------------------------------------------------------------- demo
 
 
-def _bad(field: str, message: str) -> typer.BadParameter:
-    return typer.BadParameter(message, param_hint=f"'--{field}'")
-
-
-def _kappas_callback(value: str) -> tuple[float, ...]:
-    from muonlab.demo import DemoConfigError, parse_kappas
-
-    try:
-        return parse_kappas(value)
-    except DemoConfigError as e:
-        raise typer.BadParameter(e.message) from None
-
-
-def _optimizers_callback(value: str) -> tuple[str, ...]:
-    from muonlab.demo import DemoConfigError, parse_optimizers
-
-    try:
-        return parse_optimizers(value)
-    except DemoConfigError as e:
-        raise typer.BadParameter(e.message) from None
-
-
 @app.command()
 def demo(
     out: Annotated[
         Path,
         typer.Option(
             "--out",
-            help="Output directory (created if missing): demo.json, demo.png, index.html.",
+            help="Output directory (created if missing): DIR/demo/ store, claims.json, report/index.html.",
             file_okay=False,
             dir_okay=True,
             show_default=False,
         ),
     ],
     kappas: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--kappas",
             metavar="K1,K2,...",
-            help="Condition numbers κ ≥ 1 of the target, comma-separated.",
-            callback=_kappas_callback,
+            help="Condition numbers κ ≥ 1 of the target, comma-separated (same as "
+                 "--set 'grid.problem.kappa=[K1,K2,...]'; the claim needs 3 spanning 2 decades).",
+            show_default="1,100,10000",
         ),
-    ] = "1,100,10000",
-    n: Annotated[int, typer.Option("--n", help="Matrix size n (≥ 2).")] = 40,
-    rank: Annotated[int, typer.Option("--rank", help="Target rank r* = search rank r (1 ≤ r ≤ n).")] = 4,
-    steps: Annotated[int, typer.Option("--steps", help="Iteration budget per run (≥ 1).")] = 1500,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the target's subspace and of X_0 (≥ 0).")] = 0,
-    optimizers: Annotated[
-        str,
-        typer.Option(
-            "--optimizers",
-            metavar="NAME,...",
-            help="Optimizers to compare, comma-separated, from: muon, gd, signgd, scaledgd.",
-            callback=_optimizers_callback,
-        ),
-    ] = "muon,gd",
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE",
+                     help="Override a field of the demo experiment, e.g. --set problem.n=20 --set seeds=2."),
+    ] = None,
 ) -> None:
-    """Seed-001 headline: Muon's iterations to 1e-10 do not grow with κ; GD's do.
+    """Seed-001 headline in about 10 s: Muon's steps to 1e-12 do not grow with κ; GD's do.
 
-    Symmetric matrix factorization f(X) = ¼‖XXᵀ − M*‖², M* = U diag(λ) Uᵀ with λ
-    log-spaced from 1 to 1/κ (Ma, Huang, Chi, Chen, arXiv 2601.13474, Theorem 1),
-    trained with the torch.optim classes in a plain loop. Writes DIR/index.html.
+    Runs the shipped experiment 'demo' (experiments/examples/demo.yaml: symmetric matrix
+    factorization, Muon vs GD, κ ∈ {1, 10², 10⁴}; Ma, Huang, Chi, Chen, arXiv 2601.13474,
+    Theorem 1) through the engine, checks its claim and writes DIR/report/index.html.
+    Same as 'muonlab reproduce demo --out DIR'.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from muonlab.demo import DEMO, kappa_override
+    from muonlab.reproduce import SHIPPED_ROOT
 
-    from muonlab.demo import DemoConfig, DemoConfigError, run_demo
-
-    try:
-        config = DemoConfig(kappas=kappas, n=n, rank=rank, steps=steps, seed=seed, optimizers=optimizers)
-    except DemoConfigError as e:
-        raise _bad(e.field, e.message) from None
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise _bad("out", f"cannot create directory {str(out)!r}: {e.strerror or e}") from None
-
-    err = Console(stderr=True)
-    total = len(config.optimizers) * len(config.kappas) * config.steps
+    sets = [*([kappa_override(kappas)] if kappas is not None else []), *(overrides or [])]
+    # A bad κ list surfaces as an error about the grid's problem.kappa: name --kappas for it.
+    fields = {f: "--kappas" for f in ("problem.kappa", "grid.problem.kappa")} if kappas is not None else {}
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description:<24}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("demo", total=total)
-        result = run_demo(
-            config,
-            out,
-            on_run=lambda name, k: progress.update(task, description=f"{name}  κ={k:g}"),
-            on_steps=lambda k: progress.advance(task, k),
-        )
-        progress.update(task, description="done")
-    wall = time.perf_counter() - t0
-    _print_demo_table(result, wall)
-
-
-def _print_demo_table(result: Any, wall: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from muonlab.demo import EPSILONS, OPTIMIZERS, _eps_key
-
-    cfg = result.config
-    key = _eps_key(EPSILONS[-1])
-    table = Table(title=f"iterations to rel. err {key} (— : not within {cfg.steps})", title_justify="left")
-    table.add_column("optimizer")
-    for k in cfg.kappas:
-        table.add_column(f"κ={k:g}", justify="right")
-    for name in cfg.optimizers:
-        cells = []
-        for k in cfg.kappas:
-            r = result.run(name, k)
-            v = r.steps_to[key]
-            cells.append("diverged" if r.status == "diverged" else ("—" if v is None else str(v)))
-        table.add_row(OPTIMIZERS[name].label, *cells)
-    console = Console()
-    console.print(table)
-    console.print(f"report: {result.html_path.resolve()}", soft_wrap=True, highlight=False)
-    console.print(f"({wall:.1f} s)", style="dim", highlight=False)
+    result = _run_reproduce(DEMO, out, quick=False, overrides=sets, threads=1, root=SHIPPED_ROOT,
+                            option_for_field=fields)
+    _print_reproduction(result, t0)
 
 
 # ----------------------------------------------------------------------------- run
@@ -317,57 +239,49 @@ def _print_claims(claims: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
-@app.command("reproduce")
-def reproduce_command(
-    name: Annotated[
-        str | None,
-        typer.Argument(help="Experiment name, or 'all' (see --list).", show_default=False),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Output directory: DIR/<experiment>/ stores, claims.json, report/.",
-                     file_okay=False, dir_okay=True, show_default=False),
-    ] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (minutes on a laptop CPU).")] = False,
-    list_: Annotated[bool, typer.Option("--list", help="List the experiments with one-line descriptions.")] = False,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", metavar="KEY=VALUE", help="Extra override for every experiment (after --quick)."),
-    ] = None,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads while running.")] = 1,
-) -> None:
-    """Reproduce the seed figures and claims: run, evaluate claims (claims.json), build the report."""
-    from muonlab.reproduce import EXPERIMENTS, UnknownExperimentError, reproduce, resolve_names
+def _list_experiments(experiments: dict[str, Any], as_json: bool) -> None:
+    """``reproduce --list``: JSON with --json, a table on a terminal, else one name per line."""
+    import json as _json
 
-    if list_:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="muonlab reproduce NAME|all", title_justify="left")
-        table.add_column("name")
-        table.add_column("seed")
-        table.add_column("description", overflow="fold")
-        for e in EXPERIMENTS.values():
-            table.add_row(e.name, e.seed, e.description)
-        Console().print(table)
+    if as_json:
+        typer.echo(_json.dumps([
+            {"name": e.name, "group": e.spec.group, "seed": e.spec.seed, "order": e.spec.order,
+             "title": e.spec.title, "description": e.spec.description, "claims": list(e.spec.claims),
+             "scales": e.spec.scales.model_dump(), "path": str(e.path)}
+            for e in experiments.values()
+        ], ensure_ascii=False, indent=2))
         return
-    if name is None:
-        raise typer.BadParameter(f"missing NAME; allowed: all, {', '.join(EXPERIMENTS)}", param_hint="'NAME'")
-    try:
-        resolve_names(name)
-    except UnknownExperimentError as e:
-        raise typer.BadParameter(str(e), param_hint="'NAME'") from None
-    if out is None:
-        raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
+    if not sys.stdout.isatty():  # scripts: `for n in $(muonlab reproduce --list)`
+        for name in experiments:
+            typer.echo(name)
+        return
+    from rich.console import Console
+    from rich.table import Table
 
+    table = Table(title="muonlab reproduce NAME|all   ('all': the paper group)", title_justify="left")
+    for col in ("name", "group", "seed", "claims"):
+        table.add_column(col)
+    table.add_column("description", overflow="fold")
+    for e in experiments.values():
+        table.add_row(e.name, e.spec.group, e.spec.seed, ", ".join(e.spec.claims), e.spec.description)
+    Console().print(table)
+
+
+def _run_reproduce(name: str, out: Path, *, quick: bool, overrides: list[str], threads: int,
+                   root: Path | None, option_for_field: dict[str, str]) -> Any:
+    """:func:`muonlab.reproduce.reproduce` with one progress bar per experiment on stderr.
+
+    A config error is a usage error naming the option of its field (``option_for_field``,
+    else ``--set``); a store error names ``--out``.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from muonlab.config import ConfigError
     from muonlab.engine.store import StoreError
+    from muonlab.reproduce import reproduce
 
     err = Console(stderr=True)
-    t0 = time.perf_counter()
     try:
         with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err) as progress:
@@ -380,16 +294,23 @@ def reproduce_command(
                 tasks["_current"] = tasks[n]
 
             result = reproduce(
-                name, out, quick=quick, overrides=overrides or [], threads=threads,
+                name, out, quick=quick, overrides=overrides, threads=threads, root=root,
                 on_experiment=on_experiment,
                 on_step=lambda k: progress.advance(tasks["_current"], k),
             )
             for t in tasks.values():
                 progress.update(t, completed=progress.tasks[t].total)
     except ConfigError as e:
-        raise typer.BadParameter(str(e), param_hint="'--set'") from None
+        option = option_for_field.get(e.field or "", "--set")
+        raise typer.BadParameter(str(e), param_hint=f"'{option}'") from None
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="'--out'") from None
+    return result
+
+
+def _print_reproduction(result: Any, t0: float) -> None:
+    from rich.console import Console
+
     _print_claims(result.claims)
     console = Console()
     for n in result.names:
@@ -402,6 +323,58 @@ def reproduce_command(
         console.print("report: not built (muonlab.report.html is not available in this install)",
                       style="yellow", highlight=False)
     console.print(f"({time.perf_counter() - t0:.1f} s)", style="dim", highlight=False)
+
+
+@app.command("reproduce")
+def reproduce_command(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Experiment name, or 'all' (the papers' experiments; see --list).", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory: DIR/<experiment>/ stores, claims.json, report/.",
+                     file_okay=False, dir_okay=True, show_default=False),
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (minutes on a laptop CPU).")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the experiments (names only when piped).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="With --list: print the experiments as JSON.")] = False,
+    experiments: Annotated[
+        Path | None,
+        typer.Option("--experiments", metavar="DIR", file_okay=False, dir_okay=True, show_default=False,
+                     help="Folder of experiment YAMLs (default: $MUONLAB_EXPERIMENTS, else the shipped ones)."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Extra override for every experiment (after --quick)."),
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads while running.")] = 1,
+) -> None:
+    """Reproduce the seed figures and claims: run, evaluate claims (claims.json), build the report."""
+    from muonlab.config import ConfigError
+    from muonlab.reproduce import UnknownExperimentError, discover, resolve_names
+
+    if json_out and not list_:
+        raise typer.BadParameter("only with --list", param_hint="'--json'")
+    try:
+        found = discover(experiments)
+    except ConfigError as e:
+        raise typer.BadParameter(str(e), param_hint="'--experiments'") from None
+    if list_:
+        _list_experiments(found, json_out)
+        return
+    if name is None:
+        raise typer.BadParameter(f"missing NAME; allowed: all, {', '.join(found)}", param_hint="'NAME'")
+    try:
+        resolve_names(name, found)
+    except UnknownExperimentError as e:
+        raise typer.BadParameter(str(e), param_hint="'NAME'") from None
+    if out is None:
+        raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
+    t0 = time.perf_counter()
+    result = _run_reproduce(name, out, quick=quick, overrides=overrides or [], threads=threads, root=experiments,
+                            option_for_field={})
+    _print_reproduction(result, t0)
 
 
 @app.command("report")

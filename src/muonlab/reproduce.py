@@ -1,208 +1,148 @@
 """Reproduce the seed figures and claims (SPEC §6: ``muonlab reproduce NAME|all``).
 
-The registry :data:`EXPERIMENTS` names each experiment YAML under
-``experiments/seed001/`` with a title, a one-line description, how the report should
-group its curves/panels, and its ``quick`` overrides (``--set``-style strings applied
-by ``--quick``: smaller sizes for a smoke reproduction that keeps every claim
-checkable). :func:`reproduce` runs each experiment into ``DIR/<name>/`` (resuming:
-the engine skips runs already in the store), writes ``DIR/experiments.json``,
-evaluates the claims into ``DIR/claims.json`` and builds the HTML report when
-:mod:`muonlab.report.html` is available.
+An experiment is declared once, in its YAML: the problem, grid and run settings, and a
+``reproduce:`` section (:class:`~muonlab.config.reproduce_spec.ReproduceSpec`) with its
+title, description, figure layout, claim names and scale overrides. :func:`discover`
+reads every YAML with such a section under the experiments root
+(:func:`experiments_root`); YAMLs without one (plain ``muonlab run`` examples) are not
+experiments here.
+
+Order: ``reproduce all``, experiments.json and claims.json list experiments by
+``reproduce.order`` (ascending; experiments without one come after, by name). ``all``
+means the papers' experiments (``group: paper``); ``group: example`` ones, such as the
+demo, run only by name.
+
+:func:`reproduce` runs each experiment into ``DIR/<name>/`` (resuming: the engine skips
+runs already in the store), writes ``DIR/experiments.json``, evaluates the claims into
+``DIR/claims.json`` and builds the HTML report when :mod:`muonlab.report.html` is
+available.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["EXPERIMENTS", "QUICK", "Experiment", "ReproduceResult", "UnknownExperimentError", "build_report",
+from muonlab.errors import MuonlabError
+
+if TYPE_CHECKING:
+    from muonlab.config import ExperimentConfig
+    from muonlab.config.reproduce_spec import ReproduceSpec
+
+__all__ = ["SHIPPED_ROOT", "Experiment", "ReproduceResult", "UnknownExperimentError", "build_report", "discover",
            "experiment_config", "experiments_root", "reproduce", "resolve_names"]
+
+#: The experiment YAMLs shipped in the package (``pip install .`` carries them; the
+#: repository's top-level ``experiments/`` is a link to this folder).
+SHIPPED_ROOT = Path(__file__).resolve().parent / "experiments"
+
+
+class UnknownExperimentError(MuonlabError):
+    """An experiment name that no YAML under the experiments root declares (one-line
+    message listing the known ones; ``field`` is ``"name"``)."""
 
 
 @dataclass(frozen=True)
 class Experiment:
+    """One experiment YAML with a ``reproduce:`` section."""
+
     name: str
-    path: str  # relative to the experiments root
-    title: str
-    description: str
-    curve_by: list[str] = field(default_factory=list)  # one curve per combination of these columns
-    panel_by: str | None = None  # one panel per value of this column
-    best_of: list[str] = field(default_factory=list)  # plot only each curve's best variant over these columns
-    extra_figures: list[str] = field(default_factory=list)  # names in muonlab.report.extra_figures
-    seed: str = "001"
-    x: str = "step"
-    y: str = "rel_err"
+    path: Path  # the YAML
+    spec: ReproduceSpec
+
+    def overrides(self, quick: bool = False, extra: Iterable[str] = ()) -> list[str]:
+        """The ``--set`` overrides of a run: the scale's (quick or paper) first, then ``extra``."""
+        return [*self.spec.overrides("quick" if quick else "paper"), *extra]
+
+    def config(self, quick: bool = False, overrides: Iterable[str] = ()) -> ExperimentConfig:
+        """The validated config with :meth:`overrides` applied."""
+        from muonlab.config import load_config
+
+        return load_config(self.path, self.overrides(quick, overrides))
 
     def info(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("path")
-        return d
+        """The experiment's entry in ``DIR/experiments.json`` (without quick/overrides),
+        the keys the report reads."""
+        s, f = self.spec, self.spec.figure
+        return {"name": self.name, "title": s.title, "description": s.description, "curve_by": list(f.curve_by),
+                "panel_by": f.panel_by, "best_of": list(f.best_of), "extra_figures": list(f.extra),
+                "seed": s.seed, "x": f.x, "y": f.y}
 
 
-EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e
-    for e in (
-        Experiment(
-            "p1_kappa_sweep", "seed001/p1_kappa_sweep.yaml",
-            "Seed 001, Fig. 1(a–c): symmetric MF, κ sweep",
-            "Muon's steps to the target are κ-free; GD ∝ κ; SignGD, ScaledGD, Adam for reference (Thms 1–2).",
-            curve_by=["problem.kappa", "schedule.threshold"], panel_by="optimizer.name",
-        ),
-        Experiment(
-            "p1_rank_sweep", "seed001/p1_rank_sweep.yaml",
-            "Seed 001, Fig. 1(d–f): symmetric MF, search-rank sweep",
-            "Over-parameterized r > r* = 10 at κ = 100: Muon's steps barely change with r; GD slows (Thm 1).",
-            curve_by=["problem.r", "schedule.threshold"], panel_by="optimizer.name",
-        ),
-        Experiment(
-            "p2_icl_kappa_sweep", "seed001/p2_icl_kappa_sweep.yaml",
-            "Seed 001, §2.2: in-context linear regression, κ sweep",
-            "ICL quadratic f(Γ), d = 20: Muon κ-free vs GD (∝ κ³) and SignGD (Thms 3–4).",
-            curve_by=["problem.kappa", "optimizer.lr", "schedule.threshold"], panel_by="optimizer.name",
-        ),
-        Experiment(
-            "p1_geometric_thm1", "seed001/p1_geometric_thm1.yaml",
-            "Seed 001, Theorem 1: geometric schedule c·q^t with random prefactor",
-            "Muon with Theorem 1's schedule converges linearly and κ-free from both inits (gaussian, orthonormal).",
-            curve_by=["problem.kappa", "problem.r"], panel_by="problem.init",
-        ),
-        Experiment(
-            "p1_signgd_hard_instance", "seed001/p1_signgd_hard_instance.yaml",
-            "Seed 001, Theorem 2 / App. C: SignGD's hard instance for symmetric MF",
-            "M* = R diag(1, 1/κ) Rᵀ with a 45° rotation R, X_0 = αI: SignGD needs ∝ κ steps, Muon does not.",
-            curve_by=["problem.kappa"], panel_by="optimizer.name",
-            best_of=["optimizer.lr", "schedule.threshold"],
-        ),
-        Experiment(
-            "p2_icl_signgd_hard_instance", "seed001/p2_icl_signgd_hard_instance.yaml",
-            "Seed 001, Theorem 4 / App. E: SignGD's hard instance for in-context learning",
-            "Σ = 45°-rotated diag(1, 1/κ), Γ_0 = 0: SignGD's steps grow with κ, Muon's do not.",
-            curve_by=["problem.kappa"], panel_by="optimizer.name",
-            best_of=["optimizer.lr", "schedule.q"],
-        ),
-        Experiment(
-            "p1_scalar_recursions", "seed001/p1_scalar_recursions.yaml",
-            "Seed 001, eqs. (12)–(15), Lemma 3: decoupled scalar recursions",
-            "Aligned init X_0 = αUOᵀ: Muon's eigen-coordinates follow one scalar sign recursion per eigenvalue.",
-            curve_by=["problem.kappa", "problem.r"], panel_by="problem.r", extra_figures=["scalar_recursions"],
-        ),
-        Experiment(
-            "s002_mode_order", "seed002/s002_mode_order.yaml",
-            "Seed 002, Fig. 1 / claim (a): which modes are learned first",
-            "M* = diag(10/i), N = d = 32, small init: Muon grows all modes at one rate (smallest arrive first); "
-            "GD learns largest first.",
-            curve_by=["optimizer.name"], panel_by="optimizer.name", seed="002", extra_figures=["mode_arrivals"],
-        ),
-        Experiment(
-            "s002_lr_stability", "seed002/s002_lr_stability.yaml",
-            "Seed 002, claim (b): stability above GD's critical step size",
-            "200 step sizes in [0.007, 2.8], constant and annealed: GD fails above 2/λ_max = 0.1, Muon does not.",
-            curve_by=["schedule.name", "optimizer.lr"], panel_by="optimizer.name", seed="002",
-            extra_figures=["lr_sweep"],
-        ),
-        Experiment(
-            "s002_conservation", "seed002/s002_conservation.yaml",
-            "Seed 002, claim (c): conserved quantities",
-            "GD conserves W2ᵀW2 − W1W1ᵀ, Muon conserves √(W2ᵀW2) − √(W1W1ᵀ); each breaks the other's.",
-            curve_by=["optimizer.name"], panel_by="optimizer.name", seed="002", y="muon_invariant_norm",
-        ),
-        Experiment(
-            "s002_two_step", "seed002/s002_two_step.yaml",
-            "Seed 002, claim (e): two-step alignment with spike_anneal",
-            "n = d = 25, σ*_i = 5/(4+i), orthogonal init × 1e-4: η_0 = α, η_1 = sqrt(σ_max) aligns the factors "
-            "in two steps; a constant small step for contrast.",
-            curve_by=["optimizer.lr"], panel_by="schedule.name", seed="002", y="matched_alignment",
-        ),
-        Experiment(
-            "s000_equal_rate", "seed000/s000_equal_rate.yaml",
-            "Seed 000, claims (a)–(b): equal-rate spectral growth in LoRA-style MF",
-            "A_0 = 0, B_0 = γN: SpecGD reaches σ*_i at t ≈ sqrt(σ*_i)/η, smallest first (also with r < r*); "
-            "GD largest first.",
-            curve_by=["problem.r"], panel_by="optimizer.name", seed="000", extra_figures=["mode_arrivals"],
-        ),
-        Experiment(
-            "s000_specgf", "seed000/s000_specgf.yaml",
-            "Seed 000: spectral gradient flow (adaptive ODE)",
-            "SpecGF with T_β (β = 1e-6) integrated with error control: σ*_i reached at flow time sqrt(0.9σ*_i).",
-            curve_by=["optimizer.name"], panel_by=None, seed="000", extra_figures=["mode_arrivals"],
-        ),
-        Experiment(
-            "s000_convergence", "seed000/s000_convergence.yaml",
-            "Seed 000, claim (c): SpecGF reaches a global minimum, exponentially near it",
-            "Random inits, ℓ2 ∈ {0, 0.05}, T_β flow (β = 1e-2): the gap f − f* falls to rounding, linearly on a log "
-            "scale near the minimum (Prop. 6.7).",
-            curve_by=["problem.l2"], panel_by=None, seed="000", y="dist_to_opt",
-        ),
-    )
-}
-
-#: ``--quick`` overrides per experiment (``muonlab run --set`` syntax). Measured on
-#: 2 CPU cores, one torch thread: all fourteen together take about 4 minutes (226 s measured).
-QUICK: dict[str, list[str]] = {
-    "p1_kappa_sweep": ["problem.n=40", "problem.r=4", "steps=1500", "seeds=2"],
-    "p1_rank_sweep": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8,16,32]", "steps=1500", "seeds=2"],
-    "p2_icl_kappa_sweep": ["steps=1500", "seeds=2", "stop.target=1e-8"],
-    "p1_geometric_thm1": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8]", "steps=2000", "seeds=3"],
-    "p1_signgd_hard_instance": ["steps=5000"],
-    "p2_icl_signgd_hard_instance": [],
-    "p1_scalar_recursions": ["problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8]", "steps=2000", "seeds=2"],
-    "s002_mode_order": ["seeds=2"],
-    "s002_lr_stability": ["grid.optimizer.lr=[0.007,0.012,0.02,0.035,0.06,0.09,0.12,0.2,0.35,0.6,1.0,1.7,2.8]"],
-    "s002_conservation": ["seeds=2"],
-    "s002_two_step": [],
-    "s000_equal_rate": ["seeds=2"],
-    "s000_specgf": [],
-    "s000_convergence": ["seeds=2"],
-}
-
-
-class UnknownExperimentError(ValueError):
-    """An experiment name not in :data:`EXPERIMENTS` (one-line message listing them)."""
-
-
-def experiments_root() -> Path:
-    """The experiment YAMLs: ``$MUONLAB_EXPERIMENTS`` or the ones shipped in the package.
-
-    They live in ``muonlab/experiments/`` so that a plain ``pip install .`` carries
-    them; the repository's top-level ``experiments/`` is a link to that folder.
-    """
+def experiments_root(root: str | Path | None = None) -> Path:
+    """Where the experiment YAMLs are: ``root`` if given, else ``$MUONLAB_EXPERIMENTS``,
+    else :data:`SHIPPED_ROOT`."""
+    if root is not None:
+        return Path(root)
     override = os.environ.get("MUONLAB_EXPERIMENTS")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parent / "experiments"
+    return Path(override) if override else SHIPPED_ROOT
 
 
-def resolve_names(name: str) -> list[str]:
-    """``all`` → every registered experiment; a known name → [name]; else an error."""
+def discover(root: str | Path | None = None) -> dict[str, Experiment]:
+    """Every experiment under ``root`` (see :func:`experiments_root`), by name, in
+    reproduce order (``reproduce.order``, then name).
+
+    Only the ``reproduce:`` section is validated here (the whole config is validated
+    when it runs, with its overrides).
+
+    Raises:
+        ConfigError: a folder that does not exist, a YAML that cannot be read, a bad
+            ``reproduce:`` section (naming the file), or two YAMLs with one name.
+    """
+    from muonlab.config import ConfigError, load_yaml
+    from muonlab.config.reproduce_spec import parse_reproduce
+
+    folder = experiments_root(root)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: the experiments folder does not exist", field="experiments")
+    found: dict[str, Experiment] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+        raw = load_yaml(path)
+        if "reproduce" not in raw:
+            continue  # a plain `muonlab run` config, not a reproducible experiment
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{path}: name: required (a string) for an experiment with a reproduce section",
+                              field="name")
+        if name == "all":
+            raise ConfigError(f"{path}: name: 'all' is reserved (reproduce all)", field="name")
+        try:
+            spec = parse_reproduce(raw["reproduce"])
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}", field=e.field) from None
+        if name in found:
+            raise ConfigError(f"{path}: name: {name!r} is already declared by {found[name].path}", field="name")
+        found[name] = Experiment(name, path, spec)
+    ordered = sorted(found.values(), key=lambda e: (e.spec.order is None, e.spec.order or 0, e.name))
+    return {e.name: e for e in ordered}
+
+
+def resolve_names(name: str, experiments: dict[str, Experiment] | None = None) -> list[str]:
+    """``all`` → every ``group: paper`` experiment; a known name → [name]; else an error.
+
+    ``experiments``: the discovered experiments (default: :func:`discover`).
+    """
+    exps = discover() if experiments is None else experiments
     if name == "all":
-        return list(EXPERIMENTS)
-    if name in EXPERIMENTS:
+        return [n for n, e in exps.items() if e.spec.group == "paper"]
+    if name in exps:
         return [name]
-    raise UnknownExperimentError(
-        f"unknown experiment {name!r}; allowed: all, {', '.join(EXPERIMENTS)}"
-    )
+    raise UnknownExperimentError(f"unknown experiment {name!r}; allowed: all, {', '.join(exps)}", field="name")
 
 
-def experiment_config(name: str, quick: bool = False, overrides: Iterable[str] = ()):
-    """The validated :class:`~muonlab.config.ExperimentConfig` of ``name``."""
-    from muonlab.config import load_config
-
-    exp = EXPERIMENTS[name]
-    sets = [*(QUICK.get(name, []) if quick else []), *overrides]
-    return load_config(experiments_root() / exp.path, sets)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+def experiment_config(name: str, quick: bool = False, overrides: Iterable[str] = (),
+                      root: str | Path | None = None) -> ExperimentConfig:
+    """The validated :class:`~muonlab.config.ExperimentConfig` of experiment ``name``
+    (scale overrides first, then ``overrides``)."""
+    exps = discover(root)
+    if name not in exps:
+        resolve_names(name, exps)  # raises the one-line error
+    return exps[name].config(quick, overrides)
 
 
 def build_report(out: Path) -> Path | None:
@@ -217,6 +157,8 @@ def build_report(out: Path) -> Path | None:
 
 @dataclass
 class ReproduceResult:
+    """What :func:`reproduce` did: the experiments run, the claims written, the report."""
+
     out: Path
     names: list[str]
     claims: list[dict[str, Any]]
@@ -224,6 +166,29 @@ class ReproduceResult:
     executed: dict[str, int]
     skipped: dict[str, int]
     wall_s: dict[str, float]
+
+
+def _describe(out: Path, exps: dict[str, Experiment], names: list[str], quick: bool,
+              overrides: list[str]) -> list[str]:
+    """Write DIR/experiments.json for every experiment whose store is in DIR (earlier
+    invocations' included, with the settings they recorded); return their names."""
+    from muonlab.atomic import write_json
+
+    present = [n for n in exps if (out / n).is_dir()]
+    previous: dict[str, dict[str, Any]] = {}
+    try:
+        previous = {e["name"]: e for e in json.loads((out / "experiments.json").read_text(encoding="utf-8"))}
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    entries = []
+    for n in present:
+        if n in names:
+            entries.append({**exps[n].info(), "quick": quick, "overrides": exps[n].overrides(quick, overrides)})
+        else:
+            old = previous.get(n, {})
+            entries.append({**exps[n].info(), "quick": old.get("quick"), "overrides": old.get("overrides")})
+    write_json(out / "experiments.json", entries)
+    return present
 
 
 def reproduce(
@@ -234,31 +199,36 @@ def reproduce(
     overrides: Iterable[str] = (),
     threads: int | None = 1,
     report: bool = True,
+    root: str | Path | None = None,
     on_experiment: Callable[[str, int, int], None] | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> ReproduceResult:
     """Run experiment ``name`` (or ``all``) into ``out/<name>/``, then claims and report.
 
     Args:
-        quick: apply :data:`QUICK` overrides (smaller sizes).
-        overrides: extra ``key=value`` overrides applied to every experiment (after quick).
+        quick: apply each experiment's ``reproduce.scales.quick`` overrides (smaller
+            sizes); otherwise its ``scales.paper`` ones.
+        overrides: extra ``key=value`` overrides applied to every experiment (after the scale's).
         threads: torch intra-op threads while running (default 1: these batches are
             small matrices, where extra threads cost more in synchronization than they
             gain — 15× slower measured with 2 threads on 2 busy cores). None: leave as is.
+        root: the experiments folder (default: :func:`experiments_root`).
         on_experiment(name, total_run_steps, index), on_step(k): progress callbacks.
-    """
-    import time
 
+    Raises:
+        UnknownExperimentError, ConfigError: before anything is run or written.
+    """
     import torch
 
     from muonlab.claims import evaluate_claims
     from muonlab.config import expand
     from muonlab.engine.experiment import run as run_experiment
 
-    names = resolve_names(name)
+    exps = discover(root)
+    names = resolve_names(name, exps)
     out = Path(out)
     overrides = list(overrides)
-    configs = {n: experiment_config(n, quick, overrides) for n in names}  # validate all first
+    configs = {n: exps[n].config(quick, overrides) for n in names}  # validate all first
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -275,22 +245,7 @@ def reproduce(
     finally:
         if threads:
             torch.set_num_threads(old_threads)
-    # Describe every experiment present in DIR (earlier invocations included).
-    present = [n for n in EXPERIMENTS if (out / n).is_dir()]
-    previous: dict[str, dict[str, Any]] = {}
-    try:
-        previous = {e["name"]: e for e in json.loads((out / "experiments.json").read_text(encoding="utf-8"))}
-    except (OSError, ValueError, TypeError, KeyError):
-        pass
-    entries = []
-    for n in present:
-        if n in names:
-            sets = [*(QUICK.get(n, []) if quick else []), *overrides]
-            entries.append({**EXPERIMENTS[n].info(), "quick": quick, "overrides": sets})
-        else:
-            old = previous.get(n, {})
-            entries.append({**EXPERIMENTS[n].info(), "quick": old.get("quick"), "overrides": old.get("overrides")})
-    _write_json(out / "experiments.json", entries)
-    claims = evaluate_claims(out, present)
+    present = _describe(out, exps, names, quick, overrides)
+    claims = evaluate_claims(out, {n: exps[n].spec.claims for n in present})
     report_path = build_report(out) if report else None
     return ReproduceResult(out, names, claims, report_path, executed, skipped, walls)

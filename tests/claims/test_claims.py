@@ -6,8 +6,9 @@ import json
 
 import pandas as pd
 
-from muonlab.claims import CLAIMS, evaluate_claims
+from muonlab.claims import evaluate_claims
 from muonlab.claims.base import level_for
+from muonlab.reproduce import discover
 from muonlab.claims.seed001 import (
     geometric_schedule_converges,
     icl_kappa_free,
@@ -169,11 +170,12 @@ def test_evaluate_claims_writes_json_from_stores(tmp_path):
     store = ResultStore(tmp_path / "p1_kappa_sweep")
     with store.lock():
         store.append(rows, None)
-    out = evaluate_claims(tmp_path)
+    declared = discover()["p1_kappa_sweep"].spec.claims  # the experiment YAML names its claims
+    out = evaluate_claims(tmp_path, {"p1_kappa_sweep": declared})
     data = json.loads((tmp_path / "claims.json").read_text())
     assert data == out
     names = {c["name"]: c for c in data}
-    assert set(names) == {f.__name__ for f in CLAIMS["p1_kappa_sweep"]}
+    assert list(names) == declared == ["muon_kappa_free", "signgd_kappa_dependent"]
     assert names["muon_kappa_free"]["passed"] is True
     assert names["muon_kappa_free"]["experiment"] == "p1_kappa_sweep"
     assert names["muon_kappa_free"]["seed"] == "001"

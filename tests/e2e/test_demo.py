@@ -1,129 +1,96 @@
-"""The seed-001 demo: files written, and the claim it illustrates actually holds.
+"""`muonlab demo`: the shipped experiment `demo` through the engine, claims and report,
+and the claim it illustrates actually holds in its store.
 
-Seed 001 (Ma, Huang, Chi, Chen, arXiv 2601.13474), Theorem 1 vs GD: on symmetric
-matrix factorization Muon's iterations to accuracy ε do not depend on κ; GD's grow ∝ κ.
+Seed 001 (Ma, Huang, Chi, Chen, arXiv 2601.13474), Theorem 1 vs GD: on symmetric matrix
+factorization Muon's iterations to accuracy ε do not depend on κ; GD's grow ∝ κ.
 """
 
 from __future__ import annotations
 
+import html
 import json
-import math
 
+import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from muonlab.cli import app
-from muonlab.demo import (
-    EPSILONS,
-    DemoConfig,
-    DemoConfigError,
-    make_target,
-    parse_kappas,
-    parse_optimizers,
-    run_demo,
-    steps_to,
-)
+from muonlab.demo import run_demo
+from muonlab.engine.store import ResultStore
+from muonlab.reproduce import resolve_names
 
-# Small enough for a few seconds, large enough that κ = 1000 separates GD from Muon:
-# GD's slowest mode grows at rate ≈ η/κ, so it needs thousands of steps where Muon
-# needs a few hundred for every κ (measured: ≤ ~750 over 40 seeds at these sizes).
-TINY = dict(kappas=(1.0, 1000.0), n=12, rank=2, steps=1000, seed=0)
-KEY = "1e-8"
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def tiny_demo(tmp_path_factory):
+def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    result = run_demo(DemoConfig(**TINY, optimizers=("muon", "gd")), out)
+    result = runner.invoke(app, ["demo", "--out", str(out)])
     return out, result
 
 
-def test_writes_json_png_html(tiny_demo):
-    out, result = tiny_demo
-    assert {p.name for p in out.iterdir()} == {"demo.json", "demo.png", "index.html"}  # no temp files left
-    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    page = (out / "index.html").read_text(encoding="utf-8")
-    assert "<table" in page and "data:image/png;base64," in page and "2601.13474" in page
-    doc = json.loads((out / "demo.json").read_text(encoding="utf-8"))
-    assert doc["config"]["kappas"] == [1.0, 1000.0]
-    assert doc["config"]["n"] == 12 and doc["config"]["rank"] == 2
-    assert len(doc["results"]) == 4
-    for row in doc["results"]:
-        assert row["optimizer"] in ("muon", "gd")
-        for eps in ("1e-4", "1e-8", "1e-10"):
-            v = row[f"steps_to_{eps}"]
-            assert v is None or (isinstance(v, int) and 0 <= v <= TINY["steps"])
-        assert row["status"] in ("reached", "not_reached", "diverged")
-    # JSON agrees with the in-memory result.
-    r = result.run("muon", 1000.0)
-    row = next(x for x in doc["results"] if x["optimizer"] == "muon" and x["kappa"] == 1000.0)
-    assert row[f"steps_to_{KEY}"] == r.steps_to[KEY]
+def _best_steps(runs: pd.DataFrame, optimizer: str) -> dict[float, float | None]:
+    """Per κ: the fewest steps to 1e-12 over the optimizer's schedules (None: never reached)."""
+    sub = runs[runs["optimizer.name"] == optimizer]
+    best = sub.groupby("problem.kappa")["steps_to_1e-12"].min()
+    return {float(k): (None if pd.isna(v) else float(v)) for k, v in best.items()}
 
 
-def test_curves_are_consistent(tiny_demo):
-    _, result = tiny_demo
-    for r in result.runs:
-        assert r.rel_err[0] == pytest.approx(1.0, abs=1e-3)  # X_0 ≈ 0, so rel err ≈ 1
-        assert len(r.rel_err) == r.steps_run + 1
-        assert r.final_rel_err == r.rel_err[-1]
-        for i, eps in enumerate(EPSILONS):
-            hit = r.steps_to[f"1e{round(math.log10(eps))}"]
-            assert hit == steps_to(r.rel_err, eps)
-            if i and hit is not None:  # smaller ε is reached no earlier
-                prev = r.steps_to[f"1e{round(math.log10(EPSILONS[i - 1]))}"]
-                assert prev is not None and prev <= hit
-
-
-def test_muon_steps_do_not_depend_on_kappa(tiny_demo):
-    _, result = tiny_demo
-    a = result.run("muon", 1.0).steps_to[KEY]
-    b = result.run("muon", 1000.0).steps_to[KEY]
-    assert a is not None and b is not None, (a, b)
-    assert max(a, b) < 2 * min(a, b), (a, b)
-
-
-def test_gd_steps_grow_with_kappa(tiny_demo):
-    _, result = tiny_demo
-    a = result.run("gd", 1.0).steps_to[KEY]
-    b = result.run("gd", 1000.0).steps_to[KEY]
-    assert a is not None, "GD must solve the well-conditioned problem"
-    assert b is None or b >= 5 * a, (a, b)
-
-
-def test_target_spectrum():
-    g = torch.Generator().manual_seed(0)
-    M, lam = make_target(10, 3, 100.0, g)
-    ev = torch.linalg.eigvalsh(M).flip(0)
-    torch.testing.assert_close(ev[:3], torch.tensor([1.0, 0.1, 0.01], dtype=torch.float64))
-    assert ev[3:].abs().max() < 1e-12
-    torch.testing.assert_close(M, M.T)
-
-
-def test_parsers_and_validation():
-    assert parse_kappas("1, 100,1e4,100") == (1.0, 100.0, 10000.0)
-    assert parse_optimizers("MUON,gd,muon") == ("muon", "gd")
-    for bad in ("", "1,,2", "x", "0.9", "nan"):
-        with pytest.raises(DemoConfigError) as e:
-            parse_kappas(bad)
-        assert e.value.field == "kappas"
-    with pytest.raises(DemoConfigError, match="allowed: muon, gd, signgd, scaledgd"):
-        parse_optimizers("adam")
-    for kw, field in ((dict(steps=0), "steps"), (dict(n=4, rank=5), "rank"), (dict(seed=-1), "seed")):
-        with pytest.raises(DemoConfigError) as e:
-            DemoConfig(**kw)
-        assert e.value.field == field
-
-
-def test_cli_demo_end_to_end(tmp_path):
-    out = tmp_path / "cli"
-    result = CliRunner().invoke(
-        app,
-        ["demo", "--out", str(out), "--n", "8", "--rank", "2", "--kappas", "1,10",
-         "--steps", "60", "--optimizers", "muon,gd,signgd,scaledgd"],
-    )
+def test_cli_writes_store_claims_and_report(demo_out):
+    out, result = demo_out
     assert result.exit_code == 0, result.output
-    assert "index.html" in result.output
-    doc = json.loads((out / "demo.json").read_text(encoding="utf-8"))
-    assert [r["optimizer"] for r in doc["results"]] == ["muon"] * 2 + ["gd"] * 2 + ["signgd"] * 2 + ["scaledgd"] * 2
-    assert (out / "demo.png").stat().st_size > 1000
+    report = out / "report" / "index.html"
+    assert f"report: {report.resolve()}" in result.output.replace("\n", "")
+    page = html.unescape(report.read_text(encoding="utf-8"))
+    assert "Muon's iteration count does not depend on κ" in page and "muon_kappa_free" in page
+    assert sorted(p.name for p in out.iterdir()) == ["claims.json", "demo", "experiments.json", "report"]
+    (entry,) = json.loads((out / "experiments.json").read_text(encoding="utf-8"))
+    assert entry["name"] == "demo" and entry["quick"] is False and entry["overrides"] == []
+    assert set(entry) == {"name", "title", "description", "curve_by", "panel_by", "best_of", "extra_figures",
+                          "seed", "x", "y", "quick", "overrides"}
+
+
+def test_claim_passes_and_the_store_shows_why(demo_out):
+    out, _ = demo_out
+    (claim,) = json.loads((out / "claims.json").read_text(encoding="utf-8"))
+    assert (claim["name"], claim["experiment"], claim["seed"]) == ("muon_kappa_free", "demo", "001")
+    assert claim["passed"] is True, claim["detail"]
+    runs = ResultStore(out / "demo").runs()
+    assert len(runs) == 12 and (runs["status"] == "ok").all()  # 3 κ × {muon, gd} × 2 schedules
+    muon, gd = _best_steps(runs, "muon"), _best_steps(runs, "gd")
+    assert sorted(muon) == [1.0, 100.0, 10000.0]
+    assert all(v is not None for v in muon.values()), muon
+    assert max(muon.values()) < 1.2 * min(muon.values()), muon  # κ-free: 471–494 steps measured
+    assert gd[1.0] is not None and gd[1.0] < min(muon.values())  # GD is fast when well conditioned …
+    assert gd[100.0] is None and gd[10000.0] is None  # … and misses 1e-12 within 1500 steps beyond
+
+
+def test_resume_runs_nothing_again(demo_out):
+    out, _ = demo_out
+    again = runner.invoke(app, ["demo", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "demo: 0 runs executed, 12 already in the store" in again.output
+
+
+def test_kappas_map_onto_the_grid(tmp_path):
+    result = run_demo(tmp_path, kappas="1,10,1e3", overrides=["steps=100"], report=False)
+    runs = ResultStore(tmp_path / "demo").runs()
+    assert sorted(runs["problem.kappa"].unique()) == [1.0, 10.0, 1000.0]
+    assert (runs["max_steps"] == 100).all()
+    (entry,) = json.loads((tmp_path / "experiments.json").read_text(encoding="utf-8"))
+    assert entry["overrides"] == ["grid.problem.kappa=[1,10,1e3]", "steps=100"]
+    assert result.claims[0]["name"] == "muon_kappa_free"  # judged, whatever the verdict at 100 steps
+
+
+@pytest.mark.parametrize("kappas", ["1,x", "0.5,10,100", ""])
+def test_bad_kappas_are_one_line_naming_the_option(tmp_path, kappas):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "o"), "--kappas", kappas])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "'--kappas'" in lines[0] and "problem.kappa" in lines[0], result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_demo_is_an_example_not_a_paper_experiment():
+    assert "demo" not in resolve_names("all")
+    assert resolve_names("demo") == ["demo"]

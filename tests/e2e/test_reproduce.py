@@ -1,22 +1,57 @@
-"""`muonlab reproduce`: listing, name errors, and one real quick reproduction."""
+"""`muonlab reproduce`: experiments declared once in their YAMLs, listing, name errors,
+a new experiment in a temporary folder end to end, and one real quick reproduction."""
 
 from __future__ import annotations
 
 import json
+import textwrap
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from muonlab.claims import base
+from muonlab.claims.base import Claim, claim
 from muonlab.cli import app
-from muonlab.reproduce import EXPERIMENTS, QUICK, experiment_config, experiments_root, resolve_names
+from muonlab.config import ConfigError, batch_key, expand, load_config, load_yaml
+from muonlab.reproduce import (
+    SHIPPED_ROOT,
+    discover,
+    experiment_config,
+    experiments_root,
+    reproduce,
+    resolve_names,
+)
 
 runner = CliRunner()
 
+#: `reproduce all`, in the order it had when the registry was a dict in reproduce.py.
+PAPER_ORDER = [
+    "p1_kappa_sweep", "p1_rank_sweep", "p2_icl_kappa_sweep", "p1_geometric_thm1", "p1_signgd_hard_instance",
+    "p2_icl_signgd_hard_instance", "p1_scalar_recursions", "s002_mode_order", "s002_lr_stability",
+    "s002_conservation", "s002_two_step", "s000_equal_rate", "s000_specgf", "s000_convergence",
+]
 
-def test_list_names_every_experiment():
-    result = runner.invoke(app, ["reproduce", "--list"])
+
+def test_all_is_the_papers_experiments_in_a_stable_order():
+    assert resolve_names("all") == PAPER_ORDER
+    assert "demo" in discover() and resolve_names("demo") == ["demo"]
+
+
+def test_list_prints_plain_names_when_piped_and_json_on_request():
+    result = runner.invoke(app, ["reproduce", "--list"])  # CliRunner's stdout is not a terminal
     assert result.exit_code == 0, result.output
-    for name in EXPERIMENTS:
-        assert name in result.output
+    assert result.output.splitlines() == [*PAPER_ORDER, "demo"]
+    result = runner.invoke(app, ["reproduce", "--list", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    assert [e["name"] for e in listed] == [*PAPER_ORDER, "demo"]
+    kappa = listed[0]
+    assert kappa["claims"] == ["muon_kappa_free", "signgd_kappa_dependent"] and kappa["group"] == "paper"
+    assert kappa["scales"]["quick"] == ["problem.n=40", "problem.r=4", "steps=1500", "seeds=2"]
+    assert listed[-1]["group"] == "example"
+    bad = runner.invoke(app, ["reproduce", "all", "--json"])
+    assert bad.exit_code == 2 and "'--json'" in bad.output
 
 
 def test_unknown_name_is_one_line_exit_2(tmp_path):
@@ -28,12 +63,104 @@ def test_unknown_name_is_one_line_exit_2(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_every_registered_config_validates_full_and_quick():
-    for name, exp in EXPERIMENTS.items():
-        assert (experiments_root() / exp.path).is_file()
+def test_every_experiment_validates_at_both_scales():
+    for name, exp in discover().items():
+        assert exp.path.is_relative_to(experiments_root())
         assert experiment_config(name).name == name
-        assert experiment_config(name, quick=True).name == name
-        assert name in QUICK
+        quick = experiment_config(name, quick=True)
+        assert quick.name == name and quick.reproduce == exp.spec
+
+
+def test_the_reproduce_section_changes_no_run_id_batch_key_or_metadata(tmp_path):
+    """RunSpec does not carry the section: ids, batch keys and meta.json's config are as
+    they were without it."""
+    path = SHIPPED_ROOT / "seed001" / "p1_kappa_sweep.yaml"
+    bare = tmp_path / "bare.yaml"
+    raw = load_yaml(path)
+    del raw["reproduce"]
+    bare.write_text(json.dumps(raw), encoding="utf-8")  # JSON is YAML
+    sets = discover()["p1_kappa_sweep"].overrides(quick=True)
+    with_section, without = load_config(path, sets), load_config(bare, sets)
+    assert with_section.reproduce is not None and without.reproduce is None
+    runs_a, runs_b = expand(with_section), expand(without)
+    assert [r.run_id for r in runs_a] == [r.run_id for r in runs_b]
+    assert [batch_key(r) for r in runs_a] == [batch_key(r) for r in runs_b]
+    assert with_section.model_dump(mode="json") == without.model_dump(mode="json")  # what meta.json records
+
+
+def test_an_unknown_claim_is_one_line_at_load_time(tmp_path):
+    path = tmp_path / "x.yaml"
+    raw = load_yaml(SHIPPED_ROOT / "examples" / "demo.yaml")
+    raw["reproduce"]["claims"] = ["muon_kappa_free", "muon_kapa_free"]
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert e.value.field == "reproduce.claims"
+    assert str(e.value).startswith("reproduce.claims: unknown claim 'muon_kapa_free'; known: ")
+    assert "muon_kappa_free" in str(e.value) and "\n" not in str(e.value)
+    # the CLI refuses the folder before running anything, naming the file and the field
+    result = runner.invoke(app, ["reproduce", "all", "--experiments", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "'--experiments'" in lines[0] and "x.yaml: reproduce.claims" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+NEW_EXPERIMENT = textwrap.dedent("""\
+    name: tiny_gd
+    problem: {kind: symmetric_mf, n: 6, r: 2, kappa: 2.0, alpha: 0.1}
+    optimizer: {name: gd, lr: 0.3}
+    steps: 400
+    stop: {target: 0.0}  # no early stop: every run records every point
+    dtype: float64
+    seeds: 3
+    metrics: [loss, rel_err]
+    log_every: 10
+    reproduce:
+      seed: "beyond"
+      title: "A new experiment"
+      description: "GD on a tiny symmetric MF, declared in one file."
+      figure: {curve_by: [seed], panel_by: null}
+      claims: [tiny_gd_converges]
+      scales:
+        quick: ["steps=300", "seeds=2"]
+        paper: []
+""")
+
+
+def test_a_new_experiment_is_one_yaml_and_one_claim(tmp_path, monkeypatch):
+    """The whole declaration of an experiment: a YAML in a folder and a decorated claim."""
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # the claim vanishes after the test
+
+    @claim(reads=("runs", "trajectories"))
+    def tiny_gd_converges(runs, trajectories):
+        ok = runs["status"].eq("ok").all() and runs["steps_to_1e-8"].notna().all()
+        points = len(trajectories[trajectories["metric"] == "rel_err"])
+        return Claim("tiny_gd_converges", "beyond", bool(ok), f"{len(runs)} runs, {points} rel_err points")
+
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "tiny.yaml").write_text(NEW_EXPERIMENT, encoding="utf-8")
+    monkeypatch.setenv("MUONLAB_EXPERIMENTS", str(folder))
+    assert list(discover()) == ["tiny_gd"] and resolve_names("all") == ["tiny_gd"]
+
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["reproduce", "all", "--quick", "--out", str(out), "--set", "log_every=5"])
+    assert result.exit_code == 0, result.output
+    assert (out / "tiny_gd" / "runs.parquet").is_file()
+    claims = json.loads((out / "claims.json").read_text(encoding="utf-8"))
+    assert claims == [{"name": "tiny_gd_converges", "seed": "beyond", "passed": True,
+                       "detail": "2 runs, 122 rel_err points", "experiment": "tiny_gd"}]  # 2 × (300/5 + 1)
+    (entry,) = json.loads((out / "experiments.json").read_text(encoding="utf-8"))
+    assert entry == {"name": "tiny_gd", "title": "A new experiment",
+                     "description": "GD on a tiny symmetric MF, declared in one file.", "curve_by": ["seed"],
+                     "panel_by": None, "best_of": [], "extra_figures": [], "seed": "beyond", "x": "step",
+                     "y": "rel_err", "quick": True, "overrides": ["steps=300", "seeds=2", "log_every=5"]}
+    # the same through the library, with the folder given explicitly and the paper scale
+    monkeypatch.delenv("MUONLAB_EXPERIMENTS")
+    res = reproduce("tiny_gd", tmp_path / "paper", root=folder, report=False)
+    assert res.executed == {"tiny_gd": 3} and res.claims[0]["passed"]
+    assert res.claims[0]["detail"] == "3 runs, 123 rel_err points"  # 3 × (400/10 + 1)
 
 
 def test_quick_reproduction_of_one_experiment(tmp_path):
@@ -45,12 +172,15 @@ def test_quick_reproduction_of_one_experiment(tmp_path):
     assert (out / "p1_geometric_thm1" / "runs.parquet").is_file()
     claims = json.loads((out / "claims.json").read_text())
     assert [c["name"] for c in claims] == ["geometric_schedule_converges"]
-    claim = claims[0]
-    assert claim["seed"] == "001" and claim["experiment"] == "p1_geometric_thm1"
-    assert claim["passed"] is True, claim["detail"]
-    assert "κ=10000" in claim["detail"]
+    claim_ = claims[0]
+    assert claim_["seed"] == "001" and claim_["experiment"] == "p1_geometric_thm1"
+    assert claim_["passed"] is True, claim_["detail"]
+    assert "κ=10000" in claim_["detail"]
     experiments = json.loads((out / "experiments.json").read_text())
     assert experiments[0]["name"] == "p1_geometric_thm1" and experiments[0]["quick"] is True
+    assert experiments[0]["overrides"] == [
+        "problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8]", "steps=2000", "seeds=3",
+        "grid.problem.kappa=[1,100,10000]", "grid.problem.r=[4]", "grid.problem.init=[gaussian]"]
     assert "PASS" in result.output
     # resume: nothing is run again
     again = runner.invoke(app, ["reproduce", "p1_geometric_thm1", "--quick", "--out", str(out), *extra])
@@ -59,12 +189,8 @@ def test_quick_reproduction_of_one_experiment(tmp_path):
 
 
 def test_experiment_yamls_ship_inside_the_package():
-    """`pip install .` (not editable) must carry every registered experiment's YAML."""
-    from pathlib import Path
-
+    """`pip install .` (not editable) must carry every experiment's YAML."""
     import muonlab
 
-    root = experiments_root()
-    assert root.resolve().is_relative_to(Path(muonlab.__file__).resolve().parent)
-    for name in resolve_names("all"):
-        assert experiment_config(name) is not None
+    assert SHIPPED_ROOT.resolve().is_relative_to(Path(muonlab.__file__).resolve().parent)
+    assert set(discover(SHIPPED_ROOT)) == {*PAPER_ORDER, "demo"}

@@ -1,11 +1,14 @@
-"""The :class:`Claim` result and helpers shared by the claim modules."""
+"""The :class:`Claim` result, the claim registry (:func:`claim`) and helpers shared by the
+claim modules."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +32,66 @@ class Claim:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "passed": bool(self.passed),
                 "detail": self.detail, "experiment": self.experiment}
+
+
+#: What a claim may read from its experiment's store, passed positionally in the order
+#: the claim lists them: ``runs`` (:meth:`ResultStore.runs`), ``trajectories``
+#: (:meth:`ResultStore.trajectories`, long form).
+READABLE = ("runs", "trajectories")
+
+F = TypeVar("F", bound=Callable[..., Claim])
+
+
+@dataclass(frozen=True)
+class ClaimDef:
+    """A registered claim: its name (what experiment YAMLs list), the function, and what
+    it reads from the store."""
+
+    name: str
+    fn: Callable[..., Claim]
+    reads: tuple[str, ...]
+    seed: str  # for a claim that raised (a working claim states its own seed)
+
+    def __call__(self, tables: dict[str, pd.DataFrame]) -> Claim:
+        """Evaluate over ``tables`` (``{"runs": …, "trajectories": …}``, what it reads)."""
+        return self.fn(*(tables[t] for t in self.reads))
+
+
+_REGISTRY: dict[str, ClaimDef] = {}
+
+
+def claim(*, reads: Sequence[str] = ("runs",), name: str | None = None, seed: str | None = None) -> Callable[[F], F]:
+    """Register the decorated function as a claim; it is returned unchanged.
+
+    Args:
+        reads: the store tables it takes, in argument order (from :data:`READABLE`).
+        name: the name experiment YAMLs use (default: the function's name).
+        seed: the paper seed (default: the defining module's ``SEED``, else ``"beyond"``).
+
+    Raises:
+        ValueError: an unknown table in ``reads``, or a name taken by another function.
+    """
+    reads = tuple(reads)
+    if not reads or any(r not in READABLE for r in reads) or len(set(reads)) != len(reads):
+        raise ValueError(f"claim reads: expected distinct names from {', '.join(READABLE)}, got {reads!r}")
+
+    def register(fn: F) -> F:
+        key = name or fn.__name__
+        old = _REGISTRY.get(key)
+        # Re-registering the same function (a module reload) is fine; a second one is not.
+        if old is not None and (old.fn.__module__, old.fn.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise ValueError(f"claim {key!r} is already registered by {old.fn.__module__}.{old.fn.__qualname__}")
+        module_seed = getattr(sys.modules.get(fn.__module__), "SEED", None)
+        _REGISTRY[key] = ClaimDef(key, fn, reads, seed or (module_seed if isinstance(module_seed, str) else "beyond"))
+        return fn
+
+    return register
+
+
+def registered_claims() -> dict[str, ClaimDef]:
+    """Every registered claim by name (the shipped ones are registered when
+    :mod:`muonlab.claims` is imported)."""
+    return dict(_REGISTRY)
 
 
 def verdict(name: str, seed: str, detail: str, reasons: list[str], *, most: int | None = None,

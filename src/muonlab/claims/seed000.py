@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from muonlab.claims.base import Claim, verdict
+from muonlab.claims.base import Claim, claim, verdict
 from muonlab.claims.modes import (
     arrival_data,
     largest_first_claim,
@@ -39,6 +39,7 @@ def _law_claim(runs, trajectories, name: str, what: str, optimizer: str, exact: 
     return law_claim(name, SEED, what, arrival_data(runs, trajectories, optimizer, exact=exact), need_order=True)
 
 
+@claim(reads=("runs", "trajectories"))
 def specgd_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (a), discrete: SpecGD (r = r*) reaches σ*_i at t_i = sqrt(0.9σ*_i)/η, smallest first.
 
@@ -48,6 +49,7 @@ def specgd_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     return _law_claim(runs, trajectories, "specgd_equal_rate", "SpecGD (r = r*)", "specgd", True)
 
 
+@claim(reads=("runs", "trajectories"))
 def specgf_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (a), continuous: SpecGF reaches σ*_i at flow time τ_i = sqrt(0.9σ*_i).
 
@@ -56,6 +58,7 @@ def specgf_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     return _law_claim(runs, trajectories, "specgf_equal_rate", "SpecGF (adaptive ODE)", "specgf", None)
 
 
+@claim(reads=("runs", "trajectories"))
 def underparameterized_top_modes(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (b): with r < r*, SpecGD's top r modes follow the same law (≤ 15 % median
     error, smallest of them first)."""
@@ -63,6 +66,7 @@ def underparameterized_top_modes(runs: pd.DataFrame, trajectories: pd.DataFrame)
                       "specgd", False)
 
 
+@claim(reads=("runs", "trajectories"), name="gd_largest_first_lora")
 def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (a), the contrast: gradient descent (r = r*) reaches the largest σ*_i first.
 
@@ -77,9 +81,6 @@ def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     return largest_first_claim(name, SEED, "GD (r = r*)", data, min_arrived=3)
 
 
-for _claim in (specgd_equal_rate, specgf_equal_rate, underparameterized_top_modes, gd_largest_first):
-    _claim.needs_trajectories = True  # type: ignore[attr-defined]
-
 
 #: Global convergence: the loss gap f − f* at the end of the flow must be ≤ 1e-10 of the
 #: initial loss in every run (float64 resolves f to ~1e-16 relative; 1e-10 leaves room
@@ -91,6 +92,7 @@ GAP_END = 1e-10
 R2_MIN = 0.95
 
 
+@claim(reads=("runs", "trajectories"))
 def specgf_converges_globally(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (c) and Prop. 6.7: SpecGF reaches a global minimum from every init tried,
     with and without ℓ2, and the gap f − f* decays exponentially near the minimum.
@@ -141,5 +143,3 @@ def specgf_converges_globally(runs: pd.DataFrame, trajectories: pd.DataFrame) ->
               f"R² ≥ {min(r2s, default=float('nan')):.3f} (need >= {R2_MIN}).")
     return verdict(name, SEED, detail, reasons, most=4)
 
-
-specgf_converges_globally.needs_trajectories = True  # type: ignore[attr-defined]

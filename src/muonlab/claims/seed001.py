@@ -28,6 +28,7 @@ import pandas as pd
 
 from muonlab.claims.base import (
     Claim,
+    claim,
     fmt_steps,
     level_for,
     loglog_slope,
@@ -177,6 +178,7 @@ def _kappa_free(
     return verdict(name, SEED, detail, reasons)
 
 
+@claim(reads=("runs",))
 def muon_kappa_free(runs: pd.DataFrame) -> Claim:
     """Theorem 1 (exact parameterization) vs GD: Muon's steps to ε do not grow with κ;
     GD's grow ∝ κ.
@@ -189,6 +191,7 @@ def muon_kappa_free(runs: pd.DataFrame) -> Claim:
                        what="symmetric MF")
 
 
+@claim(reads=("runs",))
 def signgd_kappa_dependent(runs: pd.DataFrame) -> Claim:
     """Theorem 2: SignGD's iteration count grows at least ∝ κ (proved on a hard
     instance; checked here on the sweep's random instances).
@@ -198,11 +201,11 @@ def signgd_kappa_dependent(runs: pd.DataFrame) -> Claim:
     Muon reached it (Muon's numbers are part of the detail; Muon must reach ε at every κ
     so that the budget is shown to suffice for a κ-free method).
     """
-    claim = _kappa_free(runs, name="signgd_kappa_dependent", baseline="signgd",
-                        baseline_slope_min=GD_SLOPE_MIN, what="symmetric MF, SignGD vs Muon")
-    return claim
+    return _kappa_free(runs, name="signgd_kappa_dependent", baseline="signgd",
+                       baseline_slope_min=GD_SLOPE_MIN, what="symmetric MF, SignGD vs Muon")
 
 
+@claim(reads=("runs",))
 def icl_kappa_free(runs: pd.DataFrame) -> Claim:
     """Theorem 3 vs GD: on the ICL quadratic, Muon's steps to ε do not grow with κ(Σ);
     GD's grow like κ³.
@@ -226,6 +229,7 @@ def icl_kappa_free(runs: pd.DataFrame) -> Claim:
                        what="ICL", trivial_kappa=1.0)
 
 
+@claim(reads=("runs",))
 def rank_insensitive(runs: pd.DataFrame) -> Claim:
     """Theorem 1 (over-parameterized case) / Figure 1 (d–f): Muon's steps to ε barely
     change with the search rank r ≥ r*.
@@ -265,6 +269,7 @@ def rank_insensitive(runs: pd.DataFrame) -> Claim:
     return verdict(name, SEED, detail, reasons)
 
 
+@claim(reads=("runs",))
 def geometric_schedule_converges(runs: pd.DataFrame) -> Claim:
     """Theorem 1 with its own schedule η_t = c·q^t, c ~ U[c_lo, c_hi]: Muon converges
     linearly from both initializations (gaussian with r = r*; orthonormal, also r > r*)
@@ -304,6 +309,7 @@ def geometric_schedule_converges(runs: pd.DataFrame) -> Claim:
 
 
 
+@claim(reads=("runs",))
 def signgd_hard_instance(runs: pd.DataFrame) -> Claim:
     """Theorem 2 on its own hard instance (App. C): M* = R diag(1, 1/κ) Rᵀ with R the
     45° rotation (n = r = r* = 2), X_0 = α·I. SignGD moves one eigen-coordinate per
@@ -318,6 +324,7 @@ def signgd_hard_instance(runs: pd.DataFrame) -> Claim:
                        what="Theorem 2 hard instance (n = 2, 45°-rotated M*, X_0 = αI), SignGD vs Muon")
 
 
+@claim(reads=("runs",))
 def icl_signgd_hard_instance(runs: pd.DataFrame) -> Claim:
     """Theorem 4 on its hard instance (App. E): Σ = R diag(1, 1/κ) Rᵀ (d = 2, rotated
     diagonal spectrum), Γ_0 = 0. SignGD's steps grow with κ; Muon's do not.
@@ -342,6 +349,7 @@ ALIGNED_TOL = 1e-10
 DECOUPLE_TOL = 1e-12
 
 
+@claim(reads=("runs", "trajectories"))
 def scalar_recursions_decouple(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Eqs. (12)–(15) and Lemma 3: with X_0 = α·U Oᵀ aligned to M*'s eigenbasis U,
     Muon's iterates are X_t = U diag(x_t) Oᵀ where each x_{i,t} follows its own scalar
@@ -426,8 +434,6 @@ def scalar_recursions_decouple(runs: pd.DataFrame, trajectories: pd.DataFrame) -
     )
     return verdict(name, SEED, detail, reasons, most=5)
 
-
-scalar_recursions_decouple.needs_trajectories = True  # type: ignore[attr-defined]
 
 
 def _scalar_paths(lam: np.ndarray, alpha: float, lrs: np.ndarray) -> np.ndarray:

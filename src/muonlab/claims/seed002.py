@@ -26,7 +26,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from muonlab.claims.base import Claim, verdict
+from muonlab.claims.base import Claim, claim, verdict
 from muonlab.claims.modes import (
     RANK_CORR,
     SQRT_LAW_TOL,
@@ -61,6 +61,7 @@ SWEEP_SPAN = 10.0
 ANNEAL_RATIO_MAX = 1.5
 
 
+@claim(reads=("runs", "trajectories"))
 def muon_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (a), Muon: every mode grows at the same rate.
 
@@ -78,9 +79,8 @@ def muon_equal_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     return law_claim(name, SEED, "Muon (constant step)", data, need_order=False)
 
 
-muon_equal_rate.needs_trajectories = True  # type: ignore[attr-defined]
 
-
+@claim(reads=("runs", "trajectories"))
 def muon_smallest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (a), Muon: the smallest modes converge first.
 
@@ -113,9 +113,8 @@ def muon_smallest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim
     return verdict(name, SEED, detail, reasons, see="see docs/findings.md F4")
 
 
-muon_smallest_first.needs_trajectories = True  # type: ignore[attr-defined]
 
-
+@claim(reads=("runs", "trajectories"))
 def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (a), GD: saddle-to-saddle learning, the largest modes first.
 
@@ -130,9 +129,8 @@ def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     return largest_first_claim(name, SEED, "GD", arrival_data(runs, trajectories, "gd"), min_arrived=5)
 
 
-gd_largest_first.needs_trajectories = True  # type: ignore[attr-defined]
 
-
+@claim(reads=("runs",))
 def muon_stable_above_gd_edge(runs: pd.DataFrame) -> Claim:
     """Claim (b): Muon is stable far above GD's edge and converges under annealing.
 
@@ -203,6 +201,7 @@ def muon_stable_above_gd_edge(runs: pd.DataFrame) -> Claim:
     return verdict(name, SEED, detail, reasons)
 
 
+@claim(reads=("runs", "trajectories"))
 def conservation_laws(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (c): each optimizer conserves its own invariant and breaks the other's.
 
@@ -249,8 +248,6 @@ def conservation_laws(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     return verdict(name, SEED, detail, reasons)
 
 
-conservation_laws.needs_trajectories = True  # type: ignore[attr-defined]
-
 
 #: Two-step alignment: near-perfect means a per-direction alignment ≥ 0.99 at step 2,
 #: from a start ≤ 0.5 (a random orthogonal pair scores ≈ 1/d; 0.5 only rules out a
@@ -261,6 +258,7 @@ START_MAX = 0.5
 TWO_STEP_ERR = 1e-3
 
 
+@claim(reads=("runs", "trajectories"))
 def two_step_alignment(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     """Claim (e): ``spike_anneal`` (η_0 = α, η_1 = sqrt(σ_max(M*)), then halving) aligns
     the factors in two steps.
@@ -305,5 +303,3 @@ def two_step_alignment(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
               f"rel. err {err:.3g} after {steps} steps (need <= {TWO_STEP_ERR:g}).{contrast}")
     return verdict(name, SEED, detail, reasons)
 
-
-two_step_alignment.needs_trajectories = True  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from muonlab.config.base import (
     _show,
 )
 from muonlab.config.messages import _config_error
+from muonlab.config.reproduce_spec import ReproduceSpec
 from muonlab.config.run import _RUN_FIELDS, _SUBCONFIG_AXES, RunSpec, _RunFields
 
 
@@ -73,6 +74,9 @@ class ExperimentConfig(_RunFields):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     seeds: Annotated[list[int], BeforeValidator(_seeds)] = [0]
     grid: Annotated[dict[str, list[Any]], BeforeValidator(_grid)] = {}
+    # How `muonlab reproduce` presents, judges and scales it; no run carries it, and
+    # meta.json leaves it out (exclude) so stores stay as they were.
+    reproduce: Annotated[ReproduceSpec | None, Field(exclude=True)] = None
 
     _points: list[tuple[dict[str, Any], _RunFields]] = PrivateAttr(default_factory=list)
 
