@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -21,12 +22,14 @@ from hypothesis import strategies as st
 
 import muonlab
 from muonlab.config import ExperimentConfig, expand
+from muonlab.engine import store as store_module
 from muonlab.engine.store import (
     RESULT_COLUMNS,
     ResultStore,
     StoreError,
     StoreLockedError,
 )
+from muonlab.errors import MuonlabError
 
 
 def row(run_id: str, status: str = "ok", **extra) -> dict:
@@ -62,6 +65,13 @@ def snapshot(store: ResultStore) -> tuple[list[dict], list[tuple]]:
     runs = store.runs().sort_values("run_id").astype(object).where(lambda d: d.notna(), None)
     t = store.trajectories().sort_values(["run_id", "metric", "step", "index"])
     return runs.to_dict("records"), list(t.itertuples(index=False, name=None))
+
+
+def assert_unlocked(path) -> None:
+    """Nobody holds the store's lock: a fresh object takes it at once."""
+    other = ResultStore(path)
+    other.acquire()
+    other.release()
 
 
 # ----------------------------------------------------------------------------- round trip
@@ -100,7 +110,7 @@ def test_append_round_trip_with_dtypes(tmp_path):
     assert runs.loc["b", "steps"] == 7 and np.isinf(runs.loc["b", "final_loss"])
     assert runs.loc["c", "error"] == "RuntimeError: boom" and pd.isna(runs.loc["a", "error"])
     assert list(runs["status"]) == ["ok", "diverged", "failed"]
-    assert store.completed_ids() == {"a", "b", "c"}  # diverged/failed are complete too
+    assert store.completed_ids() == {"a", "b"}  # diverged is final; failed is retried
 
     t = store.trajectories()
     assert len(t) == 6 and t["step"].dtype == np.int64 and t["index"].dtype == np.int64
@@ -137,7 +147,8 @@ def test_write_metadata(tmp_path):
     assert meta["versions"]["muonlab"] == muonlab.__version__
     assert "torch" in meta["versions"] and "written_at" in meta
     assert store.read_metadata() == meta
-    assert not store.lock_path.exists()
+    assert not store.locked
+    assert_unlocked(tmp_path)
 
 
 def test_rows_from_run_specs(tmp_path):
@@ -217,7 +228,8 @@ def test_bad_input_raises_and_writes_nothing(tmp_path, rows, trajectories, patte
     assert "\n" not in str(info.value)
     assert snapshot(store) == before
     assert len(list(store.parts_dir.iterdir())) == 2
-    assert not store.lock_path.exists()
+    assert not store.locked
+    assert_unlocked(tmp_path)
 
 
 def test_column_type_conflict_with_stored_rows_is_refused(tmp_path):
@@ -260,12 +272,12 @@ def test_crash_at_every_replace_leaves_a_readable_store(tmp_path, monkeypatch):
         real = os.replace
         calls = 0
 
-        def failing(*a, **k):
+        def failing(*a, _crash_at=crash_at, _real=real, **k):  # defaults: bound per iteration
             nonlocal calls
             calls += 1
-            if calls == crash_at:
+            if calls == _crash_at:
                 raise OSError("simulated crash")
-            return real(*a, **k)
+            return _real(*a, **k)
 
         monkeypatch.setattr(os, "replace", failing)
         with pytest.raises(OSError, match="simulated crash"):
@@ -382,7 +394,7 @@ def test_killed_writer_leaves_a_consistent_store(tmp_path):
     try:
         assert proc.stdout.readline().strip() == "locked"
         # Another writer is refused while it runs.
-        with pytest.raises(StoreLockedError, match=rf"locked by pid {proc.pid} "):
+        with pytest.raises(StoreLockedError, match="another process is writing to it"):
             ResultStore(out).append([row("x")])
         deadline = time.time() + 30
         while len(list((out / "parts").glob("runs-*"))) < 5 and time.time() < deadline:
@@ -396,10 +408,8 @@ def test_killed_writer_leaves_a_consistent_store(tmp_path):
     assert len(runs) >= 40 and len(runs) % 8 == 0 and runs["run_id"].is_unique
     t = store.trajectories()
     assert t.groupby("run_id").size().to_dict() == {r: 50 for r in runs["run_id"]}
-    # The dead writer's lock is stale: a new writer takes it over.
-    assert store.lock_path.exists()
+    # The kernel dropped the dead writer's lock: a new writer is not blocked.
     assert store.append([row("new")], traj(["new"])) == ["new"]
-    assert not store.lock_path.exists()
     assert not any(".tmp-" in p.name for p in out.rglob("*"))
 
 
@@ -409,63 +419,236 @@ def test_killed_writer_leaves_a_consistent_store(tmp_path):
 def test_lock_contention_in_process(tmp_path):
     holder, other = ResultStore(tmp_path), ResultStore(tmp_path)
     with holder.lock():
+        assert holder.locked and not other.locked
         with pytest.raises(StoreLockedError) as info:
             other.append([row("a")])
         message = str(info.value)
-        assert "\n" not in message and f"pid {os.getpid()}" in message and str(holder.lock_path) in message
-        assert isinstance(info.value, StoreError)
+        assert "\n" not in message
+        assert message.startswith(f"results store {tmp_path} is locked: another process is writing to it")
+        assert isinstance(info.value, StoreError) and isinstance(info.value, MuonlabError)
+        assert isinstance(info.value, ValueError) and info.value.field is None
+        assert not other.locked
         holder.append([row("b")])  # the holder itself may write (re-entrant)
         with holder.lock():
             pass
-        assert holder.lock_path.exists()
-    assert not holder.lock_path.exists()
+        assert holder.locked  # the inner block released one level only
+        with pytest.raises(StoreLockedError):
+            other.acquire()
+        assert other.runs()["run_id"].tolist() == ["b"]  # readers need no lock
+    assert not holder.locked
     assert other.append([row("a")]) == ["a"]
 
 
-def test_live_lock_from_another_process(tmp_path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        info = {"pid": sleeper.pid, "host": socket.gethostname(), "token": "t", "created": "now"}
-        (tmp_path / ".lock").write_text(json.dumps(info))
-        with pytest.raises(StoreLockedError, match=rf"locked by pid {sleeper.pid} on"):
-            ResultStore(tmp_path).append([row("a")])
-    finally:
-        sleeper.kill()
-        sleeper.wait()
-    # now the pid is dead: the lock is stale and taken over
-    assert ResultStore(tmp_path).append([row("a")]) == ["a"]
-    assert not (tmp_path / ".lock").exists()
-
-
-def test_lock_on_another_host_is_respected(tmp_path):
-    (tmp_path / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "token": "t"}))
-    with pytest.raises(StoreLockedError, match="on elsewhere.example"):
-        ResultStore(tmp_path).append([row("a")])
-
-
-def test_garbled_lock_is_stale_only_when_old(tmp_path):
-    lock = tmp_path / ".lock"
-    lock.write_text("")
-    with pytest.raises(StoreLockedError):
-        ResultStore(tmp_path).append([row("a")])
-    old = time.time() - 3600
-    os.utime(lock, (old, old))
-    assert ResultStore(tmp_path).append([row("a")]) == ["a"]
-
-
-def test_abandoned_lock_of_this_process_is_taken_over(tmp_path):
+def test_release_without_acquire_is_a_no_op(tmp_path):
     store = ResultStore(tmp_path)
-    store.acquire()
-    # forget it without releasing (as if the object was lost)
-    from muonlab.engine import store as store_module
-
-    store_module._HELD.clear()
-    assert ResultStore(tmp_path).append([row("a")]) == ["a"]
-
-
-def test_release_does_not_remove_a_lock_taken_over_by_someone_else(tmp_path):
-    store = ResultStore(tmp_path)
-    store.acquire()
-    store.lock_path.write_text(json.dumps({"pid": os.getpid(), "host": "x", "token": "someone-else"}))
     store.release()
-    assert store.lock_path.exists()
+    assert not store.locked
+    store.acquire()
+    store.acquire()
+    store.release()
+    assert store.locked
+    with pytest.raises(StoreLockedError):
+        ResultStore(tmp_path).acquire()
+    store.release()
+    assert not store.locked
+    store.release()
+    assert_unlocked(tmp_path)
+
+
+def test_the_hold_belongs_to_the_object_not_the_thread(tmp_path):
+    store = ResultStore(tmp_path)
+    errors: list[BaseException] = []
+
+    def run(fn):
+        def wrapped():
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - reported by the asserts below
+                errors.append(e)
+        t = threading.Thread(target=wrapped)
+        t.start()
+        t.join()
+
+    run(store.acquire)  # taken in one thread ...
+    run(lambda: store.append([row("t")]))  # ... used in another ...
+    assert errors == [] and store.locked and store.completed_ids() == {"t"}
+    with pytest.raises(StoreLockedError):  # still held, though those threads ended
+        ResultStore(tmp_path).acquire()
+    store.release()  # ... and released in a third
+    assert not store.locked
+    assert_unlocked(tmp_path)
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from muonlab.engine.store import ResultStore
+    with ResultStore(sys.argv[1]).lock():
+        print("locked", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def test_live_lock_of_another_process_then_its_death(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        start = time.monotonic()
+        with pytest.raises(StoreLockedError, match=f"results store {tmp_path} is locked"):
+            ResultStore(tmp_path).append([row("a")])
+        assert time.monotonic() - start < 5  # refused at once, not after a wait
+        assert ResultStore(tmp_path).completed_ids() == set()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # Killed without releasing: its lock died with it.
+    assert ResultStore(tmp_path).append([row("a")]) == ["a"]
+
+
+def test_a_lock_file_left_by_the_old_lock_does_not_block(tmp_path):
+    # The former hand-written lock left {"pid": …} files behind; only the OS lock counts now.
+    (tmp_path / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": "elsewhere", "token": "t"}))
+    assert ResultStore(tmp_path).append([row("a")]) == ["a"]
+
+
+def test_a_dropped_store_object_releases_its_lock(tmp_path):
+    store = ResultStore(tmp_path)
+    store.acquire()
+    del store  # lost without release()
+    gc.collect()
+    assert ResultStore(tmp_path).append([row("a")]) == ["a"]
+
+
+def test_store_errors_are_muonlab_errors(tmp_path):
+    (tmp_path / "runs.parquet").write_bytes(b"not parquet")
+    with pytest.raises(StoreError, match=r"^cannot read .*runs\.parquet") as info:
+        ResultStore(tmp_path).runs()
+    assert isinstance(info.value, MuonlabError) and "\n" not in str(info.value)
+    assert str(info.value) == info.value.message
+
+
+# ----------------------------------------------------------------------------- failed runs are retried
+
+
+def test_failed_run_is_superseded_by_its_retry(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([row("a"), row("f", status="failed", final_loss=None, error="RuntimeError: boom")],
+                 traj(["a", "f"], steps=3))
+    assert store.completed_ids() == {"a"}  # the failed run is to be run again
+    assert store.append([row("a", final_loss=9.0), row("f", final_loss=2.0)], traj(["a", "f"], steps=5)) == ["f"]
+    assert store.completed_ids() == {"a", "f"}
+    runs = store.runs()
+    assert runs["run_id"].tolist() == ["a", "f"]  # once each
+    f = runs.set_index("run_id").loc["f"]
+    assert f["status"] == "ok" and f["final_loss"] == 2.0 and pd.isna(f["error"])
+    assert runs.set_index("run_id").loc["a", "final_loss"] == 1e-20  # ok: never overwritten
+    t = store.trajectories()
+    assert t.groupby("run_id").size().to_dict() == {"a": 3, "f": 5}  # f's are the retry's
+    assert store.trajectories(run_ids="f")["step"].tolist() == [0, 1, 2, 3, 4]
+    # The consolidated files hold the same, one row per run, and so does a fresh reader.
+    on_disk = pq.read_table(store.runs_path).to_pandas()
+    assert on_disk["run_id"].tolist() == ["a", "f"] and on_disk.set_index("run_id").loc["f", "status"] == "ok"
+    assert pq.read_table(store.trajectories_path).to_pandas().groupby("run_id").size().to_dict() == {"a": 3, "f": 5}
+    assert snapshot(ResultStore(tmp_path)) == snapshot(store)
+
+
+def test_a_final_row_is_never_superseded(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([row("a", final_loss=1.0), row("d", status="diverged", final_loss=float("inf"))])
+    assert store.append([row("a", final_loss=2.0), row("d", final_loss=3.0)]) == []
+    assert store.append([row("a", status="failed"), row("d", status="failed")]) == []
+    runs = store.runs().set_index("run_id")
+    assert len(runs) == 2 and runs.loc["a", "final_loss"] == 1.0 and runs.loc["d", "status"] == "diverged"
+
+
+def test_failed_twice_shows_the_latest_failure(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([row("f", status="failed", error="first")], traj(["f"], steps=2))
+    store.append([row("f", status="failed", error="second")], consolidate=False)
+    runs = store.runs()
+    assert runs["error"].tolist() == ["second"] and store.completed_ids() == set()
+    assert len(store.trajectories()) == 0  # the retry recorded none
+    store.consolidate()
+    assert pq.read_table(store.runs_path).column("error").to_pylist() == ["second"]
+    assert pq.read_table(store.trajectories_path).num_rows == 0
+
+
+@pytest.mark.parametrize("consolidate", [True, False])
+def test_retry_wins_even_when_the_clock_goes_back(tmp_path, monkeypatch, consolidate):
+    store = ResultStore(tmp_path)
+    store.append([row("f", status="failed")], consolidate=consolidate)
+    store.append([row("g", status="failed")], consolidate=consolidate)
+    monkeypatch.setattr(store_module.time, "time_ns", lambda: 1)  # far in the past
+    assert ResultStore(tmp_path).append([row("f"), row("g")], traj(["f", "g"]), consolidate=consolidate) == ["f", "g"]
+    fresh = ResultStore(tmp_path)
+    assert fresh.completed_ids() == {"f", "g"} and set(fresh.runs()["status"]) == {"ok"}
+    fresh.consolidate()
+    assert set(pq.read_table(fresh.runs_path).column("status").to_pylist()) == {"ok"}
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
+def test_crash_while_superseding_a_failed_run(tmp_path, monkeypatch, crash_at):
+    store = ResultStore(tmp_path)
+    store.append([row("a"), row("f", status="failed")], traj(["a", "f"], steps=3))
+    real = os.replace
+    calls = 0
+
+    def failing(*a, **k):
+        nonlocal calls
+        calls += 1
+        if calls == crash_at:
+            raise OSError("simulated crash")
+        return real(*a, **k)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="simulated crash"):
+        store.append([row("f")], traj(["f"], steps=5))
+    monkeypatch.setattr(os, "replace", real)
+    fresh = ResultStore(tmp_path)
+    committed = crash_at > 2  # the runs part is the commit point
+    f = fresh.runs().set_index("run_id").loc["f"]
+    assert f["status"] == ("ok" if committed else "failed")
+    steps = fresh.trajectories(run_ids="f").groupby("run_id").size().to_dict()
+    assert steps == {"f": 5 if committed else 3}
+    fresh.append([row("f")], traj(["f"], steps=5))  # the resume completes it exactly once
+    runs, t = snapshot(fresh)
+    assert [r["run_id"] for r in runs] == ["a", "f"] and runs[1]["status"] == "ok" and len(t) == 3 + 5
+
+
+_BATCH = st.lists(st.tuples(st.sampled_from("abcde"), st.sampled_from(["ok", "diverged", "failed"])), max_size=5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(_BATCH, st.booleans()), min_size=1, max_size=5))
+def test_store_matches_a_model_of_resume(batches):
+    """Any sequence of batches (statuses mixed, consolidated or not): one row per run,
+    the first final row or else the latest failed one, with that batch's trajectories."""
+    with tempfile.TemporaryDirectory() as d:
+        store = ResultStore(d)
+        model: dict[str, tuple[str, int]] = {}  # run_id → (status, batch that wrote it)
+        for b, (rows, consolidate) in enumerate(batches):
+            firsts = dict(reversed(rows))  # a run repeated within a batch: its first row counts
+            ids = sorted(firsts)
+            expected = [i for i in ids if model.get(i, ("failed",))[0] == "failed"]
+            added = store.append([row(i, status=s, steps=b) for i, s in rows], traj(ids, steps=b + 1),
+                                 consolidate=consolidate)
+            assert sorted(added) == expected
+            model.update({i: (firsts[i], b) for i in expected})
+        final = {i for i, (s, _) in model.items() if s in ("ok", "diverged")}
+
+        def check(runs: pd.DataFrame, t: pd.DataFrame) -> None:
+            assert runs["run_id"].is_unique
+            assert {r: (s, int(n)) for r, s, n in zip(runs["run_id"], runs["status"], runs["steps"])} == model
+            assert t.groupby("run_id").size().to_dict() == {i: b + 1 for i, (_, b) in model.items()}
+
+        assert store.completed_ids() == final
+        check(store.runs(), store.trajectories())
+        store.consolidate()
+        if model:
+            check(pq.read_table(store.runs_path).to_pandas(), pq.read_table(store.trajectories_path).to_pandas())
+        else:
+            assert not store.runs_path.exists()
+        fresh = ResultStore(d)
+        assert fresh.completed_ids() == final
+        check(fresh.runs(), fresh.trajectories())

@@ -233,8 +233,8 @@ class ResultStore:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create results store {self.path}: {e}") from None
-        # thread_local=False: the hold belongs to this object (as the depth count
-        # does), so another thread using the same store is not refused.
+        # thread_local=False: the OS lock belongs to this object, like the depth
+        # count, so release() frees it whichever thread took it.
         lock = FileLock(self.lock_path, thread_local=False)
         try:
             lock.acquire(blocking=False)

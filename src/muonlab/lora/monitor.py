@@ -25,7 +25,6 @@ deduplicated on reading, the later record winning).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import defaultdict
@@ -37,6 +36,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from muonlab.atomic import atomic_file
 from muonlab.linalg.spectral import effective_rank, product_singular_values
 from muonlab.lora.adapters import LoraError, LoraFactor, lora_factors
 
@@ -191,18 +191,16 @@ class SpectralMonitor(_Callback):
         return df
 
     def flush(self) -> Path | None:
-        """Write buffered records to ``out`` as one Parquet part (temp file + rename)."""
+        """Write buffered records to ``out`` as one Parquet part, atomically
+        (:func:`muonlab.atomic.atomic_file`: a reader never sees a torn part)."""
         if self.out is None or not self._buffer:
             return None
         df = self._buffer_frame()
         self.out.mkdir(parents=True, exist_ok=True)
         first, last = self._buffer[0][0], self._buffer[-1][0]
         path = self.out / f"part-{first:09d}-{last:09d}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = path.with_suffix(".tmp")
-        df.to_parquet(tmp, index=False)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_file(path) as f:
+            df.to_parquet(f, index=False)
         self._buffer.clear()
         return path
 
