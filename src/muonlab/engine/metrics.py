@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from muonlab.accuracy import steps_to, steps_to_many
 from muonlab.linalg.spectral import (
     alignment,
     effective_rank,
@@ -59,55 +60,6 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # Trajectory metrics
 # ---------------------------------------------------------------------------
-
-
-def _as_2d(curve: Tensor | Sequence[float]) -> Tensor:
-    curve = torch.as_tensor(curve)
-    if curve.ndim == 1:
-        return curve[:, None]
-    if curve.ndim != 2:
-        raise ValueError(f"curve: expected shape (T,) or (T, R), got {tuple(curve.shape)}")
-    return curve
-
-
-def _map_steps(idx: Tensor, hit: Tensor, steps: Sequence[int] | Tensor | None, T: int) -> list[int | None]:
-    if steps is not None:
-        steps = torch.as_tensor(steps, dtype=torch.int64)
-        if steps.shape != (T,):
-            raise ValueError(f"steps: expected {T} step numbers (one per row of curve), got shape {tuple(steps.shape)}")
-        idx = steps[idx.clamp(0, T - 1)] if T > 0 else idx
-    return [int(i) if h else None for i, h in zip(idx.tolist(), hit.tolist())]
-
-
-def steps_to(
-    curve: Tensor | Sequence[float], eps: float, steps: Sequence[int] | Tensor | None = None
-) -> list[int | None]:
-    """First step at which each run's curve is ``≤ eps``; ``None`` if it never is.
-
-    Args:
-        curve: ``(T, R)`` (``T`` logged values of ``R`` runs) or ``(T,)`` (one run).
-            NaN never counts as reached.
-        eps: the threshold.
-        steps: optional step number of each of the ``T`` rows (when logging every
-            k steps); by default a row's index is its step.
-
-    Returns:
-        A list of length ``R`` (length 1 for a ``(T,)`` curve).
-    """
-    c = _as_2d(curve)
-    T = c.shape[0]
-    mask = c <= eps
-    hit = mask.any(dim=0)
-    # argmax over bool→int returns the first maximal index (torch documents this).
-    first = mask.to(torch.int8).argmax(dim=0) if T > 0 else torch.zeros(c.shape[1], dtype=torch.int64)
-    return _map_steps(first, hit, steps, T)
-
-
-def steps_to_many(
-    curve: Tensor | Sequence[float], eps_list: Iterable[float], steps: Sequence[int] | Tensor | None = None
-) -> dict[float, list[int | None]]:
-    """:func:`steps_to` for several thresholds: ``{eps: [step or None per run]}``."""
-    return {float(eps): steps_to(curve, eps, steps) for eps in eps_list}
 
 
 def is_diverged(

@@ -65,6 +65,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from muonlab.accuracy import EPSILON_COLUMNS
 from muonlab.atomic import TMP_MARK, atomic_file, write_json
 from muonlab.errors import MuonlabError
 
@@ -85,7 +86,6 @@ __all__ = [
 STATUSES = ("ok", "diverged", "failed")
 #: Statuses that complete a run: resuming skips it and ``append`` never replaces its row.
 FINAL_STATUSES = ("ok", "diverged")
-EPSILON_COLUMNS = ("steps_to_1e-4", "steps_to_1e-8", "steps_to_1e-12")
 _FLOAT_RESULTS = ("final_loss", "final_rel_err", "wall_s")
 _INT_RESULTS = ("steps", *EPSILON_COLUMNS)
 #: Result columns of runs.parquet, after ``run_id`` and the config columns.
