@@ -141,10 +141,16 @@ def demo(
     Theorem 1) through the engine, checks its claim and writes DIR/report/index.html.
     Same as 'muonlab reproduce demo --out DIR'.
     """
+    from muonlab.config import ConfigError, apply_overrides
     from muonlab.demo import DEMO, kappa_override
     from muonlab.reproduce import SHIPPED_ROOT
 
     sets = [*([kappa_override(kappas)] if kappas is not None else []), *(overrides or [])]
+    if kappas is not None:
+        try:  # the list itself (YAML syntax); its values are checked with the config
+            apply_overrides({}, sets[:1])
+        except ConfigError as e:
+            raise typer.BadParameter(str(e), param_hint="'--kappas'") from None
     # A bad κ list surfaces as an error about the grid's problem.kappa: name --kappas for it.
     fields = {f: "--kappas" for f in ("problem.kappa", "grid.problem.kappa")} if kappas is not None else {}
     t0 = time.perf_counter()
@@ -275,7 +281,13 @@ def _run_reproduce(name: str, out: Path, *, quick: bool, overrides: list[str], t
     else ``--set``); a store error names ``--out``.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from muonlab.config import ConfigError
     from muonlab.engine.store import StoreError

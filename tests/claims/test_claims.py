@@ -8,7 +8,6 @@ import pandas as pd
 
 from muonlab.claims import evaluate_claims
 from muonlab.claims.base import level_for
-from muonlab.reproduce import discover
 from muonlab.claims.seed001 import (
     geometric_schedule_converges,
     icl_kappa_free,
@@ -16,6 +15,7 @@ from muonlab.claims.seed001 import (
     rank_insensitive,
     signgd_kappa_dependent,
 )
+from muonlab.reproduce import discover
 
 KAPPAS = [1.0, 10.0, 100.0, 1000.0, 10000.0]
 

@@ -58,7 +58,7 @@ def evaluate_experiment(name: str, store_dir: str | Path, claims: Sequence[str])
     for d in defs:
         try:
             result = d(tables)
-        except Exception as e:  # a broken claim is a failed claim, never a crash
+        except Exception as e:  # noqa: BLE001 - a broken claim is a failed claim, never a crash
             result = Claim(name=d.name, seed=d.seed, passed=False,
                            detail=f"claim raised {type(e).__name__}: {e}", experiment=name)
         out.append(result.with_experiment(name))

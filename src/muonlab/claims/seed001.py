@@ -122,10 +122,10 @@ def _f3(x: float) -> str:
 
 
 def _slope(points: list[_Point]) -> float:
-    reached = [p for p in points if p.steps is not None]
+    reached = [(p.x, p.steps) for p in points if p.steps is not None]
     if len(reached) < 2:
         return float("nan")
-    return loglog_slope([p.x for p in reached], [p.steps for p in reached])
+    return loglog_slope([x for x, _ in reached], [s for _, s in reached])
 
 
 def _kappa_free(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Literal
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from muonlab.config.base import _error, _Model
 from muonlab.config.messages import _config_error
@@ -56,19 +56,19 @@ class _Section(_Model):
 class FigureSpec(_Section):
     """How the report draws the experiment (see :mod:`muonlab.report.figures`)."""
 
-    curve_by: list[str] = []  # one curve per combination of these columns
+    curve_by: list[str] = Field(default_factory=list)  # one curve per combination of these columns
     panel_by: str | None = None  # one panel per value of this column
-    best_of: list[str] = []  # plot only each curve's best variant over these columns
+    best_of: list[str] = Field(default_factory=list)  # plot only each curve's best variant over these columns
     x: str = "step"
     y: str = "rel_err"
-    extra: list[str] = []  # names in muonlab.report.extra_figures
+    extra: list[str] = Field(default_factory=list)  # names in muonlab.report.extra_figures
 
 
 class ScalesSpec(_Section):
     """``--set`` overrides per scale, applied before the user's own overrides."""
 
-    quick: list[str] = []  # `muonlab reproduce --quick`: smaller sizes that keep every claim checkable
-    paper: list[str] = []  # the default: the paper's sizes (usually the YAML as written)
+    quick: list[str] = Field(default_factory=list)  # `muonlab reproduce --quick`: smaller sizes that keep every claim checkable
+    paper: list[str] = Field(default_factory=list)  # the default: the paper's sizes (usually the YAML as written)
 
     @field_validator("quick", "paper")
     @classmethod
@@ -87,9 +87,9 @@ class ReproduceSpec(_Section):
     seed: str  # the paper seed, "000", "001", … (a string: YAML would read 001 as 1)
     group: Literal["paper", "example"] = "paper"
     order: int | None = None  # sort key of `reproduce all`; None: after the numbered ones, by name
-    figure: FigureSpec = FigureSpec()
-    claims: list[str] = []
-    scales: ScalesSpec = ScalesSpec()
+    figure: FigureSpec = Field(default_factory=FigureSpec)
+    claims: list[str] = Field(default_factory=list)
+    scales: ScalesSpec = Field(default_factory=ScalesSpec)
 
     @field_validator("claims")
     @classmethod
