@@ -129,7 +129,11 @@ def resolve_names(name: str, experiments: dict[str, Experiment] | None = None) -
     """
     exps = discover() if experiments is None else experiments
     if name == "all":
-        return [n for n, e in exps.items() if e.spec.group == "paper"]
+        papers = [n for n, e in exps.items() if e.spec.group == "paper"]
+        if not papers:
+            raise UnknownExperimentError(f"'all' has nothing to run: no experiment with group: paper; allowed: "
+                                         f"{', '.join(exps) or 'none'}", field="name")
+        return papers
     if name in exps:
         return [name]
     raise UnknownExperimentError(f"unknown experiment {name!r}; allowed: all, {', '.join(exps)}", field="name")

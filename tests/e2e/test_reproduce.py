@@ -16,6 +16,7 @@ from muonlab.cli import app
 from muonlab.config import ConfigError, batch_key, expand, load_config, load_yaml
 from muonlab.reproduce import (
     SHIPPED_ROOT,
+    UnknownExperimentError,
     discover,
     experiment_config,
     experiments_root,
@@ -36,6 +37,12 @@ PAPER_ORDER = [
 def test_all_is_the_papers_experiments_in_a_stable_order():
     assert resolve_names("all") == PAPER_ORDER
     assert "demo" in discover() and resolve_names("demo") == ["demo"]
+
+
+def test_all_needs_a_paper_experiment():
+    with pytest.raises(UnknownExperimentError, match="'all' has nothing to run") as e:
+        resolve_names("all", discover(SHIPPED_ROOT / "examples"))
+    assert e.value.field == "name" and "demo" in str(e.value)
 
 
 def test_list_prints_plain_names_when_piped_and_json_on_request():
