@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from muonlab.errors import MuonlabError
 
 __all__ = ["EPSILONS", "EPSILON_COLUMNS", "eps_column", "eps_label", "steps_to", "steps_to_many"]
 
@@ -35,11 +38,12 @@ EPSILON_COLUMNS: tuple[str, ...] = tuple(eps_column(e) for e in EPSILONS)
 
 
 def _as_2d(curve: Tensor | Sequence[float]) -> Tensor:
-    curve = torch.as_tensor(curve)
+    # a copy: pandas hands out read-only arrays, which torch refuses to wrap without a warning
+    curve = curve if isinstance(curve, Tensor) else torch.from_numpy(np.array(curve, dtype=float))
     if curve.ndim == 1:
         return curve[:, None]
     if curve.ndim != 2:
-        raise ValueError(f"curve: expected shape (T,) or (T, R), got {tuple(curve.shape)}")
+        raise MuonlabError(f"curve: expected shape (T,) or (T, R), got {tuple(curve.shape)}", field="curve")
     return curve
 
 
@@ -47,7 +51,7 @@ def _map_steps(idx: Tensor, hit: Tensor, steps: Sequence[int] | Tensor | None, T
     if steps is not None:
         steps = torch.as_tensor(steps, dtype=torch.int64)
         if steps.shape != (T,):
-            raise ValueError(f"steps: expected {T} step numbers (one per row of curve), got shape {tuple(steps.shape)}")
+            raise MuonlabError(f"steps: expected {T} step numbers (one per row of curve), got shape {tuple(steps.shape)}", field="steps")
         idx = steps[idx.clamp(0, T - 1)] if T > 0 else idx
     return [int(i) if h else None for i, h in zip(idx.tolist(), hit.tolist())]
 

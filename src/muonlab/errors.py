@@ -12,6 +12,10 @@ errors (``except ValueError``) keeps working.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+_E = TypeVar("_E", bound="MuonlabError")
+
 __all__ = ["MuonlabError", "one_line"]
 
 
@@ -31,4 +35,14 @@ class MuonlabError(ValueError):
     def __init__(self, message: object, field: str | None = None) -> None:
         self.message = one_line(message)
         self.field = field
+        #: What is wrong with ``field``, without the field's name (``message`` may add it).
+        self.reason = self.message
         super().__init__(self.message)
+
+    @classmethod
+    def about(cls: type[_E], field: str, reason: object) -> _E:
+        """The error ``"<field>: <reason>"`` about ``field``; ``reason`` stays available on its
+        own, so a front end can name the field its own way (a config path, a CLI option)."""
+        error = cls(f"{field}: {one_line(reason)}", field)
+        error.reason = one_line(reason)
+        return error

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from muonlab.claims.base import Claim, verdict
+from muonlab.config.run import step_clock
 
 __all__ = ["FRACTION", "RANK_CORR", "SQRT_LAW_TOL", "arrival_data", "arrivals", "largest_first_claim",
            "law_claim", "listing", "missing_modes", "spearman", "target_values"]
@@ -120,7 +121,7 @@ def arrival_data(
                 continue
         sigma, t = target_values(row), arrivals(trajectories, row["run_id"])
         k = min(len(sigma), len(t))
-        out.append((sigma[:k], t[:k], np.sqrt(FRACTION * sigma[:k]) / float(row["optimizer.lr"])))
+        out.append((sigma[:k], t[:k], np.sqrt(FRACTION * sigma[:k]) / step_clock(row)))
     return out
 
 

@@ -25,6 +25,7 @@ from muonlab.claims.modes import (
     law_claim,
     missing_modes,
 )
+from muonlab.config.run import step_clock
 
 __all__ = ["gd_largest_first", "specgd_equal_rate", "specgf_converges_globally", "specgf_equal_rate",
            "underparameterized_top_modes"]
@@ -118,7 +119,7 @@ def specgf_converges_globally(runs: pd.DataFrame, trajectories: pd.DataFrame) ->
         f0 = float(f0.iloc[0]) if len(f0) else float(g.iloc[0])
         rel = g.clip(lower=0.0) / f0
         ends.append(float(rel.iloc[-1]))
-        tau = rel.index.to_numpy() * float(row["optimizer.lr"])
+        tau = rel.index.to_numpy() * step_clock(row)
         win = (rel > 1e-12) & (rel < 1e-3)
         if win.sum() < 4:
             reasons.append(f"run {row['run_id'][:8]}: fewer than 4 points in the exponential window")

@@ -25,7 +25,13 @@ from muonlab.config.base import (
 )
 from muonlab.config.messages import _config_error
 from muonlab.config.reproduce_spec import ReproduceSpec
-from muonlab.config.run import _RUN_FIELDS, _SUBCONFIG_AXES, RunSpec, _RunFields
+from muonlab.config.run import (
+    _RUN_FIELDS,
+    _SUBCONFIG_AXES,
+    RunFields,
+    RunSpec,
+    _RunFields,
+)
 
 
 def _seeds(value: Any) -> Any:
@@ -112,12 +118,12 @@ class ExperimentConfig(_RunFields):
             try:
                 for i in order:
                     _set_path(raw, axes[i][0].split("."), copy.deepcopy(combo[i]))
-                fields = _RunFields.model_validate(raw)
+                fields = RunFields.model_validate(raw)
             except ConfigError as e:
-                raise _error(f"grid[{label}]: {e}", "__full__", e.field) from None
+                raise _error(f"grid[{label}]: {e}" if label else str(e), "__full__", e.field) from None
             except ValidationError as e:
-                inner = _config_error(e, _RunFields)
-                raise _error(f"grid[{label}]: {inner}", "__full__", inner.field) from None
+                inner = _config_error(e, RunFields)
+                raise _error(f"grid[{label}]: {inner}" if label else str(inner), "__full__", inner.field) from None
             points.append((setting, fields))
         self._points = points
         return self

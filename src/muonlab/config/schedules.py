@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -14,6 +13,7 @@ from pydantic import (
 )
 
 from muonlab.config.base import _error, _Int, _Model
+from muonlab.errors import MuonlabError
 from muonlab.optim.schedules import SCHEDULES, Schedule, make_schedule
 
 # ----------------------------------------------------------------------------- schedules
@@ -33,13 +33,10 @@ class _Schedule(_Model):
     def _check_with_make_schedule(self) -> _Schedule:
         try:
             self.build()
-        except ValueError as e:
-            message = str(e)
-            # make_schedule messages start with the parameter: "factor must satisfy ..."
-            m = re.match(r"(\w+):? (must .*)$", message)
-            if m and m.group(1) in type(self).model_fields:
-                raise _error(m.group(2), m.group(1)) from None
-            raise _error(message) from None
+        except MuonlabError as e:  # the schedule names its parameter: report it at schedule.<field>
+            if e.field in type(self).model_fields:
+                raise _error(e.reason, e.field) from None
+            raise _error(e.message) from None
         return self
 
 

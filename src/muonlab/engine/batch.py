@@ -16,6 +16,7 @@ import torch
 
 from muonlab.config import RunSpec
 from muonlab.dtypes import DTYPES
+from muonlab.errors import MuonlabError
 from muonlab.optim.batched import BatchedRule
 from muonlab.optim.schedules import Schedule
 from muonlab.problems.base import Problem
@@ -65,7 +66,7 @@ def build_batch(runs: Sequence[RunSpec]) -> Batch:
     """Problem, schedule and update rule for a group of runs sharing a batch key."""
     runs = tuple(runs)
     if not runs:
-        raise ValueError("runs: a batch needs at least one run")
+        raise MuonlabError("runs: a batch needs at least one run", field="runs")
     spec = runs[0]
     build_rule = getattr(spec.optimizer, "build_rule", None)
     return Batch(

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from muonlab.accuracy import steps_to, steps_to_many
+from muonlab.errors import MuonlabError
 from muonlab.linalg.spectral import (
     alignment,
     effective_rank,
@@ -115,7 +116,7 @@ def time_to_fraction(
     """
     progress = torch.as_tensor(progress)
     if progress.ndim != 3:
-        raise ValueError(f"progress: expected shape (T, R, k), got {tuple(progress.shape)}")
+        raise MuonlabError(f"progress: expected shape (T, R, k), got {tuple(progress.shape)}", field="progress")
     T = progress.shape[0]
     mask = progress >= frac
     hit = mask.any(dim=0)
@@ -123,7 +124,7 @@ def time_to_fraction(
     if steps is not None:
         steps = torch.as_tensor(steps, dtype=torch.int64)
         if steps.shape != (T,):
-            raise ValueError(f"steps: expected {T} step numbers, got shape {tuple(steps.shape)}")
+            raise MuonlabError(f"steps: expected {T} step numbers, got shape {tuple(steps.shape)}", field="steps")
         first = steps[first]
     return torch.where(hit, first, torch.full_like(first, -1))
 
@@ -167,10 +168,11 @@ class Metric:
 
     def __call__(self, problem: Any, params: Sequence[Tensor], cache: dict | None = None) -> Tensor:
         if not self.applies(problem):
-            raise ValueError(
-                f"metric {self.name!r} does not apply to {type(problem).__name__} "
+            raise MuonlabError.about(
+                "metrics",
+                f"{self.name!r} does not apply to {type(problem).__name__} "
                 f"(layout {getattr(problem, 'layout', '?')!r}); "
-                f"available: {', '.join(available_metrics(problem))}"
+                f"available: {', '.join(available_metrics(problem))}",
             )
         with torch.no_grad():
             return self.fn(problem, list(params), {} if cache is None else cache)
@@ -425,6 +427,6 @@ def compute_metrics(
     out = {}
     for name in names:
         if name not in METRICS:
-            raise ValueError(f"metric: unknown {name!r}; allowed: {', '.join(METRICS)}")
+            raise MuonlabError(f"metric: unknown {name!r}; allowed: {', '.join(METRICS)}", field="metric")
         out[name] = METRICS[name](problem, params, cache)
     return out

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from muonlab.errors import MuonlabError
+
 __all__ = [
     "COEFFICIENT_PRESETS",
     "METHODS",
@@ -83,9 +85,9 @@ def resolve_coefficients(
     """
     if isinstance(coefficients, str):
         if coefficients not in COEFFICIENT_PRESETS:
-            raise ValueError(
+            raise MuonlabError(
                 f"coefficients: unknown preset {coefficients!r}; "
-                f"allowed: {', '.join(sorted(COEFFICIENT_PRESETS))} or a (k, 3) table"
+                f"allowed: {', '.join(sorted(COEFFICIENT_PRESETS))} or a (k, 3) table", field="coefficients"
             )
         table = [tuple(map(float, row)) for row in COEFFICIENT_PRESETS[coefficients]]
     else:
@@ -96,17 +98,17 @@ def resolve_coefficients(
         for row in rows:
             row = tuple(float(x) for x in row)
             if len(row) != 3:
-                raise ValueError(
-                    f"coefficients: each row must be an (a, b, c) triple, got {len(row)} values"
+                raise MuonlabError(
+                    f"coefficients: each row must be an (a, b, c) triple, got {len(row)} values", field="coefficients"
                 )
             table.append(row)
         if not table:
-            raise ValueError("coefficients: the table is empty; give at least one (a, b, c)")
+            raise MuonlabError("coefficients: the table is empty; give at least one (a, b, c)", field="coefficients")
     if steps is None:
         # A single triple is Keller-style (5 repeats); a table means one row per step.
         steps = len(table) if len(table) > 1 else _DEFAULT_STEPS
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps: must be a positive integer, got {steps!r}")
+        raise MuonlabError(f"steps: must be a positive integer, got {steps!r}", field="steps")
     return [table[min(i, len(table) - 1)] for i in range(steps)]
 
 
@@ -125,18 +127,18 @@ def polynomial_map(s: Tensor, table: Sequence[tuple[float, float, float]]) -> Te
 
 def _check_input(G: Tensor) -> None:
     if not isinstance(G, Tensor):
-        raise ValueError(f"G: expected a torch.Tensor, got {type(G).__name__}")
+        raise MuonlabError(f"G: expected a torch.Tensor, got {type(G).__name__}", field="G")
     if G.ndim < 2:
-        raise ValueError(
+        raise MuonlabError(
             f"G: expected a matrix or a batch of matrices of shape (..., m, n), "
-            f"got shape {tuple(G.shape)}"
+            f"got shape {tuple(G.shape)}", field="G"
         )
     if G.dtype not in _FLOAT_DTYPES:
-        raise ValueError(
-            f"G: dtype {G.dtype} is not supported; allowed: bfloat16, float16, float32, float64"
+        raise MuonlabError(
+            f"G: dtype {G.dtype} is not supported; allowed: bfloat16, float16, float32, float64", field="G"
         )
     if not bool(torch.isfinite(G).all()):
-        raise ValueError("G: contains NaN or Inf; orthogonalization of a non-finite matrix is undefined")
+        raise MuonlabError("G: contains NaN or Inf; orthogonalization of a non-finite matrix is undefined", field="G")
 
 
 def orthogonalize(
@@ -186,13 +188,13 @@ def orthogonalize(
     """
     _check_input(G)
     if method not in METHODS:
-        raise ValueError(f"method: unknown {method!r}; allowed: {', '.join(METHODS)}")
+        raise MuonlabError(f"method: unknown {method!r}; allowed: {', '.join(METHODS)}", field="method")
     if dtype is not None and dtype not in _FLOAT_DTYPES:
-        raise ValueError(f"dtype: {dtype} is not supported; allowed: bfloat16, float16, float32, float64")
+        raise MuonlabError(f"dtype: {dtype} is not supported; allowed: bfloat16, float16, float32, float64", field="dtype")
     if not beta >= 0.0:
-        raise ValueError(f"beta: must be >= 0, got {beta!r}")
+        raise MuonlabError(f"beta: must be >= 0, got {beta!r}", field="beta")
     if rtol is not None and not rtol >= 0.0:
-        raise ValueError(f"rtol: must be >= 0, got {rtol!r}")
+        raise MuonlabError(f"rtol: must be >= 0, got {rtol!r}", field="rtol")
     if method == "newton_schulz":
         table = resolve_coefficients(coefficients, steps)
     elif method == "polar_express":
@@ -256,7 +258,7 @@ def _symmetric_msign(G: Tensor, *, rtol: float | None, dtype: torch.dtype | None
     directions (seen on P2 at κ = 100; docs/findings.md F1).
     """
     if G.shape[-1] != G.shape[-2]:
-        raise ValueError(f"method: 'symmetric' needs square matrices, got shape {tuple(G.shape)}")
+        raise MuonlabError(f"method: 'symmetric' needs square matrices, got shape {tuple(G.shape)}", field="method")
     work = dtype or G.dtype
     if work in (torch.float16, torch.bfloat16):
         work = torch.float32

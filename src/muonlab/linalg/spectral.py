@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from muonlab.errors import MuonlabError
+
 __all__ = [
     "alignment",
     "block_alignment",
@@ -65,11 +67,11 @@ def _lift(*ts: Tensor) -> tuple[Tensor, ...]:
 
 def _check_factors(L: Tensor, Rt: Tensor) -> None:
     if L.ndim < 2 or Rt.ndim < 2:
-        raise ValueError(f"factors: expected (..., m, k) and (..., n, k), got {tuple(L.shape)} and {tuple(Rt.shape)}")
+        raise MuonlabError(f"factors: expected (..., m, k) and (..., n, k), got {tuple(L.shape)} and {tuple(Rt.shape)}", field="factors")
     if L.shape[-1] != Rt.shape[-1]:
-        raise ValueError(
+        raise MuonlabError(
             f"factors: inner dimensions differ: L is {tuple(L.shape)}, Rt is {tuple(Rt.shape)} "
-            "(the product is L @ Rt.mT, so both need k columns)"
+            "(the product is L @ Rt.mT, so both need k columns)", field="factors"
         )
 
 
@@ -170,7 +172,7 @@ def alignment(U_a: Tensor, U_b: Tensor) -> Tensor:
     Rounding can push the raw ratio a few ulps above 1; it is clamped to 1.
     """
     if U_a.shape[-2] != U_b.shape[-2]:
-        raise ValueError(f"alignment: bases live in different spaces: {tuple(U_a.shape)} vs {tuple(U_b.shape)}")
+        raise MuonlabError(f"alignment: bases live in different spaces: {tuple(U_a.shape)} vs {tuple(U_b.shape)}", field="alignment")
     k = min(U_a.shape[-1], U_b.shape[-1])
     O = U_a.mT @ U_b
     return (O.square().sum(dim=(-2, -1)) / k).clamp(max=1.0)
@@ -207,11 +209,11 @@ def factor_alignment(W2: Tensor, W1: Tensor, k: int | None = None, matched: bool
     pass the rank of interest (e.g. the target's rank) in that case.
     """
     if W2.shape[-1] != W1.shape[-2]:
-        raise ValueError(f"factor_alignment: W2 {tuple(W2.shape)} @ W1 {tuple(W1.shape)} do not chain")
+        raise MuonlabError(f"factor_alignment: W2 {tuple(W2.shape)} @ W1 {tuple(W1.shape)} do not chain", field="factor_alignment")
     kmax = min(W2.shape[-2], W2.shape[-1], W1.shape[-1])
     k = kmax if k is None else int(k)
     if not 1 <= k <= kmax:
-        raise ValueError(f"factor_alignment: k must be in [1, {kmax}], got {k}")
+        raise MuonlabError(f"factor_alignment: k must be in [1, {kmax}], got {k}", field="factor_alignment")
     W2, W1 = _lift(W2, W1)
     _, _, Vh2 = torch.linalg.svd(W2, full_matrices=False)
     U1, _, _ = torch.linalg.svd(W1, full_matrices=False)
@@ -240,7 +242,7 @@ def target_alignment(
     kmax = min(product_U.shape[-1], product_V.shape[-1], target_U.shape[-1], target_V.shape[-1])
     k = kmax if k is None else int(k)
     if not 1 <= k <= kmax:
-        raise ValueError(f"target_alignment: k must be in [1, {kmax}], got {k}")
+        raise MuonlabError(f"target_alignment: k must be in [1, {kmax}], got {k}", field="target_alignment")
     left = alignment(product_U[..., :k], target_U[..., :k])
     right = alignment(product_V[..., :k], target_V[..., :k])
     return left, right
@@ -265,11 +267,11 @@ def merge_directions(s: Tensor | Sequence[float], rel_gap: float = 0.08) -> list
     """
     s = torch.as_tensor(s)
     if s.ndim == 0:
-        raise ValueError("merge_directions: s must have at least one dimension (..., k)")
+        raise MuonlabError("merge_directions: s must have at least one dimension (..., k)", field="merge_directions")
     if s.ndim > 1:
         return [merge_directions(row, rel_gap) for row in s]
     if not rel_gap >= 0:
-        raise ValueError(f"merge_directions: rel_gap must be >= 0, got {rel_gap!r}")
+        raise MuonlabError(f"merge_directions: rel_gap must be >= 0, got {rel_gap!r}", field="merge_directions")
     vals = s.tolist()
     if not vals:
         return []
@@ -277,7 +279,7 @@ def merge_directions(s: Tensor | Sequence[float], rel_gap: float = 0.08) -> list
     for i in range(1, len(vals)):
         hi, lo = vals[i - 1], vals[i]
         if hi < lo:
-            raise ValueError("merge_directions: s must be sorted in descending order")
+            raise MuonlabError("merge_directions: s must be sorted in descending order", field="merge_directions")
         if hi - lo <= rel_gap * abs(hi):
             blocks[-1].append(i)
         else:
@@ -421,19 +423,19 @@ def sharpness(
         ``(R,)`` tensor, detached, in the parameters' dtype.
     """
     if method not in ("power", "lanczos"):
-        raise ValueError(f"sharpness: unknown method {method!r}; allowed: power, lanczos")
+        raise MuonlabError(f"sharpness: unknown method {method!r}; allowed: power, lanczos", field="sharpness")
     if iters < 1:
-        raise ValueError(f"sharpness: iters must be >= 1, got {iters}")
+        raise MuonlabError(f"sharpness: iters must be >= 1, got {iters}", field="sharpness")
     params = list(params)
     if not params:
-        raise ValueError("sharpness: params is empty")
+        raise MuonlabError("sharpness: params is empty", field="sharpness")
     R = params[0].shape[0]
     dtype, device = params[0].dtype, params[0].device
     with torch.enable_grad():
         ps = [p.detach().clone().requires_grad_(True) for p in params]
         total = loss_fn(ps)
         if total.shape != (R,):
-            raise ValueError(f"sharpness: loss_fn must return shape ({R},), got {tuple(total.shape)}")
+            raise MuonlabError(f"sharpness: loss_fn must return shape ({R},), got {tuple(total.shape)}", field="sharpness")
         grads = torch.autograd.grad(total.sum(), ps, create_graph=True)
         sizes = [p[0].numel() for p in ps]
         shapes = [p.shape for p in ps]

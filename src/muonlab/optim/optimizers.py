@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from muonlab.errors import MuonlabError
 from muonlab.linalg.orthogonalize import METHODS, resolve_coefficients
 from muonlab.optim import updates
 from muonlab.optim.updates import ADJUST_LR, MOMENTUM_FORMS
@@ -27,23 +28,23 @@ _ALGORITHMS = ("muon", "adamw")
 def _check_nonneg(name: str, value: Any) -> None:
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{name}: a tensor {name} must have one element")
+            raise MuonlabError(f"{name}: a tensor {name} must have one element", field=name)
         value = float(value)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0.0:
-        raise ValueError(f"{name}: must be a number >= 0, got {value!r}")
+        raise MuonlabError(f"{name}: must be a number >= 0, got {value!r}", field=name)
 
 
 def _check_choice(name: str, value: Any, allowed: Iterable[str]) -> None:
     allowed = tuple(allowed)
     if value not in allowed:
-        raise ValueError(f"{name}: unknown {value!r}; allowed: {', '.join(allowed)}")
+        raise MuonlabError(f"{name}: unknown {value!r}; allowed: {', '.join(allowed)}", field=name)
 
 
 def _check_grad(p: Tensor, who: str) -> None:
     if torch.is_complex(p):
-        raise ValueError(f"params: {who} does not support complex parameters")
+        raise MuonlabError(f"params: {who} does not support complex parameters", field="params")
     if p.grad.is_sparse:
-        raise ValueError(f"params: {who} does not support sparse gradients")
+        raise MuonlabError(f"params: {who} does not support sparse gradients", field="params")
 
 
 class _GroupwiseOptimizer(Optimizer):
@@ -177,8 +178,8 @@ class Muon(_GroupwiseOptimizer):
             else:
                 bad = [tuple(p.shape) for p in _as_list(param_group["params"]) if p.ndim < 2]
                 if bad:
-                    raise ValueError(
-                        f"params: a group with algorithm='muon' must hold matrices, got shapes {bad}"
+                    raise MuonlabError(
+                        f"params: a group with algorithm='muon' must hold matrices, got shapes {bad}", field="params"
                     )
                 super().add_param_group(param_group)
             return
@@ -269,14 +270,14 @@ def _validate_muon_hyperparameters(h: dict[str, Any]) -> None:
     _check_choice("adjust_lr", h["adjust_lr"], ADJUST_LR)
     _check_choice("momentum_form", h["momentum_form"], MOMENTUM_FORMS)
     if h["nesterov"] and h["momentum"] == 0.0:
-        raise ValueError("nesterov: requires momentum > 0")
+        raise MuonlabError("nesterov: requires momentum > 0", field="nesterov")
     if h["ns_dtype"] is not None and h["ns_dtype"] not in (
         torch.bfloat16, torch.float16, torch.float32, torch.float64
     ):
-        raise ValueError(f"ns_dtype: {h['ns_dtype']} is not supported; allowed: bfloat16, float16, float32, float64")
+        raise MuonlabError(f"ns_dtype: {h['ns_dtype']} is not supported; allowed: bfloat16, float16, float32, float64", field="ns_dtype")
     betas = h["adamw_betas"]
     if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-        raise ValueError(f"adamw_betas: must be two numbers in [0, 1), got {betas!r}")
+        raise MuonlabError(f"adamw_betas: must be two numbers in [0, 1), got {betas!r}", field="adamw_betas")
     # Validates the coefficient table / step count, with a clear message.
     resolve_coefficients(h["coefficients"], h["ns_steps"])
 
@@ -309,7 +310,7 @@ class SpecGD(Muon):
     def __init__(self, params, lr: float, beta: float = 0.0, momentum: float = 0.0, **kwargs: Any) -> None:
         for key in ("method", "coefficients", "ns_steps"):
             if key in kwargs:
-                raise ValueError(f"{key}: SpecGD always uses the exact SVD; use Muon to choose a method")
+                raise MuonlabError(f"{key}: SpecGD always uses the exact SVD; use Muon to choose a method", field=key)
         method = "beta" if beta > 0.0 else "svd"
         super().__init__(params, lr=lr, momentum=momentum, method=method, beta=beta, **kwargs)
 
@@ -368,11 +369,11 @@ class ScaledGD(_GroupwiseOptimizer):
         for group in self.param_groups:
             shapes = [tuple(p.shape) for p in group["params"]]
             if len(shapes) not in (1, 2) or any(len(s) != 2 for s in shapes):
-                raise ValueError(
-                    f"params: each ScaledGD group must hold [X] or [A, B] matrices, got shapes {shapes}"
+                raise MuonlabError(
+                    f"params: each ScaledGD group must hold [X] or [A, B] matrices, got shapes {shapes}", field="params"
                 )
             if len(shapes) == 2 and shapes[0][1] != shapes[1][0]:
-                raise ValueError(f"params: A {shapes[0]} and B {shapes[1]} do not form a product A @ B")
+                raise MuonlabError(f"params: A {shapes[0]} and B {shapes[1]} do not form a product A @ B", field="params")
 
     def _step_group(self, group: dict[str, Any]) -> None:
         params = group["params"]

@@ -40,6 +40,8 @@ import torch
 from torch import Tensor
 from torch.optim.lr_scheduler import LRScheduler
 
+from muonlab.errors import MuonlabError
+
 __all__ = [
     "ScheduleState",
     "Schedule",
@@ -80,16 +82,16 @@ class ScheduleState(NamedTuple):
 
 def _check_real(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
+        raise MuonlabError.about(name, f"must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise MuonlabError.about(name, f"must be finite, got {value!r}")
     return value
 
 
 def _check_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise MuonlabError.about(name, f"must be an integer, got {value!r}")
     return int(value)
 
 
@@ -100,14 +102,14 @@ def _as_runs(value: Tensor | float, n_runs: int | None, what: str) -> Tensor:
     else:
         v = torch.as_tensor(value, dtype=_DTYPE)
     if v.dim() > 1:
-        raise ValueError(f"{what} must be a scalar or a 1-D (R,) tensor, got shape {tuple(v.shape)}")
+        raise MuonlabError.about(what, f"must be a scalar or a 1-D (R,) tensor, got shape {tuple(v.shape)}")
     v = v.reshape(-1)
     if n_runs is None:
         n_runs = v.numel()
     if n_runs < 1:
-        raise ValueError(f"n_runs must be >= 1, got {n_runs}")
+        raise MuonlabError.about("n_runs", f"must be >= 1, got {n_runs}")
     if v.numel() not in (1, n_runs):
-        raise ValueError(f"{what} has {v.numel()} entries but n_runs = {n_runs}")
+        raise MuonlabError.about(what, f"has {v.numel()} entries but n_runs = {n_runs}")
     # clone: the state must never alias the caller's tensor (purity).
     return v.expand(n_runs).clone()
 
@@ -196,13 +198,13 @@ class Geometric(Schedule):
     def __post_init__(self) -> None:
         q = _check_real("q", self.q)
         if not 0.0 < q <= 1.0:
-            raise ValueError(f"q must satisfy 0 < q <= 1, got q={self.q!r}")
+            raise MuonlabError.about("q", f"must satisfy 0 < q <= 1, got q={self.q!r}")
         c_lo = _check_real("c_lo", self.c_lo)
         c_hi = _check_real("c_hi", self.c_hi)
         if c_lo <= 0.0:
-            raise ValueError(f"c_lo must be > 0, got c_lo={self.c_lo!r}")
+            raise MuonlabError.about("c_lo", f"must be > 0, got c_lo={self.c_lo!r}")
         if c_lo > c_hi:
-            raise ValueError(f"c_lo must be <= c_hi, got c_lo={self.c_lo!r} > c_hi={self.c_hi!r}")
+            raise MuonlabError.about("c_lo", f"must be <= c_hi, got c_lo={self.c_lo!r} > c_hi={self.c_hi!r}")
 
     def _factor(self, t: int) -> float:
         return self.q**t
@@ -258,14 +260,14 @@ class Plateau(Schedule):
     def __post_init__(self) -> None:
         factor = _check_real("factor", self.factor)
         if not 0.0 < factor < 1.0:
-            raise ValueError(f"factor must satisfy 0 < factor < 1, got factor={self.factor!r}")
+            raise MuonlabError.about("factor", f"must satisfy 0 < factor < 1, got factor={self.factor!r}")
         patience = _check_int("patience", self.patience)
         if patience < 1:
-            raise ValueError(f"patience must be >= 1, got patience={self.patience!r}")
+            raise MuonlabError.about("patience", f"must be >= 1, got patience={self.patience!r}")
         if _check_real("min_lr", self.min_lr) < 0.0:
-            raise ValueError(f"min_lr must be >= 0, got min_lr={self.min_lr!r}")
+            raise MuonlabError.about("min_lr", f"must be >= 0, got min_lr={self.min_lr!r}")
         if not 0.0 <= _check_real("threshold", self.threshold) < 1.0:
-            raise ValueError(f"threshold must satisfy 0 <= threshold < 1, got threshold={self.threshold!r}")
+            raise MuonlabError.about("threshold", f"must satisfy 0 <= threshold < 1, got threshold={self.threshold!r}")
 
     def _factor(self, t: int) -> float:
         # Only the base class's init uses it (η_0 = η); later steps depend on the loss.
@@ -273,14 +275,13 @@ class Plateau(Schedule):
 
     def step(self, state: ScheduleState, loss: Tensor | None = None) -> ScheduleState:
         if loss is None:
-            raise ValueError(
-                "plateau schedule needs the loss: call step(state, loss) with the (R,) "
-                "loss after the step just taken"
+            raise MuonlabError.about(
+                "loss", "the plateau schedule needs it: call step(state, loss) with the (R,) loss after the step just taken"
             )
         n = state.lr.shape[0]
         L = torch.as_tensor(loss).detach().to(device=state.lr.device, dtype=_DTYPE)
         if L.dim() > 1 or L.numel() not in (1, n):
-            raise ValueError(f"loss must be a scalar or have shape ({n},), got shape {tuple(L.shape)}")
+            raise MuonlabError.about("loss", f"must be a scalar or have shape ({n},), got shape {tuple(L.shape)}")
         L = L.reshape(-1).expand(n)
         # Vectorized over runs; isfinite guards NaN/±inf (NaN < best is already False,
         # but -inf would otherwise become an unbeatable best after a blow-up).
@@ -323,12 +324,12 @@ class SpikeAnneal(Schedule):
 
     def __post_init__(self) -> None:
         if _check_real("first", self.first) <= 0.0:
-            raise ValueError(f"first must be > 0, got first={self.first!r}")
+            raise MuonlabError.about("first", f"must be > 0, got first={self.first!r}")
         if self.peak is not None and _check_real("peak", self.peak) <= 0.0:
-            raise ValueError(f"peak must be > 0, got peak={self.peak!r}")
+            raise MuonlabError.about("peak", f"must be > 0, got peak={self.peak!r}")
         decay = _check_real("decay", self.decay)
         if not 0.0 < decay <= 1.0:
-            raise ValueError(f"decay must satisfy 0 < decay <= 1, got decay={self.decay!r}")
+            raise MuonlabError.about("decay", f"must satisfy 0 < decay <= 1, got decay={self.decay!r}")
 
     def _lr(self, t: int, base: Tensor) -> Tensor:
         if t == 0:
@@ -386,12 +387,12 @@ class WarmupCosine(Schedule):
         warmup = _check_int("warmup", self.warmup)
         total = _check_int("total", self.total)
         if warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got warmup={self.warmup!r}")
+            raise MuonlabError.about("warmup", f"must be >= 0, got warmup={self.warmup!r}")
         if total <= warmup:
-            raise ValueError(f"total must be > warmup, got total={self.total!r}, warmup={self.warmup!r}")
+            raise MuonlabError.about("total", f"must be > warmup, got total={self.total!r}, warmup={self.warmup!r}")
         m = _check_real("min_factor", self.min_factor)
         if not 0.0 <= m <= 1.0:
-            raise ValueError(f"min_factor must be in [0, 1], got min_factor={self.min_factor!r}")
+            raise MuonlabError.about("min_factor", f"must be in [0, 1], got min_factor={self.min_factor!r}")
 
     def _factor(self, t: int) -> float:
         if t < self.warmup:
@@ -418,13 +419,12 @@ def make_schedule(name: str, **params: Any) -> Schedule:
     """
     cls = SCHEDULES.get(name)
     if cls is None:
-        raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(sorted(SCHEDULES))}")
+        raise MuonlabError.about("name", f"unknown schedule {name!r}; allowed: {', '.join(sorted(SCHEDULES))}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - set(fields))
     if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {', '.join(unknown)} for schedule {name!r}; "
-            f"allowed: {', '.join(fields) or '(none)'}"
+        raise MuonlabError.about(
+            unknown[0], f"unknown parameter of schedule {name!r}; allowed: {', '.join(fields) or '(none)'}"
         )
     missing = [
         f.name
@@ -434,7 +434,7 @@ def make_schedule(name: str, **params: Any) -> Schedule:
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ValueError(f"schedule {name!r} requires parameter(s) {', '.join(missing)}")
+        raise MuonlabError.about(missing[0], f"required by schedule {name!r}")
     return cls(**params)
 
 
@@ -543,7 +543,7 @@ class ScheduleLR(LRScheduler):
         saved = state_dict["schedule"]
         mine = {"name": self.schedule.name, "params": self.schedule.params()}
         if saved != mine:
-            raise ValueError(f"state_dict is for schedule {saved}, this scheduler has {mine}")
+            raise MuonlabError.about("state_dict", f"is for schedule {saved}, this scheduler has {mine}")
         self.state = ScheduleState(
             t=int(state_dict["t"]),
             lr=state_dict["lr"].to(_DTYPE).clone(),

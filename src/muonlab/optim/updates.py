@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from muonlab.errors import MuonlabError
 from muonlab.linalg.orthogonalize import orthogonalize_unchecked, resolve_coefficients
 
 __all__ = [
@@ -77,7 +78,7 @@ def scale_factor(shape: Sequence[int], adjust_lr: str) -> float:
         return math.sqrt(max(1.0, m / n))
     if adjust_lr == "match_rms_adamw":
         return 0.2 * math.sqrt(max(m, n))
-    raise ValueError(f"adjust_lr: unknown {adjust_lr!r}; allowed: {', '.join(ADJUST_LR)}")
+    raise MuonlabError(f"adjust_lr: unknown {adjust_lr!r}; allowed: {', '.join(ADJUST_LR)}", field="adjust_lr")
 
 
 def as_matrix(t: Tensor) -> Tensor:
@@ -109,7 +110,7 @@ def momentum_direction_(
     if form == "ema":
         buf.lerp_(grad, 1 - momentum)
         return grad.lerp(buf, momentum) if nesterov else buf
-    raise ValueError(f"momentum_form: unknown {form!r}; allowed: {', '.join(MOMENTUM_FORMS)}")
+    raise MuonlabError(f"momentum_form: unknown {form!r}; allowed: {', '.join(MOMENTUM_FORMS)}", field="momentum_form")
 
 
 def muon_update_(
@@ -195,13 +196,13 @@ def scaledgd_directions(
     if len(factors) == 2:
         (A, B), (gA, gB) = factors, grads
         if A.shape[-1] != B.shape[-2]:
-            raise ValueError(
-                f"factors: A {tuple(A.shape)} and B {tuple(B.shape)} do not form a product A @ B"
+            raise MuonlabError(
+                f"factors: A {tuple(A.shape)} and B {tuple(B.shape)} do not form a product A @ B", field="factors"
             )
         right = _damp(B @ B.mT, damping)
         left = _damp(A.mT @ A, damping)
         return [_solve(right, gA.mT).mT, _solve(left, gB)]
-    raise ValueError(f"factors: ScaledGD takes 1 (symmetric) or 2 (A @ B) factors, got {len(factors)}")
+    raise MuonlabError(f"factors: ScaledGD takes 1 (symmetric) or 2 (A @ B) factors, got {len(factors)}", field="factors")
 
 
 def _solve(A: Tensor, B: Tensor) -> Tensor:

@@ -11,6 +11,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from muonlab.errors import MuonlabError
+
 __all__ = ["choice", "integer", "per_run", "real", "seeds", "values_list"]
 
 
@@ -20,15 +22,15 @@ def seeds(seed: Any) -> tuple[int, ...]:
     try:
         items = list(items)
     except TypeError:
-        raise ValueError(f"seed: expected an int or a sequence of ints, got {seed!r}") from None
+        raise MuonlabError(f"seed: expected an int or a sequence of ints, got {seed!r}", field="seed") from None
     if not items:
-        raise ValueError("seed: need at least one seed, got an empty sequence")
+        raise MuonlabError("seed: need at least one seed, got an empty sequence", field="seed")
     out = []
     for s in map(_unwrap, items):
         if isinstance(s, bool) or not isinstance(s, numbers.Integral):
-            raise ValueError(f"seed: expected integers, got {s!r}")
+            raise MuonlabError(f"seed: expected integers, got {s!r}", field="seed")
         if int(s) < 0:
-            raise ValueError(f"seed: must be >= 0, got {s}")
+            raise MuonlabError(f"seed: must be >= 0, got {s}", field="seed")
         out.append(int(s))
     return tuple(out)
 
@@ -44,9 +46,9 @@ def per_run(name: str, value: Any, n_runs: int, *, lower: float | None = None, s
         try:
             items = list(value)
         except TypeError:
-            raise ValueError(f"{name}: expected a number or a sequence of numbers, got {value!r}") from None
+            raise MuonlabError(f"{name}: expected a number or a sequence of numbers, got {value!r}", field=name) from None
         if len(items) != n_runs:
-            raise ValueError(f"{name}: expected a scalar or {n_runs} values (one per seed), got {len(items)}")
+            raise MuonlabError(f"{name}: expected a scalar or {n_runs} values (one per seed), got {len(items)}", field=name)
     return tuple(real(name, v, lower=lower, strict=strict) for v in items)
 
 
@@ -54,10 +56,10 @@ def real(name: str, value: Any, *, lower: float | None = None, strict: bool = Fa
     """A finite real number, optionally bounded below."""
     value = _unwrap(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+        raise MuonlabError(f"{name}: expected a finite number, got {value!r}", field=name)
     v = float(value)
     if lower is not None and (v <= lower if strict else v < lower):
-        raise ValueError(f"{name}: must be {'>' if strict else '>='} {lower:g}, got {v:g}")
+        raise MuonlabError(f"{name}: must be {'>' if strict else '>='} {lower:g}, got {v:g}", field=name)
     return v
 
 
@@ -65,29 +67,29 @@ def integer(name: str, value: Any, *, lower: int = 1, upper: int | None = None, 
     """An integer in [lower, upper]; ``upper_name`` names the bound in the message (``"n"``)."""
     value = _unwrap(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
+        raise MuonlabError(f"{name}: expected an integer, got {value!r}", field=name)
     v = int(value)
     if v < lower:
-        raise ValueError(f"{name}: must be >= {lower}, got {v}")
+        raise MuonlabError(f"{name}: must be >= {lower}, got {v}", field=name)
     if upper is not None and v > upper:
         bound = f"{upper_name} ({upper})" if upper_name else str(upper)
-        raise ValueError(f"{name}: must be <= {bound}, got {v}")
+        raise MuonlabError(f"{name}: must be <= {bound}, got {v}", field=name)
     return v
 
 
 def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     if value not in allowed:
-        raise ValueError(f"{name}: unknown value {value!r}; allowed: {', '.join(allowed)}")
+        raise MuonlabError(f"{name}: unknown value {value!r}; allowed: {', '.join(allowed)}", field=name)
     return str(value)
 
 
 def values_list(name: str, values: Any) -> tuple[float, ...]:
     """A non-empty list of positive finite numbers (explicit target singular values)."""
     if values is None or _is_scalar(values):
-        raise ValueError(f"{name}: expected a non-empty list of positive numbers, got {values!r}")
+        raise MuonlabError(f"{name}: expected a non-empty list of positive numbers, got {values!r}", field=name)
     items = list(values)
     if not items:
-        raise ValueError(f"{name}: expected a non-empty list of positive numbers, got []")
+        raise MuonlabError(f"{name}: expected a non-empty list of positive numbers, got []", field=name)
     return tuple(real(name, v, lower=0.0, strict=True) for v in items)
 
 

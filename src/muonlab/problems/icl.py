@@ -57,9 +57,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from muonlab.errors import MuonlabError
 from muonlab.problems import _fields
 from muonlab.problems.base import Problem
-from muonlab.problems.targets import COVARIANCES, covariance_basis, exact_covariance_design, generator
+from muonlab.problems.targets import (
+    COVARIANCES,
+    covariance_basis,
+    exact_covariance_design,
+    generator,
+)
 from muonlab.problems.targets import spectrum as make_spectrum
 
 __all__ = ["InContextRegression", "LinearAttention", "Prompts", "attention_from_gamma", "gamma_from_attention"]
@@ -129,7 +135,7 @@ class InContextRegression(Problem):
             n_design = 4 * self.d
         self.n_design = _fields.integer("n_design", n_design)
         if self.n_design < self.d:
-            raise ValueError(f"n_design: must be >= d ({self.d}) for Σ to be invertible, got {self.n_design}")
+            raise MuonlabError(f"n_design: must be >= d ({self.d}) for Σ to be invertible, got {self.n_design}", field="n_design")
 
         Q, lam, X = [], [], []
         for s, k in zip(self.seed, self.kappa):

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from muonlab.errors import MuonlabError
 from muonlab.problems import _fields
 from muonlab.problems.base import Problem
 from muonlab.problems.targets import SPECTRA, generator, low_rank_factors
@@ -93,12 +94,12 @@ class LoRAMF(Problem):
             if r_star is None:
                 r_star = len(self.values)
         elif values is not None:
-            raise ValueError(f"values: only used with spectrum 'list', not {self.spectrum!r}")
+            raise MuonlabError(f"values: only used with spectrum 'list', not {self.spectrum!r}", field="values")
         else:
             self.values = None
         self.r_star = self.r if r_star is None else _fields.integer("r_star", r_star, upper=small, upper_name="min(m, n)")
         if self.values is not None and len(self.values) != self.r_star:
-            raise ValueError(f"values: need r_star ({self.r_star}) values, got {len(self.values)}")
+            raise MuonlabError(f"values: need r_star ({self.r_star}) values, got {len(self.values)}", field="values")
 
         U, V, sig = [], [], []
         for s, k in zip(self.seed, self.kappa):

@@ -33,9 +33,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from muonlab.errors import MuonlabError
 from muonlab.problems import _fields
 from muonlab.problems.base import Problem
-from muonlab.problems.targets import exact_covariance_design, generator, random_orthonormal, semi_orthogonal
+from muonlab.problems.targets import (
+    exact_covariance_design,
+    generator,
+    random_orthonormal,
+    semi_orthogonal,
+)
 from muonlab.problems.targets import spectrum as make_spectrum
 
 __all__ = ["MatrixRegression"]
@@ -71,7 +77,7 @@ class MatrixRegression(Problem):
         self.d_in = _fields.integer("d_in", d_in)
         self.n_samples = _fields.integer("n_samples", n_samples)
         if self.n_samples < self.d_in:
-            raise ValueError(f"n_samples: must be >= d_in ({self.d_in}) for XXᵀ to be invertible, got {self.n_samples}")
+            raise MuonlabError(f"n_samples: must be >= d_in ({self.d_in}) for XXᵀ to be invertible, got {self.n_samples}", field="n_samples")
         self.kappa = _fields.per_run("kappa", kappa, self.n_runs, lower=1.0)
         self.noise = _fields.real("noise", noise, lower=0.0)
 

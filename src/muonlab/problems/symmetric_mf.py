@@ -40,9 +40,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from muonlab.errors import MuonlabError
 from muonlab.problems import _fields
 from muonlab.problems.base import Problem
-from muonlab.problems.targets import SPECTRA, covariance_basis, generator, low_rank_factors, random_orthonormal
+from muonlab.problems.targets import (
+    SPECTRA,
+    covariance_basis,
+    generator,
+    low_rank_factors,
+    random_orthonormal,
+)
 from muonlab.problems.targets import spectrum as make_spectrum
 
 __all__ = ["SymmetricMF", "scalar_recursions"]
@@ -114,9 +121,9 @@ class SymmetricMF(Problem):
         self.init = _fields.choice("init", init, INITS)
         self.basis = _fields.choice("basis", basis, BASES)
         if self.basis == "paired" and self.r_star != self.n:
-            raise ValueError(f"basis: 'paired' needs r_star = n ({self.n}), got r_star={self.r_star}")
+            raise MuonlabError(f"basis: 'paired' needs r_star = n ({self.n}), got r_star={self.r_star}", field="basis")
         if self.init == "aligned" and self.r < self.r_star:
-            raise ValueError(f"init: 'aligned' needs r >= r_star ({self.r_star}), got r={self.r}")
+            raise MuonlabError(f"init: 'aligned' needs r >= r_star ({self.r_star}), got r={self.r}", field="init")
 
         # Targets are drawn per (seed, κ) in float64 on the CPU; U depends on the seed only.
         U, lam = [], []

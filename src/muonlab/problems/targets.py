@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from muonlab.errors import MuonlabError
+
 __all__ = [
     "COVARIANCES",
     "SPECTRA",
@@ -48,18 +50,18 @@ def spectrum(rank: int, kind: str = "logspace", kappa: float = 1.0, values: Sequ
     ``linspace``: evenly spaced from 1 to 1/κ; ``list``: ``values`` as given (sorted).
     """
     if rank < 1:
-        raise ValueError(f"rank: must be >= 1, got {rank}")
+        raise MuonlabError(f"rank: must be >= 1, got {rank}", field="rank")
     if kind == "list":
         if values is None or len(values) != rank:
-            raise ValueError(f"spectrum: kind 'list' needs {rank} values, got {values!r}")
+            raise MuonlabError(f"spectrum: kind 'list' needs {rank} values, got {values!r}", field="spectrum")
         return torch.sort(torch.as_tensor(values, dtype=_F64), descending=True).values
     if not kappa >= 1.0:
-        raise ValueError(f"kappa: must be >= 1, got {kappa!r}")
+        raise MuonlabError(f"kappa: must be >= 1, got {kappa!r}", field="kappa")
     if kind == "logspace":
         return torch.logspace(0.0, -math.log10(kappa), rank, dtype=_F64)
     if kind == "linspace":
         return torch.linspace(1.0, 1.0 / kappa, rank, dtype=_F64)
-    raise ValueError(f"spectrum: unknown kind {kind!r}; allowed: {', '.join(SPECTRA)}")
+    raise MuonlabError(f"spectrum: unknown kind {kind!r}; allowed: {', '.join(SPECTRA)}", field="spectrum")
 
 
 def random_orthonormal(n: int, r: int, gen: torch.Generator) -> Tensor:
@@ -119,7 +121,7 @@ def covariance_basis(d: int, kind: str, gen: torch.Generator) -> Tensor:
         if d % 2:
             Q[d // 2, d // 2] = 1.0
         return Q
-    raise ValueError(f"covariance: unknown kind {kind!r}; allowed: {', '.join(COVARIANCES)}")
+    raise MuonlabError(f"covariance: unknown kind {kind!r}; allowed: {', '.join(COVARIANCES)}", field="covariance")
 
 
 def exact_covariance_design(n_points: int, sqrt_cov: Tensor, gen: torch.Generator) -> Tensor:

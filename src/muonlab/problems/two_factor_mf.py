@@ -35,9 +35,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from muonlab.errors import MuonlabError
 from muonlab.problems import _fields
 from muonlab.problems.base import Problem
-from muonlab.problems.targets import generator, low_rank_factors, planted_target, semi_orthogonal
+from muonlab.problems.targets import (
+    generator,
+    low_rank_factors,
+    planted_target,
+    semi_orthogonal,
+)
 from muonlab.problems.targets import spectrum as make_spectrum
 
 __all__ = ["TwoFactorMF", "TARGETS"]
@@ -91,27 +97,27 @@ class TwoFactorMF(Problem):
         small = min(self.n_out, self.n_in)
 
         if values is not None and self.spectrum not in ("list", "diag"):
-            raise ValueError(f"values: only used with spectrum 'list' or 'diag', not {self.spectrum!r}")
+            raise MuonlabError(f"values: only used with spectrum 'list' or 'diag', not {self.spectrum!r}", field="values")
         if snr is not None and self.spectrum != "planted":
-            raise ValueError(f"snr: only used with spectrum 'planted', not {self.spectrum!r}")
+            raise MuonlabError(f"snr: only used with spectrum 'planted', not {self.spectrum!r}", field="snr")
         self.values = None if values is None else _fields.values_list("values", values)
         self.snr = None if snr is None else _fields.real("snr", snr, lower=0.0, strict=True)
 
         if self.spectrum in ("list", "diag"):
             if self.values is None:
-                raise ValueError(f"values: spectrum {self.spectrum!r} needs a list of values")
+                raise MuonlabError(f"values: spectrum {self.spectrum!r} needs a list of values", field="values")
             if len(self.values) > small:
-                raise ValueError(f"values: at most min(n_out, n_in) ({small}) values, got {len(self.values)}")
+                raise MuonlabError(f"values: at most min(n_out, n_in) ({small}) values, got {len(self.values)}", field="values")
             if rank is not None and _fields.integer("rank", rank) != len(self.values):
-                raise ValueError(f"rank: must equal len(values) ({len(self.values)}), got {rank}")
+                raise MuonlabError(f"rank: must equal len(values) ({len(self.values)}), got {rank}", field="rank")
             self.rank = len(self.values)
         elif self.spectrum == "planted":
             if self.n_out != self.n_in:
-                raise ValueError(f"n_in: spectrum 'planted' needs a square target (n_in = n_out = {self.n_out}), got {self.n_in}")
+                raise MuonlabError(f"n_in: spectrum 'planted' needs a square target (n_in = n_out = {self.n_out}), got {self.n_in}", field="n_in")
             if rank is None:
-                raise ValueError("rank: spectrum 'planted' needs the planted rank")
+                raise MuonlabError("rank: spectrum 'planted' needs the planted rank", field="rank")
             if self.snr is None:
-                raise ValueError("snr: spectrum 'planted' needs the signal-to-noise ratio")
+                raise MuonlabError("snr: spectrum 'planted' needs the signal-to-noise ratio", field="snr")
             self.rank = _fields.integer("rank", rank, upper=small, upper_name="n_out")
         else:
             self.rank = small if rank is None else _fields.integer("rank", rank, upper=small, upper_name="min(n_out, n_in)")

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from muonlab.engine.batch import Batch
 from muonlab.engine.runbook import BatchResult, RunBook, metric_values
+from muonlab.errors import MuonlabError
 from muonlab.linalg.orthogonalize import orthogonalize
 from muonlab.problems.base import Problem
 
@@ -76,12 +77,12 @@ def spec_gf(
         ValueError: unknown ``integrator``, negative ``beta``, or ``times`` not ascending from 0.
     """
     if integrator not in INTEGRATORS:
-        raise ValueError(f"integrator: unknown {integrator!r}; allowed: {', '.join(INTEGRATORS)}")
+        raise MuonlabError(f"integrator: unknown {integrator!r}; allowed: {', '.join(INTEGRATORS)}", field="integrator")
     if not beta >= 0:
-        raise ValueError(f"beta: must be >= 0, got {beta!r}")
+        raise MuonlabError(f"beta: must be >= 0, got {beta!r}", field="beta")
     ts = np.asarray(list(times), dtype=float)
     if ts.size == 0 or ts[0] != 0.0 or np.any(np.diff(ts) <= 0):
-        raise ValueError("times: must start at 0 and increase")
+        raise MuonlabError("times: must start at 0 and increase", field="times")
     params = [p.detach().to(torch.float64).clone() for p in (params0 or problem.init_params())]
     shapes = [p.shape for p in params]
     sizes = [p.numel() for p in params]
