@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-EPS_LEVELS = (1e-12, 1e-8, 1e-4)
+from muonlab.accuracy import EPSILONS, eps_column
 
 
 @dataclass(frozen=True)
@@ -106,10 +106,6 @@ def verdict(name: str, seed: str, detail: str, reasons: list[str], *, most: int 
     return Claim(name, seed, not reasons, detail)
 
 
-def eps_key(eps: float) -> str:
-    return f"{eps:.0e}".replace("e-0", "e-")
-
-
 def level_for(runs: pd.DataFrame) -> float:
     """The finest recorded level ε (1e-12, 1e-8, 1e-4) that every run was asked to reach.
 
@@ -119,16 +115,18 @@ def level_for(runs: pd.DataFrame) -> float:
     target = None
     if "stop.target" in runs and runs["stop.target"].notna().any():
         target = float(runs["stop.target"].max())
-    if target is None or target <= EPS_LEVELS[0]:
-        return EPS_LEVELS[0]
-    for eps in EPS_LEVELS:
+    finest_first = sorted(EPSILONS)
+    if target is None or target <= finest_first[0]:
+        return finest_first[0]
+    for eps in finest_first:
         if eps >= target * (1 - 1e-9):
             return eps
-    return EPS_LEVELS[-1]
+    return finest_first[-1]
 
 
 def steps_column(eps: float) -> str:
-    return f"steps_to_{eps_key(eps)}"
+    """The store column of steps to ``eps`` (:func:`muonlab.accuracy.eps_column`)."""
+    return eps_column(eps)
 
 
 def median_steps(group: pd.DataFrame, col: str) -> float | None:
