@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -253,7 +254,7 @@ def test_grid_size_is_the_product(kappas, lrs, n_seeds):
 
 def test_run_id_format_and_experiment_name_excluded():
     run = single_run(base_raw())
-    assert len(run.run_id) == 16 and int(run.run_id, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{16}", run.run_id), run.run_id  # 16 lowercase hex digits
     other = single_run({**base_raw(), "name": "another_experiment"})
     assert other.run_id == run.run_id and other.experiment != run.experiment
 

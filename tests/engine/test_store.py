@@ -399,10 +399,13 @@ def test_killed_writer_leaves_a_consistent_store(tmp_path):
         deadline = time.time() + 30
         while len(list((out / "parts").glob("runs-*"))) < 5 and time.time() < deadline:
             time.sleep(0.02)
+        assert len(list((out / "parts").glob("runs-*"))) >= 5, "the writer appended fewer than 5 batches in 30 s"
         time.sleep(0.037)  # land somewhere inside a later append
+        assert proc.poll() is None, "the writer ended before it could be killed"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed mid-run (10,000 appends never finish first)
     store = ResultStore(out)
     runs = store.runs()
     assert len(runs) >= 40 and len(runs) % 8 == 0 and runs["run_id"].is_unique
@@ -499,9 +502,11 @@ def test_live_lock_of_another_process_then_its_death(tmp_path):
             ResultStore(tmp_path).append([row("a")])
         assert time.monotonic() - start < 5  # refused at once, not after a wait
         assert ResultStore(tmp_path).completed_ids() == set()
+        assert proc.poll() is None, "the holder ended before it could be killed"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     # Killed without releasing: its lock died with it.
     assert ResultStore(tmp_path).append([row("a")]) == ["a"]
 

@@ -344,15 +344,6 @@ def test_cli_finetune_runs_and_prints_the_table(tiny_dirs, tmp_path):
     assert "muon" in result.output and "report:" in result.output
 
 
-def test_monitor_overhead_bench_runs_on_a_tiny_model(tiny_dirs):
-    from muonlab.bench import lora_monitor
-
-    r = lora_monitor.main(["--steps", "5", "--model", str(tiny_dirs / "bert"), "--batch-size", "4",
-                           "--max-length", "16", "--rank", "2", "--quiet"])
-    assert r["adapters"] == 4 and r["step_s"] > 0 and r["monitor_s"] > 0
-    assert r["overhead"] == pytest.approx(r["monitor_s"] / r["step_s"])
-
-
 def test_tensorboard_option(tmp_path, monkeypatch):
     model = apply_lora(_bert(), r=2, task_type="SEQ_CLS")
     try:
@@ -368,7 +359,12 @@ def test_tensorboard_option(tmp_path, monkeypatch):
 
 
 def test_a_killed_finetune_process_resumes_from_its_checkpoint(tiny_dirs, tmp_path):
-    """SIGKILL after the step-3 checkpoint (no chance to clean up), then the same command again."""
+    """SIGKILL right after the step-3 checkpoint (no chance to clean up), then the same command again.
+
+    The child process holds still once checkpoint 3 and every callback's ``on_save``
+    are done (it writes a marker file, then sleeps), so the kill always lands there:
+    the test cannot race the run to its end, and fails if the process ended by itself.
+    """
     import signal
     import subprocess
     import sys
@@ -378,21 +374,44 @@ def test_a_killed_finetune_process_resumes_from_its_checkpoint(tiny_dirs, tmp_pa
             "--batch-size", "8", "--max-length", "24", "--lr", "5e-3", "--rank", "4", "--alpha", "8",
             "--optimizer", "muon"]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "muonlab.cli", *args, "--out", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    ckpt = None
-    while time.time() < deadline and proc.poll() is None:
-        found = list((killed / "runs").glob("muon-*/checkpoints/checkpoint-3/trainer_state.json"))
-        if found:
-            ckpt = found[0]
-            break
-        time.sleep(0.05)
-    if proc.poll() is not None:  # finished before we could kill it: nothing to test here
-        pytest.skip("the run finished before the checkpoint could be observed")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt is not None and not (killed / "finetune" / "runs.parquet").exists()
+    marker = tmp_path / "saved-step-3"
+    hold_after_checkpoint_3 = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from transformers.trainer_callback import CallbackHandler\n"
+        "marker = Path(sys.argv[1])\n"
+        "on_save = CallbackHandler.on_save\n"
+        "def hold(self, args, state, control):\n"
+        "    control = on_save(self, args, state, control)\n"
+        "    if state.global_step == 3:\n"
+        "        marker.write_text('saved')\n"
+        "        while True:\n"
+        "            time.sleep(1)\n"
+        "    return control\n"
+        "CallbackHandler.on_save = hold\n"
+        "sys.argv = ['muonlab', *sys.argv[2:]]\n"
+        "from muonlab.cli import app\n"
+        "app()\n"
+    )
+    log = tmp_path / "child.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", hold_after_checkpoint_3, str(marker), *args,
+                                 "--out", str(killed)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before its step-3 checkpoint:\n" \
+            + log.read_text(errors="replace")[-2000:]
+        assert marker.exists(), "no step-3 checkpoint within 240 s:\n" + log.read_text(errors="replace")[-2000:]
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
+    ckpts = sorted(p.name for p in (killed / "runs").glob("muon-*/checkpoints/checkpoint-*"))
+    assert ckpts == ["checkpoint-3"] and not (killed / "finetune" / "runs.parquet").exists()
     resumed = runner.invoke(app, [*args, "--out", str(killed)])
     assert resumed.exit_code == 0, resumed.output
     straight = runner.invoke(app, [*args, "--out", str(tmp_path / "straight")])

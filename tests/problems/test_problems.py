@@ -195,21 +195,24 @@ def _single_run_args(p: Problem) -> dict:
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "zero_init"),
     [
-        lambda s: SymmetricMF(6, 3, seed=s, kappa=10.0),
-        lambda s: InContextRegression(4, seed=s, kappa=10.0),
-        lambda s: TwoFactorMF(5, 4, 3, seed=s),
-        lambda s: TwoFactorMF(6, 6, 3, seed=s, spectrum="planted", rank=2, snr=3.0),
-        lambda s: LoRAMF(5, 4, 2, seed=s),
-        lambda s: MatrixRegression(2, 3, 5, seed=s, kappa=10.0),
+        (lambda s: SymmetricMF(6, 3, seed=s, kappa=10.0), False),
+        (lambda s: InContextRegression(4, seed=s, kappa=10.0), True),  # P2 starts from 0
+        (lambda s: TwoFactorMF(5, 4, 3, seed=s), False),
+        (lambda s: TwoFactorMF(6, 6, 3, seed=s, spectrum="planted", rank=2, snr=3.0), False),
+        (lambda s: LoRAMF(5, 4, 2, seed=s), False),
+        (lambda s: MatrixRegression(2, 3, 5, seed=s, kappa=10.0), True),  # P5 starts from 0
     ],
+    ids=["p1", "p2", "p3", "p3_planted", "p4", "p5"],
 )
-def test_targets_differ_across_seeds(make):
+def test_targets_differ_across_seeds(make, zero_init):
     p = make([0, 1])
     assert not torch.allclose(p.target()[0], p.target()[1])
     init = p.init_params()[-1]
-    if init.abs().sum() > 0:  # P2 and P5 start from 0
+    if zero_init:
+        assert not bool(init.any())
+    else:
         assert not torch.allclose(init[0], init[1])
 
 
