@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -93,17 +92,17 @@ def test_machine_info_falls_back_to_proc_cpuinfo_then_platform(monkeypatch):
     assert info.source == "platform" and info.cpu_model and info.cpu_flags == ()
 
 
-def test_best_time_warms_up_then_takes_the_minimum():
-    calls = []
-    durations = iter([0.05, 0.06, 0.0, 0.04])  # warm-up, then three timed calls
+def test_best_time_warms_up_then_takes_the_minimum(monkeypatch):
+    clock = [0.0]
+    durations = iter([5.0, 6.0, 1.0, 4.0])  # warm-up, then three timed calls
+    monkeypatch.setattr(common.time, "perf_counter", lambda: clock[0])
 
     def fn():
-        calls.append(1)
-        time.sleep(next(durations))
+        clock[0] += next(durations)
 
-    t = best_time(fn, torch.device("cpu"), 3)
-    assert len(calls) == 4
-    assert t < 0.02  # the 0 s call: not the warm-up, the last call (0.04 s) nor the mean (0.033 s)
+    # The 1 s call: not the warm-up (5 s), the last call (4 s) nor the mean (3.67 s).
+    assert best_time(fn, torch.device("cpu"), 3) == 1.0
+    assert next(durations, None) is None  # exactly one warm-up and three timed calls
     with pytest.raises(ValueError, match="^repeats: must be >= 1"):
         best_time(fn, torch.device("cpu"), 0)
 
