@@ -27,6 +27,11 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert test_command in ci_lines
 
 
+def test_ci_runs_ruff_and_mypy_after_the_tests():
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "python -m ruff check src tests bench" in ci and "python -m mypy" in ci
+
+
 def test_readme_example_trains():
     (example,) = fenced_blocks("python")
     assert len(example.strip().splitlines()) <= 12
@@ -34,6 +39,6 @@ def test_readme_example_trains():
     import torch
 
     torch.manual_seed(0)
-    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - the README's code is under test
+    exec(compile(example, "README.md", "exec"), namespace)  # the README's code is under test
     # XOR-like labels: chance is ln 2 ≈ 0.69; the example must actually learn them.
     assert namespace["loss"].item() < 0.1
