@@ -22,6 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from muonlab import __version__
+from muonlab.errors import MuonlabError
 
 __all__ = ["app"]
 
@@ -414,12 +415,49 @@ def report_command(
 # ----------------------------------------------------------------------------- finetune
 
 
-def _lora_bad_parameter(message: str) -> typer.BadParameter:
-    """A muonlab.lora error ("--option: what is wrong") as typer's one-line usage error."""
-    option, _, rest = message.partition(": ")
-    if option.startswith("--") and rest:
-        return typer.BadParameter(rest, param_hint=f"'{option}'")
-    return typer.BadParameter(message)
+#: The ``finetune`` option for each library field a muonlab.lora error can name: the
+#: :class:`~muonlab.lora.finetune.FinetuneConfig` fields that have an option, then the
+#: keywords of the library functions ``finetune`` passes them to under another name.
+_FINETUNE_OPTION_FOR_FIELD: dict[str, str] = {
+    "model": "--model",
+    "data": "--data",
+    "task": "--task",
+    "optimizers": "--optimizer",
+    "rank": "--rank",
+    "alpha": "--alpha",
+    "dropout": "--dropout",
+    "target_modules": "--target-modules",
+    "lr": "--lr",
+    "epochs": "--epochs",
+    "max_steps": "--max-steps",
+    "batch_size": "--batch-size",
+    "max_length": "--max-length",
+    "n_examples": "--n",
+    "seed": "--seed",
+    "monitor_every": "--monitor-every",
+    "save_steps": "--save-steps",
+    "text_field": "--text-field",
+    "label_field": "--label-field",
+    "tensorboard": "--tensorboard",
+    "r": "--rank",  # apply_lora, check_lora_targets
+    "task_type": "--task",  # apply_lora
+    "name": "--optimizer",  # build_optimizer
+    "n": "--n",  # load_table
+    "every": "--monitor-every",  # SpectralMonitor
+}
+
+
+def _finetune_bad_parameter(error: MuonlabError) -> typer.BadParameter:
+    """A muonlab.lora ``LoraError``/``DataError`` as typer's one-line usage error (exit 2).
+
+    The option comes from ``error.field`` through :data:`_FINETUNE_OPTION_FOR_FIELD`;
+    the library's message is printed whole, as it is (it names the library field, e.g.
+    ``Error: Invalid value for '--rank': r: must be an integer >= 1, got 0``). Nothing
+    is parsed out of the text. A field without an option (none is expected) gives the
+    message with no option: ``Error: Invalid value: <message>``.
+    """
+    option = _FINETUNE_OPTION_FOR_FIELD.get(error.field or "")
+    return typer.BadParameter(error.message, param_hint=f"'{option}'" if option else None)
 
 
 @app.command("finetune")
@@ -489,7 +527,7 @@ def finetune_command(
             text_field=text_field, label_field=label_field, tensorboard=tensorboard,
         )
     except LoraError as e:
-        raise _lora_bad_parameter(str(e)) from None
+        raise _finetune_bad_parameter(e) from None
     err = Console(stderr=True)
     t0 = time.perf_counter()
     try:
@@ -506,7 +544,7 @@ def finetune_command(
             result = finetune(cfg, out, on_run=on_run, on_step=on_step,
                               on_status=lambda text: progress.console.print(text, highlight=False))
     except (LoraError, DataError) as e:
-        raise _lora_bad_parameter(str(e)) from None
+        raise _finetune_bad_parameter(e) from None
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="'--out'") from None
     except KeyboardInterrupt:

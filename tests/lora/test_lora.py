@@ -31,6 +31,7 @@ from transformers import (
 
 from muonlab.cli import app
 from muonlab.engine.store import ResultStore
+from muonlab.errors import MuonlabError
 from muonlab.linalg.orthogonalize import orthogonalize
 from muonlab.lora.adapters import (
     LoraError,
@@ -105,19 +106,23 @@ def test_roberta_and_llama_default_and_named_targets():
     assert [f.name.rsplit(".", 1)[-1] for f in fs] == ["q_proj", "v_proj"] * 2
 
 
-@pytest.mark.parametrize(("kwargs", "start"), [
-    ({"target_modules": ["nope"]}, "--target-modules: 'nope' matches no linear layer"),
-    ({"r": 33}, "--rank: 33 exceeds layer"),
-    ({"r": 0}, "--rank: must be an integer >= 1"),
-    ({"dropout": 1.0}, "--dropout: must be in [0, 1)"),
-    ({"alpha": 0.0}, "--alpha: must be > 0"),
+@pytest.mark.parametrize(("kwargs", "field", "start"), [
+    ({"target_modules": ["nope"]}, "target_modules", "target_modules: 'nope' matches no linear layer"),
+    ({"target_modules": []}, "target_modules", "target_modules: give at least one module name"),
+    ({"r": 33}, "r", "r: 33 exceeds layer"),
+    ({"r": 0}, "r", "r: must be an integer >= 1, got 0"),
+    ({"dropout": 1.0}, "dropout", "dropout: must be in [0, 1), got 1.0"),
+    ({"alpha": 0.0}, "alpha", "alpha: must be > 0, got 0.0"),
+    ({"task_type": "NOPE"}, "task_type", "task_type: unknown PEFT task type 'NOPE'"),
 ])
-def test_apply_lora_bad_input_is_one_line(kwargs, start):
+def test_apply_lora_bad_input_is_one_line_naming_the_keyword(kwargs, field, start):
     with pytest.raises(LoraError) as e:
         apply_lora(_bert(), **kwargs)
+    assert isinstance(e.value, MuonlabError) and e.value.field == field
     msg = str(e.value)
-    assert msg.startswith(start) and "\n" not in msg
-    if "target" in start:
+    assert msg == e.value.message and msg.startswith(start) and "\n" not in msg
+    assert "--" not in msg  # library messages name keywords, not command-line options
+    if "matches no" in start:
         assert "query" in msg and "value" in msg  # lists what exists
 
 
@@ -170,10 +175,12 @@ def test_fallback_group_is_adamw():
 def test_adamw_optimizer_and_errors():
     model = apply_lora(_bert(), r=4, task_type="SEQ_CLS")
     assert isinstance(build_optimizer(model, "adamw"), torch.optim.AdamW)
-    with pytest.raises(LoraError, match="^--optimizer: unknown 'sgd'"):
+    with pytest.raises(LoraError, match="^name: unknown optimizer 'sgd'; allowed: muon, adamw$") as e:
         build_optimizer(model, "sgd")
-    with pytest.raises(LoraError, match="needs LoRA adapters"):
+    assert e.value.field == "name"
+    with pytest.raises(LoraError, match="^model: has no LoRA adapters, which the 'muon' optimizer needs") as e:
         build_optimizer(_bert(), "muon")
+    assert e.value.field == "model"
 
 
 # --- monitor --------------------------------------------------------------------------
@@ -221,15 +228,16 @@ def test_monitor_in_a_plain_loop_matches_full_svd_and_records_every_step(tmp_pat
     assert er == pytest.approx(float(torch.exp(-(p * p.log()).sum())))
     zero = df[(df["step"] == 0) & df["metric"].str.endswith(":effective_rank")]["value"]
     assert (zero == 0).all()  # ΔW = 0 at PEFT's init: effective rank 0 by convention
-    with pytest.raises(LoraError, match="^--monitor-every"):
+    with pytest.raises(LoraError, match="^every: must be an integer >= 1, got 0$") as e:
         SpectralMonitor(every=0)
+    assert e.value.field == "every"
 
 
 # --- Trainer / finetune ---------------------------------------------------------------
 
 def _cfg(model_dir: Path, **kw) -> FinetuneConfig:
-    base = dict(model=str(model_dir), n_examples=64, max_steps=6, save_steps=3, batch_size=8, max_length=24,
-                lr=5e-3, rank=4, alpha=8)
+    base = {"model": str(model_dir), "n_examples": 64, "max_steps": 6, "save_steps": 3, "batch_size": 8,
+            "max_length": 24, "lr": 5e-3, "rank": 4, "alpha": 8}
     base.update(kw)
     return FinetuneConfig(**base)
 
@@ -319,18 +327,60 @@ def _one_line_exit_2(args):
 
 
 def test_cli_bad_inputs_are_one_line_exit_2(tiny_dirs, tmp_path):
+    """The option comes from the error's field; the library's message follows it unchanged."""
     out = str(tmp_path / "o")
-    assert "--model" in _one_line_exit_2(["--out", out, "--model", str(tmp_path / "no" / "such" / "model")])
-    assert "--data" in _one_line_exit_2(["--out", out, "--model", str(tiny_dirs / "bert"),
-                                         "--data", str(tmp_path / "missing.csv")])
-    line = _one_line_exit_2(["--out", out, "--model", str(tiny_dirs / "bert"), "--target-modules", "nope",
-                             "--max-steps", "1"])
-    assert "--target-modules" in line and "query" in line
-    assert "--rank" in _one_line_exit_2(["--out", out, "--model", str(tiny_dirs / "bert"), "--rank", "64",
-                                         "--max-steps", "1"])
-    assert "--optimizer" in _one_line_exit_2(["--out", out, "--optimizer", "sgd"])
-    assert "--lr" in _one_line_exit_2(["--out", out, "--lr", "-1"])
+    bert = str(tiny_dirs / "bert")
+    cases = [
+        (["--model", str(tmp_path / "no" / "such" / "model")], "--model", "model: no such model folder"),
+        (["--model", bert, "--data", str(tmp_path / "missing.csv")], "--data", "data: no such file or dataset"),
+        (["--model", bert, "--target-modules", "nope", "--max-steps", "1"],
+         "--target-modules", "target_modules: 'nope' matches no linear layer"),
+        (["--model", bert, "--rank", "64", "--max-steps", "1"], "--rank", "r: 64 exceeds layer"),
+        (["--rank", "0"], "--rank", "rank: Input should be greater than or equal to 1, got 0"),
+        (["--n", "1"], "--n", "n_examples: Input should be greater than or equal to 2, got 1"),
+        (["--monitor-every", "0"], "--monitor-every", "monitor_every: Input should be greater than or equal to 1"),
+        (["--lr", "-1"], "--lr", "lr: Input should be greater than 0, got -1.0"),
+        (["--task", "causal_lm", "--label-field", "y"], "--label-field",
+         "label_field: only used with task 'classification'"),
+        (["--optimizer", "sgd"], "--optimizer", "unknown 'sgd'; allowed: muon, adamw, both"),
+    ]
+    for args, option, message in cases:
+        line = _one_line_exit_2(["--out", out, *args])
+        assert line.startswith(f"Error: Invalid value for '{option}': {message}"), (args, line)
     assert not (tmp_path / "o" / "finetune" / "runs.parquet").exists()
+
+
+@pytest.mark.parametrize(("field", "start"), [
+    ("alpha", "Error: Invalid value for '--alpha': "),
+    ("r", "Error: Invalid value for '--rank': "),
+    ("every", "Error: Invalid value for '--monitor-every': "),
+    (None, "Error: Invalid value: "),
+    ("no_such_field", "Error: Invalid value: "),
+])
+def test_cli_names_the_option_of_the_error_field_not_of_the_text(monkeypatch, tmp_path, field, start):
+    """The message below starts with another field and holds a flag: the CLI must ignore both."""
+    import muonlab.lora.finetune as ft
+
+    def bad(**options):
+        raise LoraError("data: a message that mentions --data: twice", field=field)
+
+    monkeypatch.setattr(ft, "config_from_options", bad)
+    line = _one_line_exit_2(["--out", str(tmp_path / "o")])
+    assert line.startswith(start + "data: a message that mentions --data: twice"), line
+
+
+def test_cli_field_map_covers_exactly_the_finetune_options():
+    """Every option the map names exists, every option but --out is reachable from a field,
+    and every FinetuneConfig field maps to its option unless the CLI does not expose it."""
+    import typer.main
+
+    from muonlab.cli import _FINETUNE_OPTION_FOR_FIELD
+
+    command = typer.main.get_command(app).commands["finetune"]  # type: ignore[attr-defined]
+    options = {o for p in command.params for o in p.opts if o.startswith("--")}
+    assert set(_FINETUNE_OPTION_FOR_FIELD.values()) | {"--out"} == options
+    not_exposed = {"weight_decay", "momentum", "eval_fraction", "warmup_ratio"}
+    assert set(FinetuneConfig.model_fields) - set(_FINETUNE_OPTION_FOR_FIELD) == not_exposed
 
 
 def test_cli_finetune_runs_and_prints_the_table(tiny_dirs, tmp_path):
@@ -349,8 +399,9 @@ def test_tensorboard_option(tmp_path, monkeypatch):
     try:
         import tensorboard  # noqa: F401
     except ImportError:
-        with pytest.raises(LoraError, match="^--tensorboard: needs the 'tensorboard' package"):
+        with pytest.raises(LoraError, match="^tensorboard: needs the 'tensorboard' package") as e:
             SpectralMonitor(tensorboard=tmp_path / "tb")
+        assert e.value.field == "tensorboard"
         return
     mon = SpectralMonitor(tensorboard=tmp_path / "tb")
     mon.record(model, 0)

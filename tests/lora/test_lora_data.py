@@ -16,6 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from muonlab.errors import MuonlabError
 from muonlab.lora.data import (
     BUILTIN,
     CausalLMDataset,
@@ -44,10 +45,15 @@ def tokenizer():
     return transformers.AutoTokenizer.from_pretrained(str(path))
 
 
-def _one_line_error(exc_info, prefix: str) -> str:
-    msg = str(exc_info.value)
-    assert "\n" not in msg, msg
-    assert msg.startswith(prefix), msg
+def _one_line_error(exc_info, field: str) -> str:
+    """The error's one-line message, checked to be about ``field`` and to start with it."""
+    error = exc_info.value
+    assert isinstance(error, DataError) and isinstance(error, MuonlabError), type(error)
+    assert error.field == field, (error.field, str(error))
+    msg = str(error)
+    assert msg == error.message and "\n" not in msg, msg
+    assert msg.startswith(f"{field}: "), msg
+    assert "--" not in msg, msg  # library keywords, never command-line options
     return msg
 
 
@@ -83,8 +89,9 @@ def test_make_sentiment_does_not_touch_global_rng():
 
 @pytest.mark.parametrize("n", [0, 1, 3, 2001, -4])
 def test_make_sentiment_bad_n(n):
-    with pytest.raises(ValueError, match=r"^n: "):
+    with pytest.raises(DataError) as exc:
         make_sentiment(n)
+    _one_line_error(exc, "n")
 
 
 def test_make_sentiment_has_negation_and_shared_words(sentiment):
@@ -257,7 +264,7 @@ def test_hub_load_failure(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     with pytest.raises(DataError) as exc:
         load_table("nosuchdataset")
-    msg = _one_line_error(exc, "--data: ")
+    msg = _one_line_error(exc, "data")
     assert "Couldn't find dataset nosuchdataset" in msg and "second line" not in msg
 
 
@@ -265,7 +272,7 @@ def test_hub_without_datasets_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
     with pytest.raises(DataError) as exc:
         load_table("imdb")
-    msg = _one_line_error(exc, "--data: ")
+    msg = _one_line_error(exc, "data")
     assert "pip install datasets" in msg
 
 
@@ -276,35 +283,35 @@ def _csv(tmp_path, frame: dict, name: str = "t.csv") -> str:
 
 
 @pytest.mark.parametrize(
-    "make_args, prefix, fragment",
+    "make_args, field, fragment",
     [
-        (lambda p: ("foo.csv", {}), "--data: ", "no such file or dataset 'foo.csv'"),
-        (lambda p: (str(p / "missing.jsonl"), {}), "--data: ", "no such file"),
-        (lambda p: ("./data/x", {}), "--data: ", "no such file"),
-        (lambda p: ("", {}), "--data: ", "empty"),
-        (lambda p: (BUILTIN, {"task": "causal_lm"}), "--data: ", "classification"),
-        (lambda p: (BUILTIN, {"task": "regression"}), "--task: ", "regression"),
-        (lambda p: (BUILTIN, {"n": 0}), "--n: ", "positive"),
-        (lambda p: (BUILTIN, {"n": 1}), "--n: ", "at least 2"),
-        (lambda p: (_csv(p, {"body": ["a"], "label": [0]}), {}), "--text-field: ", "body, label"),
-        (lambda p: (_csv(p, {"text": ["a"], "y": [0]}), {}), "--label-field: ", "text, y"),
+        (lambda p: ("foo.csv", {}), "data", "no such file or dataset 'foo.csv'"),
+        (lambda p: (str(p / "missing.jsonl"), {}), "data", "no such file"),
+        (lambda p: ("./data/x", {}), "data", "no such file"),
+        (lambda p: ("", {}), "data", "empty"),
+        (lambda p: (BUILTIN, {"task": "causal_lm"}), "data", "classification"),
+        (lambda p: (BUILTIN, {"task": "regression"}), "task", "regression"),
+        (lambda p: (BUILTIN, {"n": 0}), "n", "positive"),
+        (lambda p: (BUILTIN, {"n": 1}), "n", "at least 2"),
+        (lambda p: (_csv(p, {"body": ["a"], "label": [0]}), {}), "text_field", "body, label"),
+        (lambda p: (_csv(p, {"text": ["a"], "y": [0]}), {}), "label_field", "text, y"),
         (lambda p: (_csv(p, {"text": ["a"], "y": [0]}), {"text_field": "nope"}),
-         "--text-field: ", "'nope' not found; available columns: text, y"),
+         "text_field", "'nope' not found; available columns: text, y"),
         (lambda p: (_csv(p, {"text": ["a"], "y": [0]}), {"label_field": "nope"}),
-         "--label-field: ", "'nope'"),
-        (lambda p: (_csv(p, {"text": ["a", "b"], "label": [1, 1]}), {}), "--label-field: ", "2 classes"),
-        (lambda p: (_csv(p, {"text": ["a", "b"], "label": [0.5, 1.5]}), {}), "--label-field: ", "non-integer"),
-        (lambda p: (_csv(p, {"q": ["a"], "a": ["b"]}), {"task": "causal_lm"}), "--data: ", "q, a"),
+         "label_field", "'nope'"),
+        (lambda p: (_csv(p, {"text": ["a", "b"], "label": [1, 1]}), {}), "label_field", "2 classes"),
+        (lambda p: (_csv(p, {"text": ["a", "b"], "label": [0.5, 1.5]}), {}), "label_field", "non-integer"),
+        (lambda p: (_csv(p, {"q": ["a"], "a": ["b"]}), {"task": "causal_lm"}), "data", "q, a"),
         (lambda p: (_csv(p, {"text": ["a"]}), {"task": "causal_lm", "label_field": "x"}),
-         "--label-field: ", "classification"),
-        (lambda p: (_csv(p, {"text": [None, None], "label": [0, 1]}), {}), "--data: ", "no rows"),
+         "label_field", "classification"),
+        (lambda p: (_csv(p, {"text": [None, None], "label": [0, 1]}), {}), "data", "no rows"),
     ],
 )
-def test_error_paths(tmp_path, make_args, prefix, fragment):
+def test_error_paths(tmp_path, make_args, field, fragment):
     data, kwargs = make_args(tmp_path)
     with pytest.raises(DataError) as exc:
         load_table(data, **kwargs)
-    assert fragment in _one_line_error(exc, prefix)
+    assert fragment in _one_line_error(exc, field)
 
 
 def test_unreadable_and_unsupported_files(tmp_path):
@@ -312,16 +319,16 @@ def test_unreadable_and_unsupported_files(tmp_path):
     bad.write_text('{"text": "a", "label": 0}\n{not json\n')
     with pytest.raises(DataError) as exc:
         load_table(str(bad))
-    _one_line_error(exc, "--data: ")
+    _one_line_error(exc, "data")
     txt = tmp_path / "d.txt"
     txt.write_text("hello\n")
     with pytest.raises(DataError) as exc:
         load_table(str(txt))
-    assert "unsupported file type '.txt'" in _one_line_error(exc, "--data: ")
+    assert "unsupported file type '.txt'" in _one_line_error(exc, "data")
 
 
-def test_data_error_is_value_error():
-    assert issubclass(DataError, ValueError)
+def test_data_error_is_a_muonlab_error_and_a_value_error():
+    assert issubclass(DataError, MuonlabError) and issubclass(DataError, ValueError)
 
 
 # --------------------------------------------------------------------------- train_eval_split
@@ -357,13 +364,15 @@ def test_split_imbalanced_and_tiny():
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
 def test_split_bad_fraction(sentiment, fraction):
-    with pytest.raises(ValueError, match=r"^eval_fraction: "):
+    with pytest.raises(DataError) as exc:
         train_eval_split(sentiment, fraction)
+    _one_line_error(exc, "eval_fraction")
 
 
 def test_split_too_small():
-    with pytest.raises(ValueError, match=r"^eval_fraction: "):
+    with pytest.raises(DataError) as exc:
         train_eval_split(pd.DataFrame({"text": ["a"], "label": [0]}), 0.5)
+    _one_line_error(exc, "eval_fraction")
 
 
 # --------------------------------------------------------------------------- torch datasets
@@ -443,3 +452,22 @@ def test_causal_dataset_bos_eos_and_eos_padding():
     assert ids == [1, a, b, c, d, 2, 2, 2]  # bos, prompt, response, eos, then eos as padding
     assert labels == [-100, -100, -100, c, d, 2, -100, -100]
     assert ds[0]["attention_mask"].tolist() == [1] * 6 + [0] * 2
+
+
+class _NoPadNoEosTokenizer(_FakeCausalTokenizer):
+    eos_token_id = None
+
+
+@pytest.mark.parametrize("make, field", [
+    (lambda: CausalLMDataset(pd.DataFrame({"text": ["a"]}), _FakeCausalTokenizer()), "df"),
+    (lambda: CausalLMDataset(pd.DataFrame({"prompt": ["a"], "response": ["b"]}), _FakeCausalTokenizer(),
+                             max_length=1), "max_length"),
+    (lambda: CausalLMDataset(pd.DataFrame({"prompt": ["a"], "response": ["b"]}), _NoPadNoEosTokenizer()),
+     "tokenizer"),
+    (lambda: ClassificationDataset(pd.DataFrame({"text": ["a"], "label": [0]}), _FakeCausalTokenizer(),
+                                   max_length=1), "max_length"),
+])
+def test_dataset_errors_name_their_keyword(make, field):
+    with pytest.raises(DataError) as exc:
+        make()
+    _one_line_error(exc, field)

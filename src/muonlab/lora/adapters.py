@@ -30,10 +30,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
+
+from muonlab.errors import MuonlabError
 
 __all__ = [
     "DEFAULT_TARGETS",
@@ -52,8 +54,15 @@ DEFAULT_TARGETS = ("query", "value")
 OPTIMIZERS = ("muon", "adamw")
 
 
-class LoraError(ValueError):
-    """Bad LoRA / fine-tuning input: a one-line message that starts with the option."""
+class LoraError(MuonlabError):
+    """Bad LoRA / fine-tuning input.
+
+    ``field`` is the library's name for what is wrong: the keyword of the function
+    that raised (``r``, ``alpha``, ``target_modules``, ``every``, ...) or a
+    :class:`~muonlab.lora.finetune.FinetuneConfig` field (``rank``, ``lr``, ...); the
+    one-line ``message`` starts with that same name (``"r: must be an integer >= 1,
+    got 0"``). It never names a command-line option: the CLI maps ``field`` to one.
+    """
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,8 @@ def _is_linear(module: nn.Module) -> bool:
     if isinstance(module, nn.Linear):
         return True
     # GPT-2 style Conv1D (weight stored transposed) is also a LoRA target in PEFT.
-    return type(module).__name__ == "Conv1D" and hasattr(module, "weight") and module.weight.ndim == 2
+    weight = getattr(module, "weight", None)
+    return type(module).__name__ == "Conv1D" and isinstance(weight, torch.Tensor) and weight.ndim == 2
 
 
 def linear_module_names(model: nn.Module) -> list[str]:
@@ -91,7 +101,7 @@ def _matching(model: nn.Module, target: str) -> list[tuple[str, nn.Module]]:
 
 def _shape(module: nn.Module) -> tuple[int, int]:
     """(d_out, d_in) of a linear layer (Conv1D stores weight as d_in × d_out)."""
-    w = module.weight
+    w = cast(torch.Tensor, module.weight)
     if type(module).__name__ == "Conv1D":
         return int(w.shape[1]), int(w.shape[0])
     return int(w.shape[0]), int(w.shape[1])
@@ -102,23 +112,25 @@ def check_lora_targets(model: nn.Module, r: int, target_modules: Sequence[str]) 
     one (r ≤ min(d_out, d_in)); works on a model built on the ``meta`` device.
 
     Raises:
-        LoraError: ``--target-modules`` / ``--rank``, one line.
+        LoraError: field ``target_modules`` or ``r``, one line.
     """
     targets = [str(t) for t in target_modules]
     if not targets:
-        raise LoraError("--target-modules: give at least one module name")
+        raise LoraError("target_modules: give at least one module name", field="target_modules")
     for t in targets:
         found = _matching(model, t)
         if not found:
             raise LoraError(
-                f"--target-modules: {t!r} matches no linear layer of {type(model).__name__}; "
-                f"linear layers: {', '.join(linear_module_names(model)) or 'none'}"
+                f"target_modules: {t!r} matches no linear layer of {type(model).__name__}; "
+                f"linear layers: {', '.join(linear_module_names(model)) or 'none'}",
+                field="target_modules",
             )
         for name, module in found:
             d_out, d_in = _shape(module)
             if r > min(d_out, d_in):
                 raise LoraError(
-                    f"--rank: {r} exceeds layer {name!r} ({d_out}×{d_in}); rank must be <= {min(d_out, d_in)}"
+                    f"r: {r} exceeds layer {name!r} ({d_out}×{d_in}); r must be <= {min(d_out, d_in)}",
+                    field="r",
                 )
     return targets
 
@@ -145,27 +157,29 @@ def apply_lora(
         modules_to_save: extra modules to train fully (PEFT's option).
 
     Raises:
-        LoraError: one line naming the option (``--rank``, ``--alpha``, ``--dropout``,
-            ``--target-modules``) and the allowed values.
+        LoraError: one line naming the keyword at fault (``field``: ``r``, ``alpha``,
+            ``dropout``, ``target_modules``, ``task_type``) and the allowed values.
     """
     from peft import LoraConfig, TaskType, get_peft_model
 
     if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-        raise LoraError(f"--rank: must be an integer >= 1, got {r!r}")
+        raise LoraError(f"r: must be an integer >= 1, got {r!r}", field="r")
     if not alpha > 0:
-        raise LoraError(f"--alpha: must be > 0, got {alpha!r}")
+        raise LoraError(f"alpha: must be > 0, got {alpha!r}", field="alpha")
     if not 0.0 <= dropout < 1.0:
-        raise LoraError(f"--dropout: must be in [0, 1), got {dropout!r}")
+        raise LoraError(f"dropout: must be in [0, 1), got {dropout!r}", field="dropout")
     targets = check_lora_targets(model, r, target_modules)
     kw: dict[str, Any] = {}
     if task_type is not None:
         try:
             kw["task_type"] = TaskType[task_type]
         except KeyError:
-            raise LoraError(f"--task: unknown PEFT task type {task_type!r}; allowed: "
-                            f"{', '.join(t.name for t in TaskType)}") from None
+            raise LoraError(f"task_type: unknown PEFT task type {task_type!r}; allowed: "
+                            f"{', '.join(t.name for t in TaskType)}", field="task_type") from None
     config = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+        # peft annotates lora_alpha as int, but only ever computes alpha / r: a float α works.
+        r=r, lora_alpha=alpha,  # type: ignore[arg-type]
+        lora_dropout=dropout, target_modules=targets,
         modules_to_save=list(modules_to_save) if modules_to_save else None, **kw,
     )
     return get_peft_model(model, config)
@@ -189,8 +203,8 @@ def lora_factors(model: nn.Module) -> list[LoraFactor]:
                 continue  # e.g. an embedding adapter kept in lora_embedding_A
             out.append(LoraFactor(
                 name=name,
-                A=module.lora_A[adapter].weight,
-                B=module.lora_B[adapter].weight,
+                A=cast(nn.Parameter, module.lora_A[adapter].weight),
+                B=cast(nn.Parameter, module.lora_B[adapter].weight),
                 scaling=float(module.scaling[adapter]),
             ))
     return out
@@ -218,20 +232,22 @@ def build_optimizer(
     trainable parameter. ``adamw``: ``torch.optim.AdamW`` on all trainable parameters.
 
     Raises:
-        LoraError: unknown ``name``, or a model without LoRA adapters for ``muon``.
+        LoraError: unknown ``name`` (field ``name``), or a ``model`` without trainable
+            parameters or, for ``muon``, without LoRA adapters (field ``model``).
     """
     if name not in OPTIMIZERS:
-        raise LoraError(f"--optimizer: unknown {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+        raise LoraError(f"name: unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}", field="name")
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
-        raise LoraError("--model: no trainable parameters (apply LoRA first)")
+        raise LoraError("model: no trainable parameters (apply LoRA first)", field="model")
     if name == "adamw":
         return torch.optim.AdamW(trainable, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     from muonlab.optim import Muon
 
     factors = lora_factors(model)
     if not factors:
-        raise LoraError("--optimizer: 'muon' needs LoRA adapters on the model; none found")
+        raise LoraError("model: has no LoRA adapters, which the 'muon' optimizer needs (apply LoRA first)",
+                        field="model")
     lora_ids = {id(f.A) for f in factors} | {id(f.B) for f in factors}
     lora = [p for f in factors for p in (f.A, f.B) if p.requires_grad]
     rest = [p for p in trainable if id(p) not in lora_ids]

@@ -32,8 +32,11 @@ task ``causal_lm`` (instruction tuning)
     ``"### Instruction:\\n{instruction}\\n\\n### Input:\\n{input}\\n\\n### Response:\\n"``
     (without the Input block when ``input`` is empty).
 
-User-facing problems raise :class:`DataError`, a ``ValueError`` whose message
-is one line starting with the command-line option at fault (``--data: ...``).
+User-facing problems raise :class:`DataError`, a :class:`muonlab.errors.MuonlabError`
+(hence a ``ValueError``) whose ``field`` is the keyword at fault (``data``,
+``text_field``, ``label_field``, ``task``, ``n``, ``eval_fraction``, ``max_length``, ...)
+and whose one-line message starts with that keyword (``"data: no such file ..."``).
+Messages name the library's keywords, never command-line options.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
+
+from muonlab.errors import MuonlabError
 
 __all__ = [
     "BUILTIN",
@@ -71,8 +76,9 @@ _DATA_HINT = (
 )
 
 
-class DataError(ValueError):
-    """A user-facing data problem; the message is one line starting with the option name."""
+class DataError(MuonlabError):
+    """A user-facing data problem: ``field`` is the keyword at fault, and the one-line
+    message starts with it (``"label_field: column 'y' has fewer than 2 classes ..."``)."""
 
 
 # --------------------------------------------------------------------------- builtin data
@@ -199,7 +205,7 @@ def make_sentiment(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n: must be an even integer ≥ 2, got {n!r}")
     if n < 2 or n % 2:
-        raise ValueError(f"n: must be an even integer ≥ 2 (the data are balanced), got {n}")
+        raise DataError(f"n: must be an even integer ≥ 2 (the data are balanced), got {n}", field="n")
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.repeat(np.array([0, 1], dtype=np.int64), n // 2))
     seen: set[str] = set()
@@ -252,7 +258,7 @@ def _read_file(path: Path, data: str) -> pd.DataFrame:
             # Many ".json" files are really JSON lines.
             return pd.read_json(path, lines=True, dtype=False)
     except Exception as exc:  # pandas raises many types; the user needs one line
-        raise DataError(f"--data: could not read {data!r}: {_first_line(exc)}") from exc
+        raise DataError(f"data: could not read {data!r}: {_first_line(exc)}", field="data") from exc
 
 
 def _load_hub(data: str, split: str) -> pd.DataFrame:
@@ -260,33 +266,38 @@ def _load_hub(data: str, split: str) -> pd.DataFrame:
         import datasets  # optional and heavy: imported only when a hub name is given
     except ImportError as exc:
         raise DataError(
-            f"--data: {data!r} is not a local file, so it would be loaded from the Hugging Face "
+            f"data: {data!r} is not a local file, so it would be loaded from the Hugging Face "
             "hub, which needs the 'datasets' package; pip install datasets, or give a local "
-            f".csv/.jsonl/.json file or {BUILTIN!r}"
+            f".csv/.jsonl/.json file or {BUILTIN!r}",
+            field="data",
         ) from exc
     try:
         ds = datasets.load_dataset(data, split=split)
         return ds.to_pandas()
     except Exception as exc:  # network, missing split, unknown name, ...
         raise DataError(
-            f"--data: could not load Hugging Face dataset {data!r} (split {split!r}): "
-            f"{_first_line(exc)}"
+            f"data: could not load Hugging Face dataset {data!r} (split {split!r}): "
+            f"{_first_line(exc)}",
+            field="data",
         ) from exc
 
 
-def _find(df: pd.DataFrame, field: str | None, candidates: tuple[str, ...], option: str) -> str:
-    if field is not None:
-        if field not in df.columns:
+def _find(df: pd.DataFrame, column: str | None, candidates: tuple[str, ...], keyword: str) -> str:
+    """``column`` (the value of the keyword ``keyword``) if given, else the first candidate present."""
+    if column is not None:
+        if column not in df.columns:
             raise DataError(
-                f"{option}: column {field!r} not found; available columns: {_columns(df)}"
+                f"{keyword}: column {column!r} not found; available columns: {_columns(df)}",
+                field=keyword,
             )
-        return field
+        return column
     for name in candidates:
         if name in df.columns:
             return name
     raise DataError(
-        f"{option}: none of the columns {', '.join(candidates)} found; "
-        f"available columns: {_columns(df)}; name one with {option} NAME"
+        f"{keyword}: none of the columns {', '.join(candidates)} found; "
+        f"available columns: {_columns(df)}; name one with {keyword}",
+        field=keyword,
     )
 
 
@@ -294,7 +305,7 @@ def _labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Class ids in 0..K-1 and the name of each id."""
     if pd.api.types.is_bool_dtype(values):
         values = values.astype(np.int64)
-    numeric = values
+    numeric: pd.Series | None = values
     if not pd.api.types.is_numeric_dtype(values):
         converted = pd.to_numeric(values, errors="coerce")
         # Only a column that is entirely numbers is treated as numeric ids.
@@ -303,8 +314,9 @@ def _labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
         arr = numeric.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             raise DataError(
-                "--label-field: labels must be class ids or names, found non-integer numbers "
-                "(a regression target?)"
+                "label_field: labels must be class ids or names, found non-integer numbers "
+                "(a regression target?)",
+                field="label_field",
             )
         ints = arr.astype(np.int64)
         if ints.min() >= 0:  # already ids: keep their meaning even if some id is absent
@@ -327,19 +339,20 @@ def _subset(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
 def _classification(
     raw: pd.DataFrame, text_field: str | None, label_field: str | None, n: int | None, seed: int
 ) -> pd.DataFrame:
-    tcol = _find(raw, text_field, TEXT_FIELDS, "--text-field")
-    lcol = _find(raw, label_field, LABEL_FIELDS, "--label-field")
+    tcol = _find(raw, text_field, TEXT_FIELDS, "text_field")
+    lcol = _find(raw, label_field, LABEL_FIELDS, "label_field")
     if tcol == lcol:
-        raise DataError(f"--label-field: the label column {lcol!r} is also the text column")
+        raise DataError(f"label_field: the label column {lcol!r} is also the text column", field="label_field")
     df = raw[[tcol, lcol]]
     df = df[~(df[tcol].isna() | df[lcol].isna())]
     df = _subset(df, n, seed)
     if len(df) == 0:
-        raise DataError(f"--data: no rows with both {tcol!r} and {lcol!r} present")
+        raise DataError(f"data: no rows with both {tcol!r} and {lcol!r} present", field="data")
     labels, names = _labels(df[lcol])
     if len(np.unique(labels)) < 2:
         raise DataError(
-            f"--label-field: column {lcol!r} has fewer than 2 classes; classification needs 2 or more"
+            f"label_field: column {lcol!r} has fewer than 2 classes; classification needs 2 or more",
+            field="label_field",
         )
     out = pd.DataFrame({"text": df[tcol].astype(str).to_numpy(), "label": labels})
     out.attrs["label_names"] = names
@@ -359,7 +372,7 @@ def _causal(raw: pd.DataFrame, text_field: str | None, n: int | None, seed: int)
         return raw[col].where(~raw[col].isna(), "").astype(str)
 
     if text_field is not None:
-        col = _find(raw, text_field, (), "--text-field")
+        col = _find(raw, text_field, (), "text_field")
         keep = ~raw[col].isna()
         prompt, response = pd.Series([""] * len(raw), index=raw.index), text(col)
     elif {"instruction", "output"} <= cols:
@@ -378,13 +391,14 @@ def _causal(raw: pd.DataFrame, text_field: str | None, n: int | None, seed: int)
         prompt, response = pd.Series([""] * len(raw), index=raw.index), text("text")
     else:
         raise DataError(
-            "--data: no instruction-tuning columns found (expected instruction/input/output, "
-            f"prompt/response, prompt/completion or text); available columns: {_columns(raw)}"
+            "data: no instruction-tuning columns found (expected instruction/input/output, "
+            f"prompt/response, prompt/completion or text); available columns: {_columns(raw)}",
+            field="data",
         )
     df = pd.DataFrame({"prompt": prompt, "response": response})[keep.to_numpy()]
     df = _subset(df, n, seed)
     if len(df) == 0:
-        raise DataError("--data: no usable rows for --task causal_lm")
+        raise DataError("data: no usable rows for task 'causal_lm'", field="data")
     return df.reset_index(drop=True)
 
 
@@ -402,25 +416,30 @@ def load_table(
 
     See the module docstring for the returned columns. ``n`` keeps the first ``n`` rows
     after a shuffle seeded by ``seed`` (the whole table, in file order, when None).
+
+    Raises:
+        DataError: one line; ``field`` is the keyword at fault (``data``, ``task``,
+            ``n``, ``text_field``, ``label_field``).
     """
     if task not in TASKS:
-        raise DataError(f"--task: unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        raise DataError(f"task: unknown task {task!r}; choose one of {', '.join(TASKS)}", field="task")
     if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
-        raise DataError(f"--n: must be a positive integer, got {n!r}")
+        raise DataError(f"n: must be a positive integer, got {n!r}", field="n")
     if task == "causal_lm" and label_field is not None:
-        raise DataError("--label-field: only used with --task classification")
+        raise DataError("label_field: only used with task 'classification'", field="label_field")
     if not isinstance(data, str) or not data.strip():
-        raise DataError(f"--data: empty dataset name; {_DATA_HINT}")
+        raise DataError(f"data: empty dataset name; {_DATA_HINT}", field="data")
 
     if data == BUILTIN:
         if task != "classification":
             raise DataError(
-                f"--data: {BUILTIN!r} is a classification data set; use --task classification "
-                "or give an instruction-tuning file for --task causal_lm"
+                f"data: {BUILTIN!r} is a classification data set; use task 'classification' "
+                "or give an instruction-tuning file for task 'causal_lm'",
+                field="data",
             )
         size = 2000 if n is None else n
         if size < 2:
-            raise DataError(f"--n: {BUILTIN!r} needs at least 2 rows (one per class), got {size}")
+            raise DataError(f"n: {BUILTIN!r} needs at least 2 rows (one per class), got {size}", field="n")
         # make_sentiment needs an even size; an odd request drops one row of the next even size.
         df = make_sentiment(size + size % 2, seed)
         names = df.attrs["label_names"]
@@ -432,18 +451,19 @@ def load_table(
     if path.is_file():
         if path.suffix.lower() not in FILE_SUFFIXES:
             raise DataError(
-                f"--data: unsupported file type {path.suffix or '(none)'!r} for {data!r}; "
-                "use .csv, .jsonl or .json"
+                f"data: unsupported file type {path.suffix or '(none)'!r} for {data!r}; "
+                "use .csv, .jsonl or .json",
+                field="data",
             )
         raw = _read_file(path, data)
     elif _looks_like_path(data) and not path.exists():
-        raise DataError(f"--data: no such file or dataset {data!r}; {_DATA_HINT}")
+        raise DataError(f"data: no such file or dataset {data!r}; {_DATA_HINT}", field="data")
     else:
         # Hub names, and local directories that datasets can load (e.g. save_to_disk output).
         raw = _load_hub(data, split)
 
     if not isinstance(raw, pd.DataFrame):
-        raise DataError(f"--data: {data!r} did not load as a table")
+        raise DataError(f"data: {data!r} did not load as a table", field="data")
     if task == "classification":
         return _classification(raw, text_field, label_field, n, seed)
     return _causal(raw, text_field, n, seed)
@@ -455,14 +475,16 @@ def train_eval_split(
     """Shuffled (train, eval) split; stratified by ``label`` when the table has one.
 
     Every class with at least 2 rows keeps at least one row in train. Both parts are
-    non-empty, or ``ValueError`` ("eval_fraction: ...").
+    non-empty, or :class:`DataError` (field ``eval_fraction``).
     """
     if not (isinstance(eval_fraction, (int, float)) and 0 < eval_fraction < 1):
-        raise ValueError(f"eval_fraction: must be strictly between 0 and 1, got {eval_fraction!r}")
+        raise DataError(f"eval_fraction: must be strictly between 0 and 1, got {eval_fraction!r}",
+                        field="eval_fraction")
     total = len(df)
     if total < 2:
-        raise ValueError(
-            f"eval_fraction: cannot split {total} row(s) into non-empty train and eval parts"
+        raise DataError(
+            f"eval_fraction: cannot split {total} row(s) into non-empty train and eval parts",
+            field="eval_fraction",
         )
     rng = np.random.default_rng(seed)
 
@@ -502,7 +524,7 @@ def train_eval_split(
 def _need_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"df: missing column(s) {', '.join(missing)}; have {_columns(df)}")
+        raise DataError(f"df: missing column(s) {', '.join(missing)}; have {_columns(df)}", field="df")
 
 
 def _pad_id(tokenizer: Any) -> int:
@@ -511,7 +533,7 @@ def _pad_id(tokenizer: Any) -> int:
     if pad is None:
         pad = getattr(tokenizer, "eos_token_id", None)
     if pad is None:
-        raise ValueError("tokenizer: has neither a pad nor an eos token to pad with")
+        raise DataError("tokenizer: has neither a pad nor an eos token to pad with", field="tokenizer")
     return int(pad)
 
 
@@ -543,7 +565,7 @@ class ClassificationDataset(_TokenizedDataset):
     def __init__(self, df: pd.DataFrame, tokenizer: Any, max_length: int = 64) -> None:
         _need_columns(df, ("text", "label"))
         if max_length < 2:
-            raise ValueError(f"max_length: must be ≥ 2, got {max_length}")
+            raise DataError(f"max_length: must be ≥ 2, got {max_length}", field="max_length")
         texts = df["text"].astype(str).tolist()
         self.pad_token_id = _pad_id(tokenizer)
         if getattr(tokenizer, "pad_token_id", None) is not None:
@@ -584,7 +606,7 @@ class CausalLMDataset(_TokenizedDataset):
         head = [] if bos is None else [int(bos)]
         budget = max_length - len(head)
         if budget < 1:
-            raise ValueError(f"max_length: must be ≥ {len(head) + 1}, got {max_length}")
+            raise DataError(f"max_length: must be ≥ {len(head) + 1}, got {max_length}", field="max_length")
         tail = [] if eos is None else [int(eos)]
         prompts = df["prompt"].astype(str).tolist()
         responses = df["response"].astype(str).tolist()
@@ -598,9 +620,10 @@ class CausalLMDataset(_TokenizedDataset):
         for i, (p, r) in enumerate(zip(p_ids, r_ids)):
             r = r + tail
             if not r:
-                raise ValueError(
+                raise DataError(
                     f"df: row {i} has an empty response and the tokenizer has no eos token, "
-                    "so it has nothing to learn"
+                    "so it has nothing to learn",
+                    field="df",
                 )
             if len(p) + len(r) > budget:
                 keep_r = min(len(r), max(budget - len(p), max(1, budget // 4)))

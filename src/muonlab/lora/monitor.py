@@ -87,6 +87,10 @@ class SpectralMonitor(_Callback):
     ``snapshot(model)`` returns ``{module name: singular values of ΔW, descending}``;
     ``frame()`` returns every record so far as a long-form DataFrame; ``timings``
     holds the wall time of each measurement (for the overhead benchmark).
+
+    Raises:
+        LoraError: ``every`` not an integer >= 1 (field ``every``), or ``tensorboard``
+            given without the ``tensorboard`` package (field ``tensorboard``).
     """
 
     def __init__(
@@ -99,7 +103,7 @@ class SpectralMonitor(_Callback):
         dtype: torch.dtype = torch.float64,
     ) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise LoraError(f"--monitor-every: must be an integer >= 1, got {every!r}")
+            raise LoraError(f"every: must be an integer >= 1, got {every!r}", field="every")
         self.every = every
         self.out = Path(out) if out is not None else None
         self.run_id = str(run_id)
@@ -114,7 +118,7 @@ class SpectralMonitor(_Callback):
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as e:
-                raise LoraError(f"--tensorboard: needs the 'tensorboard' package ({e})") from None
+                raise LoraError(f"tensorboard: needs the 'tensorboard' package ({e})", field="tensorboard") from None
             self._writer = SummaryWriter(str(tensorboard))
 
     # -- measuring ---------------------------------------------------------------------
