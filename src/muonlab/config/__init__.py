@@ -44,13 +44,13 @@ from muonlab.config.yaml_io import apply_overrides, load_config, load_yaml
 
 __all__ = [
     "BATCHABLE",
-    "ConfigError",
-    "ExperimentConfig",
     "METRICS",
     "OPTIMIZERS",
     "PROBLEMS",
-    "RunSpec",
     "SCHEDULE_CONFIGS",
+    "ConfigError",
+    "ExperimentConfig",
+    "RunSpec",
     "StopConfig",
     "apply_overrides",
     "batch_key",

@@ -23,7 +23,7 @@ from muonlab.config.base import (
     _short,
     _show,
 )
-from muonlab.config.messages import _config_error
+from muonlab.config.messages import OneLineErrors, _config_error
 from muonlab.config.reproduce_spec import ReproduceSpec
 from muonlab.config.run import (
     _RUN_FIELDS,
@@ -70,7 +70,7 @@ def _grid(value: Any) -> Any:
     return value
 
 
-class ExperimentConfig(_RunFields):
+class ExperimentConfig(OneLineErrors, _RunFields):
     """A validated experiment: the run fields, the experiment ``name``, ``seeds`` and ``grid``.
 
     ``model_validate`` raises :class:`ConfigError` (one line) instead of pydantic's
@@ -85,13 +85,6 @@ class ExperimentConfig(_RunFields):
     reproduce: Annotated[ReproduceSpec | None, Field(exclude=True)] = None
 
     _points: list[tuple[dict[str, Any], _RunFields]] = PrivateAttr(default_factory=list)
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> ExperimentConfig:  # type: ignore[override]
-        try:
-            return super().model_validate(obj, **kwargs)
-        except ValidationError as e:
-            raise _config_error(e, cls) from e
 
     @model_validator(mode="before")
     @classmethod
@@ -110,7 +103,7 @@ class ExperimentConfig(_RunFields):
         axes = list(self.grid.items())
         # Whole sub-configs first, then dotted paths into the (replaced) sub-configs.
         order = sorted(range(len(axes)), key=lambda i: axes[i][0].count("."))
-        points = []
+        points: list[tuple[dict[str, Any], _RunFields]] = []
         for combo in itertools.product(*(values for _, values in axes)):
             setting = {axes[i][0]: combo[i] for i in range(len(axes))}
             label = ", ".join(f"{k}={_short(v)}" for k, v in setting.items())

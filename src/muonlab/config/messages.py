@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -130,3 +130,19 @@ def _config_error(exc: ValidationError, root: type[BaseModel]) -> ConfigError:
     path, message = _format(errors[0], root)
     return ConfigError(message, field=path or None)
 
+
+
+_T = TypeVar("_T")
+
+
+class OneLineErrors:
+    """Mixin for the config models users validate directly (:class:`ExperimentConfig`,
+    :class:`RunSpec`): ``model_validate`` raises :class:`ConfigError` (one line naming the
+    field) instead of pydantic's multi-line ``ValidationError``."""
+
+    @classmethod
+    def model_validate(cls: type[_T], obj: Any, **kwargs: Any) -> _T:
+        try:
+            return super().model_validate(obj, **kwargs)  # type: ignore[misc]
+        except ValidationError as e:
+            raise _config_error(e, cls) from e  # type: ignore[arg-type]

@@ -9,7 +9,8 @@ ODE), and a stepped optimizer builds its batched update rule with :meth:`build_r
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar, Literal, Union
+import typing
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -33,7 +34,6 @@ from muonlab.optim.batched import (
     MuonRule,
     ScaledGDRule,
     SGDRule,
-    SignGDRule,
 )
 from muonlab.optim.updates import coefficient_table
 
@@ -91,7 +91,7 @@ class MuonConfig(_SteppedOptimizer):
     momentum: _NonNeg = 0.0
     nesterov: bool = False
     method: Literal[METHODS] = "newton_schulz"  # type: ignore[valid-type]
-    coefficients: Annotated[Union[str, list[list[float]]], BeforeValidator(_coefficients)] = "keller"
+    coefficients: Annotated[str | list[list[float]], BeforeValidator(_coefficients)] = "keller"
     ns_steps: _PosInt | None = None
     ns_dtype: Literal["float64", "float32", "bfloat16"] | None = None
     beta: _NonNeg = 0.0
@@ -112,7 +112,7 @@ class MuonConfig(_SteppedOptimizer):
         coefficients = self.coefficients if isinstance(self.coefficients, str) else [tuple(r) for r in self.coefficients]
         return MuonRule(
             momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay, method=self.method,
-            table=coefficient_table(self.method, coefficients, self.ns_steps),  # type: ignore[arg-type]
+            table=coefficient_table(self.method, coefficients, self.ns_steps),
             ns_dtype=DTYPES[self.ns_dtype] if self.ns_dtype is not None else None, beta=self.beta,
         )
 
@@ -165,8 +165,8 @@ class SignGDConfig(_SteppedOptimizer):
     name: Literal["signgd"] = "signgd"
     momentum: _NonNeg = 0.0
 
-    def build_rule(self) -> SignGDRule:
-        return SignGDRule(momentum=self.momentum, weight_decay=self.weight_decay)
+    def build_rule(self) -> SGDRule:
+        return SGDRule(momentum=self.momentum, weight_decay=self.weight_decay, sign=True)
 
 
 _Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -198,10 +198,12 @@ class ScaledGDConfig(_SteppedOptimizer):
         return ScaledGDRule(damping=self.damping)
 
 
+OptimizerConfig = Annotated[
+    MuonConfig | SpecGDConfig | SpecGDBetaConfig | SpecGFConfig | GDConfig | SignGDConfig | AdamConfig
+    | ScaledGDConfig,
+    Field(discriminator="name"),
+]
 OPTIMIZERS: dict[str, type[_Optimizer]] = {
-    cls.model_fields["name"].default: cls
-    for cls in (MuonConfig, SpecGDConfig, SpecGDBetaConfig, SpecGFConfig, GDConfig, SignGDConfig, AdamConfig,
-                ScaledGDConfig)
+    cls.model_fields["name"].default: cls for cls in typing.get_args(typing.get_args(OptimizerConfig)[0])
 }
-OptimizerConfig = Annotated[Union[tuple(OPTIMIZERS.values())], Field(discriminator="name")]  # type: ignore[valid-type]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -38,7 +38,9 @@ class _Problem(_Model):
         fields in :attr:`per_run_fields` (the others are this config's)."""
         per_run = dict(per_run or {})
         fields = {k: v for k, v in self.model_dump(exclude={"kind"}).items() if k not in per_run}
-        return self.problem_class(**fields, **per_run, seed=list(seeds), dtype=dtype, device=device)
+        # Each Problem subclass takes its own fields (the base __init__ takes none of them).
+        build: Callable[..., Problem] = self.problem_class
+        return build(**fields, **per_run, seed=list(seeds), dtype=dtype, device=device)
 
     def resolved(self) -> _Problem:
         """A copy with every ``None`` that has a documented default filled in."""
@@ -202,7 +204,7 @@ PROBLEMS: dict[str, type[_Problem]] = {
     for cls in (SymmetricMFConfig, ICLConfig, TwoFactorMFConfig, LoRAMFConfig, RegressionConfig)
 }
 ProblemConfig = Annotated[
-    Union[SymmetricMFConfig, ICLConfig, TwoFactorMFConfig, LoRAMFConfig, RegressionConfig],
+    SymmetricMFConfig | ICLConfig | TwoFactorMFConfig | LoRAMFConfig | RegressionConfig,
     Field(discriminator="kind"),
 ]
 

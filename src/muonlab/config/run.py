@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -25,7 +24,7 @@ from muonlab.config.base import (
     _Model,
     _PosInt,
 )
-from muonlab.config.messages import _config_error
+from muonlab.config.messages import OneLineErrors
 from muonlab.config.optimizers import OptimizerConfig
 from muonlab.config.problems import PROBLEM_CLASSES, ProblemConfig, _Problem
 from muonlab.config.schedules import SCHEDULE_CONFIGS, ScheduleConfig
@@ -66,8 +65,8 @@ def _cross_field_error(fields: Any) -> PydanticCustomError | None:
     for name in fields.metrics:
         metric = _METRIC_REGISTRY.get(name)
         if metric is not None and not metric.applies(cls):
-            allowed = [m for m, reg in _METRIC_REGISTRY.items() if reg.applies(cls)] + list(_RUNNER_METRICS)
-            return _error(f"{name!r} does not apply to problem kind {problem.kind!r}; allowed: {', '.join(allowed)}",
+            applicable = [m for m, reg in _METRIC_REGISTRY.items() if reg.applies(cls)] + list(_RUNNER_METRICS)
+            return _error(f"{name!r} does not apply to problem kind {problem.kind!r}; allowed: {', '.join(applicable)}",
                           "metrics")
     return None
 
@@ -90,7 +89,7 @@ class _RunFields(_Model):
 
     problem: ProblemConfig
     optimizer: OptimizerConfig
-    schedule: ScheduleConfig = Field(default_factory=lambda: SCHEDULE_CONFIGS["constant"]())
+    schedule: ScheduleConfig = Field(default_factory=lambda: SCHEDULE_CONFIGS["constant"].model_validate({}))
     steps: _PosInt
     stop: StopConfig = Field(default_factory=StopConfig)
     dtype: Literal[DTYPES] = "float64"  # type: ignore[valid-type]
@@ -128,7 +127,7 @@ _SUBCONFIG_AXES = ("problem", "optimizer", "schedule")
 # ----------------------------------------------------------------------------- runs
 
 
-class RunSpec(_Model):
+class RunSpec(OneLineErrors, _Model):
     """One fully resolved run: a grid point, a seed and the experiment's name.
 
     ``run_id`` is the first 16 hex digits of the sha256 of the canonical JSON (sorted
@@ -148,13 +147,6 @@ class RunSpec(_Model):
     seed: Annotated[_Int, Field(ge=0)]
     metrics: Annotated[list[Literal[METRICS]], BeforeValidator(_metrics), Field(min_length=1)]  # type: ignore[valid-type]
     log_every: _PosInt
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> RunSpec:  # type: ignore[override]
-        try:
-            return super().model_validate(obj, **kwargs)
-        except ValidationError as e:
-            raise _config_error(e, cls) from e
 
     @field_validator("problem", mode="after")
     @classmethod

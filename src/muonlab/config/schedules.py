@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias, Union
 
 from pydantic import (
     Field,
@@ -42,14 +42,14 @@ class _Schedule(_Model):
 
 def _schedule_config(cls: type[Schedule]) -> type[_Schedule]:
     hints = typing.get_type_hints(cls)
-    fields: dict[str, Any] = {"name": (Literal[cls.name], cls.name)}  # type: ignore[valid-type]
+    fields: dict[str, Any] = {"name": (Literal[cls.name], cls.name)}
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if tp is int:
             tp = _Int
         default = f.default if f.default is not dataclasses.MISSING else ...
         fields[f.name] = (tp, default)
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{cls.__name__}ScheduleConfig", __base__=_Schedule, __module__=__name__, **fields
     )
     model.schedule_class = cls
@@ -58,5 +58,12 @@ def _schedule_config(cls: type[Schedule]) -> type[_Schedule]:
 
 #: Schedule name → its config model (fields = the schedule dataclass's parameters).
 SCHEDULE_CONFIGS: dict[str, type[_Schedule]] = {name: _schedule_config(cls) for name, cls in SCHEDULES.items()}
-ScheduleConfig = Annotated[Union[tuple(SCHEDULE_CONFIGS.values())], Field(discriminator="name")]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    # The configs are generated at import time: statically, each is a _Schedule.
+    ScheduleConfig: TypeAlias = _Schedule
+else:
+    ScheduleConfig = Annotated[
+        Union[tuple(SCHEDULE_CONFIGS.values())],  # noqa: UP007 - a union over a runtime tuple has no `X | Y` spelling
+        Field(discriminator="name"),
+    ]
 

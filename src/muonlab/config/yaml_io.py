@@ -20,7 +20,7 @@ from muonlab.config.grid import ExperimentConfig
 class _Loader(yaml.SafeLoader):
     """SafeLoader + YAML 1.2 floats (``1e-3``, ``1.0e6`` are numbers) + duplicate-key errors."""
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
             self.flatten_mapping(node)
             seen: set[Any] = set()
@@ -61,7 +61,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.YAMLError as e:
         raise _yaml_error(str(path), e) from None
     if data is None:
@@ -106,7 +106,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
         if not all(parts):
             raise ConfigError(f"override {item!r}: empty component in key {key!r}")
         try:
-            value = yaml.load(text, Loader=_Loader)  # noqa: S506
+            value = yaml.load(text, Loader=_Loader)
         except yaml.YAMLError as e:
             raise _yaml_error(f"override {item!r}", e) from None
         if parts[0] == "grid" and len(parts) > 1:

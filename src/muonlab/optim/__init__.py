@@ -1,6 +1,12 @@
 """Spectral optimizers: pure update rules (:mod:`.updates`), torch.optim shells, schedules."""
 
-from muonlab.optim.optimizers import Muon, ScaledGD, SignGD, SpecGD, torch_compatible_muon
+from muonlab.optim.optimizers import (
+    Muon,
+    ScaledGD,
+    SignGD,
+    SpecGD,
+    torch_compatible_muon,
+)
 from muonlab.optim.schedules import (
     SCHEDULES,
     Constant,

@@ -15,7 +15,7 @@ rule           update per run (SPEC §2; each factor orthogonalized separately)
 =============  ==============================================================
 MuonRule       M ← μM + G; D = G + μM (Nesterov) or M; W ← (1 − ηλ)W − η·orth(D)
 SGDRule        W ← (1 − ηλ)W − η·D, D = G or heavy-ball M ← μM + G
-SignGDRule     W ← (1 − ηλ)W − η·sign(D)
+               (``sign=True``: W ← (1 − ηλ)W − η·sign(D), SignGD)
 AdamRule       AdamW (Loshchilov & Hutter 2019) with bias correction
 ScaledGDRule   ScaledGD (Tong, Ma & Chi 2021) on the problem's factorization
 =============  ==============================================================
@@ -32,7 +32,7 @@ from torch import Tensor
 
 from muonlab.optim import updates
 
-__all__ = ["AdamRule", "BatchedRule", "MuonRule", "SGDRule", "ScaledGDRule", "SignGDRule"]
+__all__ = ["AdamRule", "BatchedRule", "MuonRule", "SGDRule", "ScaledGDRule"]
 
 
 class BatchedRule(Protocol):
@@ -49,16 +49,19 @@ def _buffers(params: Sequence[Tensor], momentum: float) -> list[Tensor | None]:
 
 @dataclass
 class SGDRule:
-    """Gradient descent, optionally with heavy-ball momentum."""
+    """Gradient descent, optionally with heavy-ball momentum; ``sign=True``: SignGD (signum)."""
 
     momentum: float = 0.0
     weight_decay: float = 0.0
+    sign: bool = False
     buffers: list[Tensor | None] = field(default_factory=list, repr=False)
 
     def step(self, params: Sequence[Tensor], grads: Sequence[Tensor], lr: Tensor) -> None:
         if not self.buffers:
             self.buffers = _buffers(params, self.momentum)
-        updates.sgd(params, grads, self.buffers, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        updates.sgd(
+            params, grads, self.buffers, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay, sign=self.sign
+        )
 
 
 @dataclass
@@ -82,20 +85,6 @@ class MuonRule:
             weight_decay=self.weight_decay, method=self.method, table=self.table, ns_dtype=self.ns_dtype,
             beta=self.beta, batched=True,
         )
-
-
-@dataclass
-class SignGDRule:
-    """Sign descent (signum with momentum)."""
-
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    buffers: list[Tensor | None] = field(default_factory=list, repr=False)
-
-    def step(self, params: Sequence[Tensor], grads: Sequence[Tensor], lr: Tensor) -> None:
-        if not self.buffers:
-            self.buffers = _buffers(params, self.momentum)
-        updates.signgd(params, grads, self.buffers, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from muonlab.linalg.orthogonalize import METHODS, resolve_coefficients
 from muonlab.optim import updates
 from muonlab.optim.updates import ADJUST_LR, MOMENTUM_FORMS
 
-__all__ = ["Muon", "SpecGD", "SignGD", "ScaledGD", "torch_compatible_muon"]
+__all__ = ["Muon", "ScaledGD", "SignGD", "SpecGD", "torch_compatible_muon"]
 
 _ALGORITHMS = ("muon", "adamw")
 
@@ -63,6 +63,14 @@ class _GroupwiseOptimizer(Optimizer):
 
     def _step_group(self, group: dict[str, Any]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @staticmethod
+    def _with_grads(group: dict[str, Any], who: str) -> tuple[list[Tensor], list[Tensor]]:
+        """The group's parameters that have a gradient, and those gradients (checked)."""
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
+            _check_grad(p, who)
+        return params, [p.grad for p in params]
 
     def _momentum_buffer(self, p: Tensor, momentum: float) -> Tensor | None:
         """The parameter's momentum buffer, created lazily; None when momentum is 0."""
@@ -214,13 +222,11 @@ class Muon(_GroupwiseOptimizer):
             self._muon_step(group)
 
     def _muon_step(self, group: dict[str, Any]) -> None:
-        params = [p for p in group["params"] if p.grad is not None]
-        for p in params:
-            _check_grad(p, type(self).__name__)
+        params, grads = self._with_grads(group, type(self).__name__)
         momentum = group["momentum"]
         updates.muon(
             params,
-            [p.grad for p in params],
+            grads,
             [self._momentum_buffer(p, momentum) for p in params],
             lr=group["lr"],
             momentum=momentum,
@@ -236,9 +242,7 @@ class Muon(_GroupwiseOptimizer):
         )
 
     def _adamw_step(self, group: dict[str, Any]) -> None:
-        params = [p for p in group["params"] if p.grad is not None]
-        for p in params:
-            _check_grad(p, "AdamW fallback")
+        params, grads = self._with_grads(group, "AdamW fallback")
         states = [self.state[p] for p in params]
         for p, state in zip(params, states):
             if "step" not in state:
@@ -248,7 +252,7 @@ class Muon(_GroupwiseOptimizer):
             state["step"] += 1
         updates.adamw(
             params,
-            [p.grad for p in params],
+            grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
             [s["step"] for s in states],
@@ -331,17 +335,16 @@ class SignGD(_GroupwiseOptimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        params = [p for p in group["params"] if p.grad is not None]
-        for p in params:
-            _check_grad(p, "SignGD")
+        params, grads = self._with_grads(group, "SignGD")
         momentum = group["momentum"]
-        updates.signgd(
+        updates.sgd(
             params,
-            [p.grad for p in params],
+            grads,
             [self._momentum_buffer(p, momentum) for p in params],
             lr=group["lr"],
             momentum=momentum,
             weight_decay=group["weight_decay"],
+            sign=True,
         )
 
 

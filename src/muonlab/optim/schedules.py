@@ -43,16 +43,16 @@ from torch.optim.lr_scheduler import LRScheduler
 from muonlab.errors import MuonlabError
 
 __all__ = [
-    "ScheduleState",
-    "Schedule",
+    "SCHEDULES",
     "Constant",
     "Geometric",
     "Plateau",
+    "Schedule",
+    "ScheduleLR",
+    "ScheduleState",
     "SpikeAnneal",
     "WarmupCosine",
-    "SCHEDULES",
     "make_schedule",
-    "ScheduleLR",
 ]
 
 _DTYPE = torch.float64

@@ -20,7 +20,7 @@ Update rules (SPEC §2, one matrix parameter W, gradient G, step size η):
 * AdamW (Loshchilov & Hutter 2019), bit-compatible with torch.optim.AdamW's
   single-tensor path.
 
-The list-level functionals :func:`sgd`, :func:`muon`, :func:`signgd`, :func:`adamw` and
+The list-level functionals :func:`sgd` (with ``sign=True``: SignGD), :func:`muon`, :func:`adamw` and
 :func:`scaledgd` are the one implementation of each rule. Each takes lists of
 parameters, gradients and state tensors and exists in two forms, as torch.optim's
 ``_single_tensor_*``/``_multi_tensor_*`` split: a Python-float ``lr`` updates every
@@ -45,17 +45,17 @@ __all__ = [
     "MOMENTUM_FORMS",
     "adamw",
     "adamw_update_",
-    "coefficient_table",
-    "muon",
-    "scaledgd",
-    "sgd",
-    "signgd",
     "as_matrix",
+    "coefficient_table",
     "momentum_direction_",
+    "muon",
     "muon_update_",
     "per_run",
     "scale_factor",
+    "scaledgd",
     "scaledgd_directions",
+    "descent_update_",
+    "sgd",
     "signgd_update_",
 ]
 
@@ -161,17 +161,22 @@ def per_run(lr: Tensor, like: Tensor) -> Tensor:
     return lr.reshape(lr.shape + (1,) * (like.ndim - lr.ndim)).to(like.dtype)
 
 
-def signgd_update_(param: Tensor, direction: Tensor, *, lr: float | Tensor, weight_decay: float = 0.0) -> None:
-    """In place: W ← (1 − ηλ)W − η·sign(D)  (sign(0) = 0); ``lr`` may be per run."""
+def descent_update_(param: Tensor, direction: Tensor, *, lr: float | Tensor, weight_decay: float = 0.0) -> None:
+    """In place: W ← (1 − ηλ)W − η·D; ``lr`` may be per run."""
     if isinstance(lr, Tensor):
         lr_b = per_run(lr, param)
         if weight_decay != 0.0:
             param.mul_(1 - lr_b * weight_decay)
-        param.sub_(torch.sign(direction) * lr_b)
+        param.sub_(direction * lr_b)
         return
     if weight_decay != 0.0:
         param.mul_(1 - lr * weight_decay)
-    param.add_(torch.sign(direction), alpha=-lr)
+    param.add_(direction, alpha=-lr)
+
+
+def signgd_update_(param: Tensor, direction: Tensor, *, lr: float | Tensor, weight_decay: float = 0.0) -> None:
+    """In place: W ← (1 − ηλ)W − η·sign(D)  (sign(0) = 0); ``lr`` may be per run."""
+    descent_update_(param, torch.sign(direction), lr=lr, weight_decay=weight_decay)
 
 
 def scaledgd_directions(
@@ -276,19 +281,15 @@ def sgd(
     lr: LR,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
+    sign: bool = False,
 ) -> None:
-    """GD / heavy ball, in place: M ← μM + G, W ← (1 − ηλ)W − η·M (D = G when μ = 0)."""
+    """GD / heavy ball, in place: M ← μM + G, W ← (1 − ηλ)W − η·M (D = G when μ = 0).
+
+    ``sign=True`` is SignGD / signum (Bernstein et al. 2018): W ← (1 − ηλ)W − η·sign(D).
+    """
     for p, g, buf in zip(params, grads, momentum_buffers, strict=True):
         d = momentum_direction_(g, buf, momentum=momentum, nesterov=False)
-        if isinstance(lr, Tensor):
-            lr_b = per_run(lr, p)
-            if weight_decay != 0.0:
-                p.mul_(1 - lr_b * weight_decay)
-            p.sub_(d * lr_b)
-        else:
-            if weight_decay != 0.0:
-                p.mul_(1 - lr * weight_decay)
-            p.add_(d, alpha=-lr)
+        descent_update_(p, torch.sign(d) if sign else d, lr=lr, weight_decay=weight_decay)
 
 
 def muon(
@@ -321,21 +322,6 @@ def muon(
             p, d, lr=lr, weight_decay=weight_decay, method=method, table=table, ns_dtype=ns_dtype,
             beta=beta, eps=eps, adjust_lr=adjust_lr, batched=batched,
         )
-
-
-def signgd(
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    momentum_buffers: Sequence[Tensor | None],
-    *,
-    lr: LR,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-) -> None:
-    """SignGD / signum, in place: W ← (1 − ηλ)W − η·sign(D), D = G or M ← μM + G."""
-    for p, g, buf in zip(params, grads, momentum_buffers, strict=True):
-        d = momentum_direction_(g, buf, momentum=momentum, nesterov=False)
-        signgd_update_(p, d, lr=lr, weight_decay=weight_decay)
 
 
 def adamw(
