@@ -1,4 +1,5 @@
-"""Thin wrapper: `python bench/orthogonalize_accuracy.py [options]` runs `muonlab.bench.orthogonalize_accuracy` (see its docstring)."""
+"""Thin wrapper: `python bench/orthogonalize_accuracy.py [options]` runs
+`muonlab.bench.orthogonalize_accuracy` (see its docstring)."""
 
 from muonlab.bench.orthogonalize_accuracy import main
 

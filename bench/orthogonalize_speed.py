@@ -1,4 +1,5 @@
-"""Thin wrapper: `python bench/orthogonalize_speed.py [options]` runs `muonlab.bench.orthogonalize_speed` (see its docstring)."""
+"""Thin wrapper: `python bench/orthogonalize_speed.py [options]` runs
+`muonlab.bench.orthogonalize_speed` (see its docstring)."""
 
 from muonlab.bench.orthogonalize_speed import main
 

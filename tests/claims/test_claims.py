@@ -146,7 +146,8 @@ def test_geometric_schedule_converges():
     assert geometric_schedule_converges(_frame(rows)).passed
     bad = [dict(r) for r in rows]
     for r in bad:
-        if r["problem.kappa"] == 10000.0 and r["problem.init"] == "orthonormal" and r["problem.r"] == 20 and r["seed"] < 2:
+        if (r["problem.kappa"] == 10000.0 and r["problem.init"] == "orthonormal" and r["problem.r"] == 20
+                and r["seed"] < 2):
             r["steps_to_1e-12"] = None
     c = geometric_schedule_converges(_frame(bad))
     assert not c.passed and "1/3 seeds reached" in c.detail

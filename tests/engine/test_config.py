@@ -128,7 +128,9 @@ def test_defaults_and_shorthands():
     cfg = ExperimentConfig.model_validate(raw)
     assert cfg.schedule.name == "geometric" and cfg.schedule.q == 0.99
     assert cfg.stop.target is None and cfg.stop.blowup == 1e6
-    assert (cfg.dtype, cfg.device, cfg.seeds, cfg.metrics, cfg.log_every) == ("float64", "cpu", [0], ["loss", "rel_err"], 1)
+    assert (cfg.dtype, cfg.device, cfg.seeds, cfg.metrics, cfg.log_every) == (
+        "float64", "cpu", [0], ["loss", "rel_err"], 1
+    )
     assert cfg.optimizer.coefficients == "keller" and cfg.optimizer.momentum == 0.0
 
 
@@ -471,7 +473,8 @@ INVALID = [
      ["unknown 'sgd'; allowed: muon, specgd, specgd_beta, specgf, gd, signgd, adam, scaledgd"]),
     ("optimizer.lr", 0, "optimizer.lr", ["must be > 0"]),
     ("optimizer.lr", None, "optimizer.lr", ["must be a number"]),
-    ("optimizer.method", "qr", "optimizer.method", ["allowed: svd, gram, symmetric, beta, newton_schulz, polar_express"]),
+    ("optimizer.method", "qr", "optimizer.method",
+     ["allowed: svd, gram, symmetric, beta, newton_schulz, polar_express"]),
     ("optimizer.nesterov", True, "optimizer.nesterov", ["requires momentum > 0"]),
     ("optimizer.beta", 1e-3, "optimizer.beta", ["only used with method 'beta'"]),
     ("optimizer.coefficients", "fast", "optimizer.coefficients", ["unknown 'fast'", "keller, dion"]),
@@ -502,7 +505,8 @@ INVALID = [
     ("grid", {"problem.kappa": []}, "grid.problem.kappa", ["non-empty list"]),
     ("grid", {"optimizer.lr": [0.1, -1]}, "optimizer.lr", ["grid[optimizer.lr=-1]: optimizer.lr: must be > 0"]),
     ("grid", {"problem.r": [4, 40]}, "problem.r", ["grid[problem.r=40]: problem.r: must be <= n (20), got 40"]),
-    ("grid", {"optimizer": [{"name": "sgd", "lr": 1}]}, "optimizer.name", ['grid[optimizer={"name":"sgd"', "unknown 'sgd'"]),
+    ("grid", {"optimizer": [{"name": "sgd", "lr": 1}]}, "optimizer.name",
+     ['grid[optimizer={"name":"sgd"', "unknown 'sgd'"]),
     ("grid", {"problem.foo": [1]}, "problem.foo", ["grid[problem.foo=1]: problem.foo: unknown key"]),
 ]
 
@@ -544,7 +548,9 @@ def _check_error(raw, field, fragments):
     return message
 
 
-@pytest.mark.parametrize(("path", "value", "field", "fragments"), INVALID, ids=[f"{p}={v!r}"[:40] for p, v, *_ in INVALID])
+@pytest.mark.parametrize(
+    ("path", "value", "field", "fragments"), INVALID, ids=[f"{p}={v!r}"[:40] for p, v, *_ in INVALID]
+)
 def test_invalid_configs_give_one_line_naming_the_field(path, value, field, fragments):
     raw = base_raw()
     if path == "grid":

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from muonlab.cli import app
-from muonlab.engine import experiment as experiment_mod
 from muonlab.config import ExperimentConfig, expand
+from muonlab.engine import experiment as experiment_mod
 from muonlab.engine.experiment import group_runs, run
 from muonlab.engine.solvers import run_batch
 
@@ -54,7 +54,8 @@ PROBLEMS = {
 
 @pytest.mark.parametrize("kind,opt", OPTIMIZERS, ids=[f"{k}-{o['name']}" for k, o in OPTIMIZERS])
 def test_batch_equals_loop_of_single_runs(kind, opt):
-    cfg = config(problem=PROBLEMS[kind], optimizer=opt, grid={"problem.kappa": [1.0, 30.0], "optimizer.lr": [opt["lr"], opt["lr"] / 2]})
+    grid = {"problem.kappa": [1.0, 30.0], "optimizer.lr": [opt["lr"], opt["lr"] / 2]}
+    cfg = config(problem=PROBLEMS[kind], optimizer=opt, grid=grid)
     runs = expand(cfg)
     (batch,) = group_runs(runs)  # seeds, κ and lr all batch together
     assert len(batch) == 8
@@ -97,7 +98,7 @@ def test_p1_muon_is_kappa_free_and_gd_is_not():
     gd_10, gd_1e4 = steps[("gd", 10.0)], steps[("gd", 1e4)]
     assert gd_10 is not None  # GD works at small κ ...
     # ... but at κ = 1e4 it is not done after 6000 steps, more than 10× Muon's count.
-    assert gd_1e4 is None and 6000 > 10 * muon_1e4
+    assert gd_1e4 is None and 10 * muon_1e4 < 6000
 
 
 def test_divergent_run_is_recorded_and_others_continue(tmp_path):
@@ -163,11 +164,16 @@ def test_cli_run_and_bad_config(tmp_path):
     assert (tmp_path / "o" / "runs.parquet").exists()
     assert pd.read_parquet(tmp_path / "o" / "runs.parquet")["max_steps"].tolist() == [10]
     for text, field in [
-        ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 20}\noptimizer: {name: gd, lr: 0.1}\nsteps: 5\n", "problem.r"),
-        ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 2}\noptimizer: {name: sgd, lr: 0.1}\nsteps: 5\n", "optimizer.name"),
-        ("name: x\nproblem: {kind: symmetric_mf, n: -8, r: 2}\noptimizer: {name: gd, lr: 0.1}\nsteps: 5\n", "problem.n"),
-        ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 2, foo: 1}\noptimizer: {name: gd, lr: 0.1}\nsteps: 5\n", "problem.foo"),
-        ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 2}\noptimizer: {name: gd, lr: 0.1}\nsteps: 5\ndevice: cuda:7\n", "device"),
+        ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 20}\n"
+         "optimizer: {name: gd, lr: 0.1}\nsteps: 5\n", "problem.r"),
+        ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 2}\n"
+         "optimizer: {name: sgd, lr: 0.1}\nsteps: 5\n", "optimizer.name"),
+        ("name: x\nproblem: {kind: symmetric_mf, n: -8, r: 2}\n"
+         "optimizer: {name: gd, lr: 0.1}\nsteps: 5\n", "problem.n"),
+        ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 2, foo: 1}\n"
+         "optimizer: {name: gd, lr: 0.1}\nsteps: 5\n", "problem.foo"),
+        ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 2}\n"
+         "optimizer: {name: gd, lr: 0.1}\nsteps: 5\ndevice: cuda:7\n", "device"),
     ]:
         bad = tmp_path / "bad.yaml"
         bad.write_text(text)

@@ -31,7 +31,6 @@ from muonlab.problems.base import Problem
 
 from helpers import F64, orthonormal, randn
 
-
 # ---------------------------------------------------------------------------
 # trajectory metrics
 # ---------------------------------------------------------------------------

@@ -199,7 +199,7 @@ def test_first_row_wins_over_any_sequence_of_batches(batches):
         runs = store.runs()
         assert dict(zip(runs["run_id"], runs["final_loss"])) == first
         t = store.trajectories()
-        assert t.groupby("run_id").size().to_dict() == {i: 2 for i in first}
+        assert t.groupby("run_id").size().to_dict() == dict.fromkeys(first, 2)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -410,7 +410,7 @@ def test_killed_writer_leaves_a_consistent_store(tmp_path):
     runs = store.runs()
     assert len(runs) >= 40 and len(runs) % 8 == 0 and runs["run_id"].is_unique
     t = store.trajectories()
-    assert t.groupby("run_id").size().to_dict() == {r: 50 for r in runs["run_id"]}
+    assert t.groupby("run_id").size().to_dict() == dict.fromkeys(runs["run_id"], 50)
     # The kernel dropped the dead writer's lock: a new writer is not blocked.
     assert store.append([row("new")], traj(["new"])) == ["new"]
     assert not any(".tmp-" in p.name for p in out.rglob("*"))

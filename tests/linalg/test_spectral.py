@@ -34,8 +34,6 @@ from muonlab.linalg.spectral import (
 
 from helpers import F64, orthonormal, randn
 
-
-
 # ---------------------------------------------------------------------------
 # product singular values / SVD
 # ---------------------------------------------------------------------------
@@ -288,7 +286,7 @@ def gd_invariant_change(lr, total_time=0.5):
     W2, W1 = 0.5 * randn(R, n, d, seed=60), 0.5 * randn(R, d, n, seed=61)
     M = randn(R, n, n, seed=62)
     delta0 = gf_invariant(W2, W1)
-    for _ in range(int(round(total_time / lr))):
+    for _ in range(round(total_time / lr)):
         E = W2 @ W1 - M
         W2, W1 = W2 - lr * E @ W1.mT, W1 - lr * W2.mT @ E
     return float((gf_invariant(W2, W1) - delta0).norm(dim=(-2, -1)).max()), float(delta0.norm(dim=(-2, -1)).min())

@@ -8,13 +8,13 @@ import torch
 from hypothesis import given, settings
 
 from muonlab import orthogonalize
-from muonlab.optim import Muon, ScaledGD, SignGD, SpecGD, make_schedule, ScheduleLR
+from muonlab.optim import Muon, ScaledGD, ScheduleLR, SignGD, SpecGD, make_schedule
 from muonlab.optim.updates import as_matrix, muon_update_, scale_factor
 
 
 def msign_ref(G: torch.Tensor) -> torch.Tensor:
     """msign through a float64 SVD, independent of muonlab."""
-    U, S, Vh = torch.linalg.svd(G.double(), full_matrices=False)
+    U, _, Vh = torch.linalg.svd(G.double(), full_matrices=False)
     return (U @ Vh).to(G.dtype)
 
 
@@ -253,7 +253,8 @@ def test_scaledgd_product_is_invariant_to_factor_rescaling():
     target = torch.randn(9, 3, generator=g, dtype=torch.float64) @ torch.randn(3, 8, generator=g, dtype=torch.float64)
     A = torch.randn(9, 3, generator=g, dtype=torch.float64)
     B = torch.randn(3, 8, generator=g, dtype=torch.float64)
-    S = torch.diag(torch.tensor([100.0, 1.0, 0.01], dtype=torch.float64)) + 0.1 * torch.randn(3, 3, generator=g, dtype=torch.float64)
+    S = (torch.diag(torch.tensor([100.0, 1.0, 0.01], dtype=torch.float64))
+         + 0.1 * torch.randn(3, 3, generator=g, dtype=torch.float64))
     products = []
     for A0, B0 in ((A, B), (A @ S, torch.linalg.solve(S, B))):
         Ap, Bp = torch.nn.Parameter(A0.clone()), torch.nn.Parameter(B0.clone())

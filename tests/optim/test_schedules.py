@@ -396,7 +396,7 @@ def test_schedule_lr_drives_sgd_like_the_pure_schedule(sched):
 
 
 def test_schedule_lr_accepts_float_loss_and_name():
-    model, opt = _model_and_sgd()
+    _model, opt = _model_and_sgd()
     sch = ScheduleLR(opt, Plateau(patience=1, factor=0.5))
     sch.step(1.0)
     sch.step(2.0)  # no improvement -> cut

@@ -46,7 +46,10 @@ def test_matches_torch_muon_for_20_steps(kwargs):
         ours_kw["adjust_lr"] = ours_kw.pop("adjust_lr_fn")
     matrices = [p for p in ref.parameters() if p.ndim == 2]
     vectors = [p for p in ref.parameters() if p.ndim != 2]
-    torch_opts = [torch.optim.Muon(matrices, **kwargs), torch.optim.AdamW(vectors, lr=1e-3, weight_decay=kwargs.get("weight_decay", 0.1))]
+    torch_opts = [
+        torch.optim.Muon(matrices, **kwargs),
+        torch.optim.AdamW(vectors, lr=1e-3, weight_decay=kwargs.get("weight_decay", 0.1)),
+    ]
     ours = torch_compatible_muon(net.parameters(), adamw_lr=1e-3, **ours_kw)
     # Any torch LR scheduler drives both parts (Muon and AdamW groups) alike.
     scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=20) for o in (*torch_opts, ours)]

@@ -148,7 +148,9 @@ def test_float32(name):
     problem = type(p64)(**_ctor_args(name), **kw)
     params = [p.float() for p in random_params(p64, 1)]
     assert problem.target().dtype == torch.float32 and all(p.dtype == torch.float32 for p in problem.init_params())
-    torch.testing.assert_close(problem.loss(params).double(), p64.loss([p.double() for p in params]), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        problem.loss(params).double(), p64.loss([p.double() for p in params]), rtol=1e-4, atol=1e-5
+    )
 
 
 def _ctor_args(name):
@@ -219,8 +221,8 @@ def test_targets_differ_across_seeds(make, zero_init):
 def test_same_seed_other_kappa_keeps_the_basis():
     """Sweeping κ with a fixed seed changes the spectrum only (the κ-sweep compares like with like)."""
     p = SymmetricMF(10, 4, seed=[5, 5], kappa=[1.0, 100.0])
-    e0, v0 = torch.linalg.eigh(p.target()[0])
-    e1, v1 = torch.linalg.eigh(p.target()[1])
+    _, v0 = torch.linalg.eigh(p.target()[0])
+    _, v1 = torch.linalg.eigh(p.target()[1])
     P0 = v0[:, -4:] @ v0[:, -4:].T
     P1 = v1[:, -4:] @ v1[:, -4:].T
     torch.testing.assert_close(P0, P1, rtol=0, atol=1e-12)
@@ -410,7 +412,7 @@ def test_icl_mc_loss_agrees_with_closed_form():
     assert ((mean - closed).abs() < 4 * stderr).all(), (mean, closed, stderr)
     assert (stderr < 0.02 * closed).all()
     # at the minimizer every prompt is predicted exactly
-    mean0, se0 = p.mc_loss(p.minimizer(), 1000, g)
+    mean0, _ = p.mc_loss(p.minimizer(), 1000, g)
     assert (mean0 < 1e-20).all()
 
 

@@ -66,7 +66,9 @@ def test_paired_basis_and_aligned_init_reject_bad_shapes():
         SymmetricMF(6, 2, 3, seed=0, init="aligned")
     base = {"name": "x", "optimizer": {"name": "gd", "lr": 0.1}}
     with pytest.raises(ConfigError, match=r"problem\.basis: 'paired' needs r_star = n"):
-        ExperimentConfig.model_validate({**base, "problem": {"kind": "symmetric_mf", "n": 4, "r": 2, "basis": "paired"}})
+        ExperimentConfig.model_validate(
+            {**base, "problem": {"kind": "symmetric_mf", "n": 4, "r": 2, "basis": "paired"}}
+        )
     with pytest.raises(ConfigError, match=r"problem\.init: 'aligned' needs r >= r_star"):
         ExperimentConfig.model_validate({**base, "problem": {"kind": "symmetric_mf", "n": 6, "r": 2, "r_star": 3,
                                                         "init": "aligned"}})

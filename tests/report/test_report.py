@@ -172,7 +172,8 @@ def test_steps_table_matches_runs_parquet(repro_dir, report):
     assert len(table["rows"]) == groups.ngroups == 4
     reached_somewhere = False
     for row in table["rows"]:
-        g = runs[(runs["optimizer.name"] == row["optimizer.name"]) & (runs["problem.kappa"] == float(row["problem.kappa"]))]
+        g = runs[(runs["optimizer.name"] == row["optimizer.name"])
+                 & (runs["problem.kappa"] == float(row["problem.kappa"]))]
         assert int(row["runs"]) == len(g) == 2
         for status in ("ok", "diverged", "failed"):
             assert int(row[status]) == int((g["status"] == status).sum())
