@@ -7,7 +7,8 @@ metrics), :mod:`muonlab.optim.updates` (pure update rules) and
 the batched run engine, configs and results store (``muonlab.run(config, out)``).
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 from muonlab.linalg.orthogonalize import orthogonalize
 
@@ -16,7 +17,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["orthogonalize", "run", "__version__"]
+__all__ = ["__version__", "orthogonalize", "run"]
 
 
 def __getattr__(name: str):

@@ -51,7 +51,10 @@ def _map_steps(idx: Tensor, hit: Tensor, steps: Sequence[int] | Tensor | None, T
     if steps is not None:
         steps = torch.as_tensor(steps, dtype=torch.int64)
         if steps.shape != (T,):
-            raise MuonlabError(f"steps: expected {T} step numbers (one per row of curve), got shape {tuple(steps.shape)}", field="steps")
+            raise MuonlabError(
+                f"steps: expected {T} step numbers (one per row of curve), got shape {tuple(steps.shape)}",
+                field="steps",
+            )
         idx = steps[idx.clamp(0, T - 1)] if T > 0 else idx
     return [int(i) if h else None for i, h in zip(idx.tolist(), hit.tolist())]
 

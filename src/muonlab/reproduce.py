@@ -20,6 +20,7 @@ available.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -180,10 +181,8 @@ def _describe(out: Path, exps: dict[str, Experiment], names: list[str], quick: b
 
     present = [n for n in exps if (out / n).is_dir()]
     previous: dict[str, dict[str, Any]] = {}
-    try:
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
         previous = {e["name"]: e for e in json.loads((out / "experiments.json").read_text(encoding="utf-8"))}
-    except (OSError, ValueError, TypeError, KeyError):
-        pass
     entries = []
     for n in present:
         if n in names:

@@ -123,7 +123,8 @@ def parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]] | None:
         key = key.strip().lower()
         if not sep:
             continue
-        if model is None and key in ("model name", "hardware", "cpu model", "processor") and not value.strip().isdigit():
+        if (model is None and key in ("model name", "hardware", "cpu model", "processor")
+                and not value.strip().isdigit()):
             model = value.strip()
         elif flags is None and key in ("flags", "features"):
             flags = tuple(value.split())

@@ -109,7 +109,9 @@ class MuonConfig(_SteppedOptimizer):
         return self
 
     def build_rule(self) -> MuonRule:
-        coefficients = self.coefficients if isinstance(self.coefficients, str) else [tuple(r) for r in self.coefficients]
+        coefficients = (
+            self.coefficients if isinstance(self.coefficients, str) else [tuple(r) for r in self.coefficients]
+        )
         return MuonRule(
             momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay, method=self.method,
             table=coefficient_table(self.method, coefficients, self.ns_steps),

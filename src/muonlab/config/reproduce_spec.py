@@ -67,7 +67,8 @@ class FigureSpec(_Section):
 class ScalesSpec(_Section):
     """``--set`` overrides per scale, applied before the user's own overrides."""
 
-    quick: list[str] = Field(default_factory=list)  # `muonlab reproduce --quick`: smaller sizes that keep every claim checkable
+    # `muonlab reproduce --quick`: smaller sizes that keep every claim checkable
+    quick: list[str] = Field(default_factory=list)
     paper: list[str] = Field(default_factory=list)  # the default: the paper's sizes (usually the YAML as written)
 
     @field_validator("quick", "paper")

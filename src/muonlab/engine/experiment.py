@@ -31,7 +31,7 @@ from muonlab.engine.plan import group_runs, plan
 from muonlab.engine.solvers import solve
 from muonlab.engine.store import ResultStore
 
-__all__ = ["Result", "run", "group_runs"]
+__all__ = ["Result", "group_runs", "run"]
 
 _log = logging.getLogger("muonlab")
 
@@ -98,7 +98,7 @@ def run(
             try:
                 result = solve(build_batch(batch), on_step=on_step)
                 rows, traj = result.runs, result.trajectories
-            except Exception as e:  # a failing batch is recorded; the sweep continues
+            except Exception as e:  # noqa: BLE001 - a failing batch is recorded; the sweep continues
                 rows, traj = _failed_rows(batch, e), None
                 _log.warning("batch of %d runs failed (recorded as failed): %s", len(batch), rows[0]["error"])
             # Each batch is durable on its own; the consolidated files are refreshed

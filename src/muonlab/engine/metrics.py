@@ -19,6 +19,7 @@ interface: ``loss``, ``rel_err``, ``optimum_loss``, ``factors``, ``layout`` and
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -216,10 +217,8 @@ def _target_svd(problem: Any) -> tuple[Tensor, Tensor, Tensor, int]:
     tol = S[..., :1] * max(M.shape[-2:]) * torch.finfo(M.dtype).eps
     rank = max(1, int((S > tol).sum(dim=-1).max()))
     out = (U, S, Vh.mT, rank)
-    try:
+    with contextlib.suppress(TypeError):  # unhashable / not weak-referenceable problem
         _TARGET_SVD[problem] = out
-    except TypeError:
-        pass
     return out
 
 

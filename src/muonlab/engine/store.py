@@ -342,7 +342,9 @@ class ResultStore:
         return self.parts_dir / f"traj-{part_id}.parquet"
 
     @staticmethod
-    def _open(path: Path, columns: Sequence[str] | None = None, filters: Any = None) -> tuple[pa.Table | None, list[str] | None]:
+    def _open(
+        path: Path, columns: Sequence[str] | None = None, filters: Any = None
+    ) -> tuple[pa.Table | None, list[str] | None]:
         """Read a consolidated file and the parts it lists through ONE handle, so a
         concurrent ``os.replace`` cannot pair old rows with a newer parts list.
         Returns (None, None) when the file is absent."""
@@ -636,7 +638,8 @@ def _arrange(table: pa.Table) -> pa.Table:
 
 def _check_row(i: int, row: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(row, Mapping):
-        raise ValueError(f"runs[{i}]: expected a mapping, got {type(row).__name__}")  # noqa: TRY004 - append's contract: bad input is a ValueError
+        # append's contract: bad input is a ValueError (not a TypeError)
+        raise ValueError(f"runs[{i}]: expected a mapping, got {type(row).__name__}")
     row = dict(row)
     rid = row.get("run_id")
     if not isinstance(rid, str) or not rid:
@@ -646,7 +649,7 @@ def _check_row(i: int, row: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"runs[{i}].status: unknown {status!r}; allowed: {', '.join(STATUSES)}")
     for key in row:
         if not isinstance(key, str):
-            raise ValueError(f"runs[{i}]: column names must be strings, got {key!r}")  # noqa: TRY004 - as above
+            raise ValueError(f"runs[{i}]: column names must be strings, got {key!r}")  # as above
     return row
 
 
@@ -706,11 +709,13 @@ def _trajectory_table(df: pd.DataFrame | None, batch_ids: set[str], keep: set[st
     if df is None or len(df) == 0:
         return TRAJECTORY_SCHEMA.empty_table()
     if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"trajectories: expected a pandas DataFrame, got {type(df).__name__}")  # noqa: TRY004 - append's contract: bad input is a ValueError
+        raise ValueError(f"trajectories: expected a pandas DataFrame, got {type(df).__name__}")  # as above
     required = ("run_id", "step", "metric", "value")
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise ValueError(f"trajectories: missing column(s) {', '.join(missing)}; need run_id, step, metric, value (index)")
+        raise ValueError(
+            f"trajectories: missing column(s) {', '.join(missing)}; need run_id, step, metric, value (index)"
+        )
     unknown = [c for c in df.columns if c not in (*required, "index")]
     if unknown:
         raise ValueError(f"trajectories: unknown column(s) {', '.join(map(str, unknown))}")
@@ -728,7 +733,8 @@ def _trajectory_table(df: pd.DataFrame | None, batch_ids: set[str], keep: set[st
         if col == "index":
             num = num.where(s.notna(), 0)  # optional: a missing index is 0 (scalar metric)
         if num.isna().any() or not (num == num.round()).all():
-            raise ValueError(f"trajectories.{col}: must be integers, got {s[num.isna() | (num != num.round())].iloc[0]!r}")
+            bad = s[num.isna() | (num != num.round())].iloc[0]
+            raise ValueError(f"trajectories.{col}: must be integers, got {bad!r}")
         columns[col] = num.to_numpy().astype("int64")
     metric = df["metric"].astype(object)
     if metric.isna().any():
@@ -750,4 +756,6 @@ def _trajectory_table(df: pd.DataFrame | None, batch_ids: set[str], keep: set[st
     if len(keep) < len(batch_ids):
         table = table.filter(pc.is_in(table.column("run_id"), pa.array(sorted(keep), pa.string())))
     # Sorted by run, so row-group statistics make run_id filters cheap.
-    return table.sort_by([("run_id", "ascending"), ("metric", "ascending"), ("step", "ascending"), ("index", "ascending")])
+    return table.sort_by(
+        [("run_id", "ascending"), ("metric", "ascending"), ("step", "ascending"), ("index", "ascending")]
+    )

@@ -20,18 +20,18 @@ from muonlab.optim.schedules import (
 )
 
 __all__ = [
-    "Muon",
-    "ScaledGD",
-    "SignGD",
-    "SpecGD",
-    "torch_compatible_muon",
     "SCHEDULES",
     "Constant",
     "Geometric",
+    "Muon",
     "Plateau",
+    "ScaledGD",
     "ScheduleLR",
     "ScheduleState",
+    "SignGD",
+    "SpecGD",
     "SpikeAnneal",
     "WarmupCosine",
     "make_schedule",
+    "torch_compatible_muon",
 ]

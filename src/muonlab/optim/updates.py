@@ -47,6 +47,7 @@ __all__ = [
     "adamw_update_",
     "as_matrix",
     "coefficient_table",
+    "descent_update_",
     "momentum_direction_",
     "muon",
     "muon_update_",
@@ -54,7 +55,6 @@ __all__ = [
     "scale_factor",
     "scaledgd",
     "scaledgd_directions",
-    "descent_update_",
     "sgd",
     "signgd_update_",
 ]
@@ -207,7 +207,9 @@ def scaledgd_directions(
         right = _damp(B @ B.mT, damping)
         left = _damp(A.mT @ A, damping)
         return [_solve(right, gA.mT).mT, _solve(left, gB)]
-    raise MuonlabError(f"factors: ScaledGD takes 1 (symmetric) or 2 (A @ B) factors, got {len(factors)}", field="factors")
+    raise MuonlabError(
+        f"factors: ScaledGD takes 1 (symmetric) or 2 (A @ B) factors, got {len(factors)}", field="factors"
+    )
 
 
 def _solve(A: Tensor, B: Tensor) -> Tensor:

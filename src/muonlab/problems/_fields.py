@@ -35,7 +35,9 @@ def seeds(seed: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
-def per_run(name: str, value: Any, n_runs: int, *, lower: float | None = None, strict: bool = False) -> tuple[float, ...]:
+def per_run(
+    name: str, value: Any, n_runs: int, *, lower: float | None = None, strict: bool = False
+) -> tuple[float, ...]:
     """A batchable field: a scalar (broadcast to all runs) or one value per run.
 
     ``lower`` bounds each value (``strict``: value > lower, else value >= lower).
@@ -46,9 +48,13 @@ def per_run(name: str, value: Any, n_runs: int, *, lower: float | None = None, s
         try:
             items = list(value)
         except TypeError:
-            raise MuonlabError(f"{name}: expected a number or a sequence of numbers, got {value!r}", field=name) from None
+            raise MuonlabError(
+                f"{name}: expected a number or a sequence of numbers, got {value!r}", field=name
+            ) from None
         if len(items) != n_runs:
-            raise MuonlabError(f"{name}: expected a scalar or {n_runs} values (one per seed), got {len(items)}", field=name)
+            raise MuonlabError(
+                f"{name}: expected a scalar or {n_runs} values (one per seed), got {len(items)}", field=name
+            )
     return tuple(real(name, v, lower=lower, strict=strict) for v in items)
 
 

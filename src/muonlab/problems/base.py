@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-__all__ = ["Problem", "LAYOUTS"]
+__all__ = ["LAYOUTS", "Problem"]
 
 LAYOUTS = ("symmetric", "product", "matrix")
 

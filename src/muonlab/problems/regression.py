@@ -77,7 +77,10 @@ class MatrixRegression(Problem):
         self.d_in = _fields.integer("d_in", d_in)
         self.n_samples = _fields.integer("n_samples", n_samples)
         if self.n_samples < self.d_in:
-            raise MuonlabError(f"n_samples: must be >= d_in ({self.d_in}) for XXᵀ to be invertible, got {self.n_samples}", field="n_samples")
+            raise MuonlabError(
+                f"n_samples: must be >= d_in ({self.d_in}) for XXᵀ to be invertible, got {self.n_samples}",
+                field="n_samples",
+            )
         self.kappa = _fields.per_run("kappa", kappa, self.n_runs, lower=1.0)
         self.noise = _fields.real("noise", noise, lower=0.0)
 

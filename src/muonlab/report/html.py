@@ -342,7 +342,9 @@ def _lora_section(sec: Section, store_dir: Path, runs: pd.DataFrame, out_dir: Pa
     sec.meta = ", ".join(f"{k} = {first.get(k)}" for k in _LORA_SETTINGS if k in runs.columns)
     table = runs[[c for c in _LORA_COLUMNS if c in runs.columns]].rename(columns=_LORA_COLUMNS).copy()
     if "monitor / step" in table:
-        table["monitor / step"] = [f"{v:.2%}" if not math.isnan(v) else "—" for v in table["monitor / step"].astype(float)]
+        table["monitor / step"] = [
+            f"{v:.2%}" if not math.isnan(v) else "—" for v in table["monitor / step"].astype(float)
+        ]
     for col in ("train loss", "eval loss", "eval accuracy", "mean eff. rank (end)", "wall s"):
         if col in table:
             table[col] = [f"{v:.4g}" if not math.isnan(v) else "—" for v in table[col].astype(float)]

@@ -53,7 +53,9 @@ class DiscreteSolver:
     def solve(self, batch: Batch, on_step: Callable[[int], None] | None = None) -> BatchResult:
         """Advance the batch; ``on_step(k)`` reports k run-steps done since the last call."""
         if batch.rule is None:
-            raise MuonlabError(f"optimizer.name: {batch.spec.optimizer.name} has no update rule to step with", field="optimizer.name")
+            raise MuonlabError(
+                f"optimizer.name: {batch.spec.optimizer.name} has no update rule to step with", field="optimizer.name"
+            )
         t0 = time.perf_counter()
         spec, problem, rule, R = batch.spec, batch.problem, batch.rule, batch.size
         sched_state = init_schedule(batch.schedule, batch.runs, batch.initial_lr())
