@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, cast
 
 import typer
 from typer.core import TyperGroup
@@ -34,6 +35,14 @@ _CLICK_EXCEPTION: type[Exception] = next(
 )
 
 
+class _ClickError(Protocol):
+    """What :class:`_Group` uses of a ClickException."""
+
+    exit_code: int
+
+    def format_message(self) -> str: ...
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -46,12 +55,22 @@ class _Group(TyperGroup):
     (help, ``typer.Exit``, Ctrl-C → 130) behaves as in Typer.
     """
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        extra["windows_expand_args"] = windows_expand_args  # click's own parameter: passed on as given
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except _CLICK_EXCEPTION as e:
+        except _CLICK_EXCEPTION as exc:
+            e = cast(_ClickError, exc)
             if type(e).__name__ == "NoArgsIsHelpError":  # by name, as Typer does
                 # `muonlab` alone: show the help (rich already printed it when it
                 # built the message; plain mode has it in the message).
@@ -153,7 +172,7 @@ def demo(
         except ConfigError as e:
             raise typer.BadParameter(str(e), param_hint="'--kappas'") from None
     # A bad κ list surfaces as an error about the grid's problem.kappa: name --kappas for it.
-    fields = {f: "--kappas" for f in ("problem.kappa", "grid.problem.kappa")} if kappas is not None else {}
+    fields = dict.fromkeys(("problem.kappa", "grid.problem.kappa"), "--kappas") if kappas is not None else {}
     t0 = time.perf_counter()
     result = _run_reproduce(DEMO, out, quick=False, overrides=sets, threads=1, root=SHIPPED_ROOT,
                             option_for_field=fields)

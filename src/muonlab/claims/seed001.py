@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -96,7 +97,7 @@ def _best_points(runs: pd.DataFrame, optimizer: str, x_col: str, col: str) -> li
         best: _Point | None = None
         for var, gv in gx.groupby("_variant", sort=True):
             m = median_steps(gv, col)
-            cand = _Point(float(x), m, str(var), len(gv), int(gv[col].notna().sum()))
+            cand = _Point(float(cast(float, x)), m, str(var), len(gv), int(gv[col].notna().sum()))
             if best is None or (m is not None and (best.steps is None or m < best.steps)):
                 best = cand
         assert best is not None
@@ -290,7 +291,8 @@ def geometric_schedule_converges(runs: pd.DataFrame) -> Claim:
         reasons.append("no Muon runs")
     if not sub.empty and "schedule.name" in sub and (sub["schedule.name"] != "geometric").any():
         reasons.append("not every run uses the geometric schedule")
-    for (init, r), g in sub.groupby(["problem.init", "problem.r"], sort=True):
+    for key, g in sub.groupby(["problem.init", "problem.r"], sort=True):
+        init, r = cast(tuple[str, float], key)
         pts = _best_points(g, "muon", "problem.kappa", col)
         missed = [f"{p.x:g}" for p in pts if p.steps is None]
         steps = [p.steps for p in pts if p.steps is not None]
@@ -389,7 +391,7 @@ def scalar_recursions_decouple(runs: pd.DataFrame, trajectories: pd.DataFrame) -
     sub = runs[runs["status"] != "failed"]
     if "problem.init" in sub and (sub["problem.init"] != "aligned").any():
         reasons.append("not every run uses init: aligned")
-    by_run = {rid: g for rid, g in trajectories.groupby("run_id", sort=False)}
+    by_run = {rid: g for rid, g in trajectories.groupby("run_id", sort=False)}  # noqa: C416 - GroupBy.keys breaks dict()
     for _, row in sub.iterrows():
         t = by_run.get(row["run_id"])
         if t is None:
@@ -423,7 +425,8 @@ def scalar_recursions_decouple(runs: pd.DataFrame, trajectories: pd.DataFrame) -
     detail = (
         f"Muon, aligned init X_0 = α·U Oᵀ, {n} runs (κ = "
         f"{', '.join(f'{k:g}' for k in sorted(sub['problem.kappa'].unique()))}; r = "
-        f"{', '.join(str(int(r)) for r in sorted(sub['problem.r'].unique()))}, r* = {int(sub['problem.r_star'].max())}): "
+        f"{', '.join(str(int(r)) for r in sorted(sub['problem.r'].unique()))}, "
+        f"r* = {int(sub['problem.r_star'].max())}): "
         f"while aligned (residual <= {ALIGNED_TOL:g}), max |√coord − |x_scalar|| = {worst:.1e} "
         f"(need <= {DECOUPLE_TOL:g}, and a sign reversal of every mode inside the window). "
         f"Aligned for the first {min(windows, default=0)}–{max(windows, default=0)} steps "

@@ -89,7 +89,9 @@ class ICLConfig(_Problem):
     @model_validator(mode="after")
     def _design(self) -> ICLConfig:
         if self.n_design is not None and self.n_design < self.d:
-            raise _error(f"must be >= d ({self.d}) for the covariance to be invertible, got {self.n_design}", "n_design")
+            raise _error(
+                f"must be >= d ({self.d}) for the covariance to be invertible, got {self.n_design}", "n_design"
+            )
         return self
 
 

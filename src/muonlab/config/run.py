@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -32,6 +32,9 @@ from muonlab.config.stop import StopConfig
 from muonlab.dtypes import DTYPE_NAMES as DTYPES
 from muonlab.engine.metrics import METRICS as _METRIC_REGISTRY
 from muonlab.engine.metrics import RUNNER_METRICS as _RUNNER_METRICS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Per-step metrics a config may ask for (SPEC §5): the engine's metric registry.
 METRICS = (*_METRIC_REGISTRY, *_RUNNER_METRICS)
@@ -190,7 +193,7 @@ def batch_key(run: RunSpec) -> str:
 
 
 
-def step_clock(row: Mapping[str, Any]) -> float:
+def step_clock(row: Mapping[str, Any] | pd.Series) -> float:
     """Time per step of a run, from its flat columns: a flow's recording interval
     ``optimizer.dt``, else the step size ``optimizer.lr`` (the clock on which seed 000's
     equal-rate law t_i = sqrt(0.9σ*_i)/η is read)."""

@@ -8,7 +8,9 @@ factor restricted to the range of G) is
 and the β-regularized orthogonalization of seed 000 (Kang et al., arXiv 2602.06385,
 eq. (5)) is
 
-.. math::  T_\beta(G) = G (G^\top G + \beta I)^{-1/2} = U \operatorname{diag}\!\Big(\tfrac{s}{\sqrt{s^2+\beta}}\Big) V^\top .
+.. math::
+
+    T_\beta(G) = G (G^\top G + \beta I)^{-1/2} = U \operatorname{diag}\!\Big(\tfrac{s}{\sqrt{s^2+\beta}}\Big) V^\top .
 
 Muon (Jordan et al. 2024) never forms the SVD: it runs a few steps of an odd
 polynomial iteration :math:`X \leftarrow aX + (bA + cA^2)X`, :math:`A = XX^\top`, on
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -89,19 +92,20 @@ def resolve_coefficients(
                 f"coefficients: unknown preset {coefficients!r}; "
                 f"allowed: {', '.join(sorted(COEFFICIENT_PRESETS))} or a (k, 3) table", field="coefficients"
             )
-        table = [tuple(map(float, row)) for row in COEFFICIENT_PRESETS[coefficients]]
+        table = [(float(a), float(b), float(c)) for a, b, c in COEFFICIENT_PRESETS[coefficients]]
     else:
-        rows = list(coefficients)
+        rows: list[Any] = list(coefficients)
         if len(rows) == 3 and all(isinstance(x, (int, float)) for x in rows):
             rows = [rows]
         table = []
         for row in rows:
-            row = tuple(float(x) for x in row)
-            if len(row) != 3:
+            values = [float(x) for x in row]
+            if len(values) != 3:
                 raise MuonlabError(
-                    f"coefficients: each row must be an (a, b, c) triple, got {len(row)} values", field="coefficients"
+                    f"coefficients: each row must be an (a, b, c) triple, got {len(values)} values",
+                    field="coefficients",
                 )
-            table.append(row)
+            table.append((values[0], values[1], values[2]))
         if not table:
             raise MuonlabError("coefficients: the table is empty; give at least one (a, b, c)", field="coefficients")
     if steps is None:
@@ -190,7 +194,9 @@ def orthogonalize(
     if method not in METHODS:
         raise MuonlabError(f"method: unknown {method!r}; allowed: {', '.join(METHODS)}", field="method")
     if dtype is not None and dtype not in _FLOAT_DTYPES:
-        raise MuonlabError(f"dtype: {dtype} is not supported; allowed: bfloat16, float16, float32, float64", field="dtype")
+        raise MuonlabError(
+            f"dtype: {dtype} is not supported; allowed: bfloat16, float16, float32, float64", field="dtype"
+        )
     if not beta >= 0.0:
         raise MuonlabError(f"beta: must be >= 0, got {beta!r}", field="beta")
     if rtol is not None and not rtol >= 0.0:
@@ -331,10 +337,7 @@ def _polynomial(
 
 
 def _polynomial_2d(X: Tensor, table, norm_scale: float, eps: float) -> Tensor:
-    if norm_scale == 1.0:
-        X = X / X.norm().clamp(min=eps)
-    else:
-        X = X / (X.norm() * norm_scale + eps)
+    X = X / X.norm().clamp(min=eps) if norm_scale == 1.0 else X / (X.norm() * norm_scale + eps)
     for a, b, c in table:
         A = X @ X.T
         B = torch.addmm(A, A, A, beta=b, alpha=c)
@@ -344,10 +347,7 @@ def _polynomial_2d(X: Tensor, table, norm_scale: float, eps: float) -> Tensor:
 
 def _polynomial_batched(X: Tensor, table, norm_scale: float, eps: float) -> Tensor:
     norms = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
-    if norm_scale == 1.0:
-        X = X / norms.clamp(min=eps)
-    else:
-        X = X / (norms * norm_scale + eps)
+    X = X / norms.clamp(min=eps) if norm_scale == 1.0 else X / (norms * norm_scale + eps)
     for a, b, c in table:
         A = X @ X.mT
         B = torch.baddbmm(A, A, A, beta=b, alpha=c)

@@ -27,6 +27,7 @@ Contents
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -67,7 +68,10 @@ def _lift(*ts: Tensor) -> tuple[Tensor, ...]:
 
 def _check_factors(L: Tensor, Rt: Tensor) -> None:
     if L.ndim < 2 or Rt.ndim < 2:
-        raise MuonlabError(f"factors: expected (..., m, k) and (..., n, k), got {tuple(L.shape)} and {tuple(Rt.shape)}", field="factors")
+        raise MuonlabError(
+            f"factors: expected (..., m, k) and (..., n, k), got {tuple(L.shape)} and {tuple(Rt.shape)}",
+            field="factors",
+        )
     if L.shape[-1] != Rt.shape[-1]:
         raise MuonlabError(
             f"factors: inner dimensions differ: L is {tuple(L.shape)}, Rt is {tuple(Rt.shape)} "
@@ -172,7 +176,9 @@ def alignment(U_a: Tensor, U_b: Tensor) -> Tensor:
     Rounding can push the raw ratio a few ulps above 1; it is clamped to 1.
     """
     if U_a.shape[-2] != U_b.shape[-2]:
-        raise MuonlabError(f"alignment: bases live in different spaces: {tuple(U_a.shape)} vs {tuple(U_b.shape)}", field="alignment")
+        raise MuonlabError(
+            f"alignment: bases live in different spaces: {tuple(U_a.shape)} vs {tuple(U_b.shape)}", field="alignment"
+        )
     k = min(U_a.shape[-1], U_b.shape[-1])
     O = U_a.mT @ U_b
     return (O.square().sum(dim=(-2, -1)) / k).clamp(max=1.0)
@@ -209,7 +215,9 @@ def factor_alignment(W2: Tensor, W1: Tensor, k: int | None = None, matched: bool
     pass the rank of interest (e.g. the target's rank) in that case.
     """
     if W2.shape[-1] != W1.shape[-2]:
-        raise MuonlabError(f"factor_alignment: W2 {tuple(W2.shape)} @ W1 {tuple(W1.shape)} do not chain", field="factor_alignment")
+        raise MuonlabError(
+            f"factor_alignment: W2 {tuple(W2.shape)} @ W1 {tuple(W1.shape)} do not chain", field="factor_alignment"
+        )
     kmax = min(W2.shape[-2], W2.shape[-1], W1.shape[-1])
     k = kmax if k is None else int(k)
     if not 1 <= k <= kmax:
@@ -435,7 +443,9 @@ def sharpness(
         ps = [p.detach().clone().requires_grad_(True) for p in params]
         total = loss_fn(ps)
         if total.shape != (R,):
-            raise MuonlabError(f"sharpness: loss_fn must return shape ({R},), got {tuple(total.shape)}", field="sharpness")
+            raise MuonlabError(
+                f"sharpness: loss_fn must return shape ({R},), got {tuple(total.shape)}", field="sharpness"
+            )
         grads = torch.autograd.grad(total.sum(), ps, create_graph=True)
         sizes = [p[0].numel() for p in ps]
         shapes = [p.shape for p in ps]
@@ -448,14 +458,14 @@ def sharpness(
                 return torch.zeros_like(v)
             chunks = torch.split(v, sizes, dim=1)
             vs = [c.reshape(s) for c, s in zip(chunks, shapes)]
-            hv = torch.autograd.grad(
+            hv_or_none = torch.autograd.grad(
                 [grads[i] for i in live],
                 ps,
                 grad_outputs=[vs[i] for i in live],
                 retain_graph=True,
                 allow_unused=True,
             )
-            hv = [torch.zeros_like(p) if h is None else h for p, h in zip(ps, hv)]
+            hv = [torch.zeros_like(p) if h is None else h for p, h in zip(ps, hv_or_none)]
             return _flat(hv, R).detach()
 
         P = sum(sizes)
@@ -477,7 +487,7 @@ def _power(hvp: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float) -
         if lam is not None and bool(((new - lam).abs() <= tol * new.abs().clamp_min(1e-300)).all()):
             return new
         lam = new
-    return lam
+    return cast(Tensor, lam)  # iters >= 1 (checked by sharpness): the loop ran
 
 
 def _lanczos(hvp: Callable[[Tensor], Tensor], v: Tensor, k: int, generator: torch.Generator | None) -> Tensor:

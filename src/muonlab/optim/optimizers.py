@@ -43,7 +43,7 @@ def _check_choice(name: str, value: Any, allowed: Iterable[str]) -> None:
 def _check_grad(p: Tensor, who: str) -> None:
     if torch.is_complex(p):
         raise MuonlabError(f"params: {who} does not support complex parameters", field="params")
-    if p.grad.is_sparse:
+    if p.grad is not None and p.grad.is_sparse:
         raise MuonlabError(f"params: {who} does not support sparse gradients", field="params")
 
 
@@ -51,7 +51,8 @@ class _GroupwiseOptimizer(Optimizer):
     """Shared ``step``: evaluate the closure, then update each param group in turn."""
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+    # The closure returns the loss Tensor (torch's stub says float).
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
         """Perform one optimization step; ``closure`` re-evaluates the loss."""
         loss = None
         if closure is not None:
@@ -278,7 +279,10 @@ def _validate_muon_hyperparameters(h: dict[str, Any]) -> None:
     if h["ns_dtype"] is not None and h["ns_dtype"] not in (
         torch.bfloat16, torch.float16, torch.float32, torch.float64
     ):
-        raise MuonlabError(f"ns_dtype: {h['ns_dtype']} is not supported; allowed: bfloat16, float16, float32, float64", field="ns_dtype")
+        raise MuonlabError(
+            f"ns_dtype: {h['ns_dtype']} is not supported; allowed: bfloat16, float16, float32, float64",
+            field="ns_dtype",
+        )
     betas = h["adamw_betas"]
     if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
         raise MuonlabError(f"adamw_betas: must be two numbers in [0, 1), got {betas!r}", field="adamw_betas")
@@ -376,7 +380,9 @@ class ScaledGD(_GroupwiseOptimizer):
                     f"params: each ScaledGD group must hold [X] or [A, B] matrices, got shapes {shapes}", field="params"
                 )
             if len(shapes) == 2 and shapes[0][1] != shapes[1][0]:
-                raise MuonlabError(f"params: A {shapes[0]} and B {shapes[1]} do not form a product A @ B", field="params")
+                raise MuonlabError(
+                    f"params: A {shapes[0]} and B {shapes[1]} do not form a product A @ B", field="params"
+                )
 
     def _step_group(self, group: dict[str, Any]) -> None:
         params = group["params"]

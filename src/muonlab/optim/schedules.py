@@ -97,10 +97,7 @@ def _check_int(name: str, value: Any) -> int:
 
 def _as_runs(value: Tensor | float, n_runs: int | None, what: str) -> Tensor:
     """Broadcast a scalar or (R,) value to a fresh (R,) float64 tensor."""
-    if isinstance(value, Tensor):
-        v = value.detach().to(_DTYPE)
-    else:
-        v = torch.as_tensor(value, dtype=_DTYPE)
+    v = value.detach().to(_DTYPE) if isinstance(value, Tensor) else torch.as_tensor(value, dtype=_DTYPE)
     if v.dim() > 1:
         raise MuonlabError.about(what, f"must be a scalar or a 1-D (R,) tensor, got shape {tuple(v.shape)}")
     v = v.reshape(-1)
@@ -276,7 +273,8 @@ class Plateau(Schedule):
     def step(self, state: ScheduleState, loss: Tensor | None = None) -> ScheduleState:
         if loss is None:
             raise MuonlabError.about(
-                "loss", "the plateau schedule needs it: call step(state, loss) with the (R,) loss after the step just taken"
+                "loss",
+                "the plateau schedule needs it: call step(state, loss) with the (R,) loss after the step just taken",
             )
         n = state.lr.shape[0]
         L = torch.as_tensor(loss).detach().to(device=state.lr.device, dtype=_DTYPE)
@@ -483,7 +481,7 @@ class ScheduleLR(LRScheduler):
         self._apply()
 
     @property
-    def last_epoch(self) -> int:  # type: ignore[override]
+    def last_epoch(self) -> int:
         return self.state.t
 
     @last_epoch.setter
@@ -504,9 +502,9 @@ class ScheduleLR(LRScheduler):
                 group["lr"].fill_(lr)  # tensor lrs (capturable/compiled) are updated in place
             else:
                 group["lr"] = lr
-        self._last_lr = [lr for lr in self.state.lr.tolist()]
+        self._last_lr = self.state.lr.tolist()
 
-    def step(self, loss: Tensor | float | None = None) -> None:  # type: ignore[override]
+    def step(self, loss: Tensor | float | None = None) -> None:
         """Advance the schedule by one step and update the groups' lrs."""
         if loss is not None and not isinstance(loss, Tensor):
             loss = torch.as_tensor(loss, dtype=_DTYPE)
@@ -514,11 +512,11 @@ class ScheduleLR(LRScheduler):
         self._step_count += 1
         self._apply()
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | Tensor]:
         """The current step size of each group (same as :meth:`get_last_lr`)."""
         return self.state.lr.tolist()
 
-    def get_last_lr(self) -> list[float]:
+    def get_last_lr(self) -> list[float | Tensor]:
         return list(self._last_lr)
 
     def state_dict(self) -> dict[str, Any]:

@@ -135,7 +135,9 @@ class InContextRegression(Problem):
             n_design = 4 * self.d
         self.n_design = _fields.integer("n_design", n_design)
         if self.n_design < self.d:
-            raise MuonlabError(f"n_design: must be >= d ({self.d}) for Σ to be invertible, got {self.n_design}", field="n_design")
+            raise MuonlabError(
+                f"n_design: must be >= d ({self.d}) for Σ to be invertible, got {self.n_design}", field="n_design"
+            )
 
         Q, lam, X = [], [], []
         for s, k in zip(self.seed, self.kappa):
@@ -284,6 +286,8 @@ class LinearAttention(nn.Module):
     ``n_runs``: give K a leading run dim R (prompts then lead with R as well).
     """
 
+    pv: Tensor  # a registered buffer
+
     def __init__(
         self,
         d: int,
@@ -295,7 +299,7 @@ class LinearAttention(nn.Module):
         super().__init__()
         self.d = _fields.integer("d", d)
         self.n_runs = None if n_runs is None else _fields.integer("n_runs", n_runs)
-        shape = (self.d, self.d) if n_runs is None else (self.n_runs, self.d, self.d)
+        shape = (self.d, self.d) if self.n_runs is None else (self.n_runs, self.d, self.d)
         self.kq = nn.Parameter(torch.zeros(shape, dtype=dtype, device=device))
         pv = torch.zeros(self.d + 1, self.d + 1, dtype=dtype, device=device)
         pv[self.d, self.d] = 1.0

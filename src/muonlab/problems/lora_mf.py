@@ -90,14 +90,16 @@ class LoRAMF(Problem):
         self.l2 = _fields.real("l2", l2, lower=0.0)
         self.spectrum = _fields.choice("spectrum", spectrum, SPECTRA)
         if self.spectrum == "list":
-            self.values = _fields.values_list("values", values)
+            self.values: tuple[float, ...] | None = _fields.values_list("values", values)
             if r_star is None:
                 r_star = len(self.values)
         elif values is not None:
             raise MuonlabError(f"values: only used with spectrum 'list', not {self.spectrum!r}", field="values")
         else:
             self.values = None
-        self.r_star = self.r if r_star is None else _fields.integer("r_star", r_star, upper=small, upper_name="min(m, n)")
+        self.r_star = (
+            self.r if r_star is None else _fields.integer("r_star", r_star, upper=small, upper_name="min(m, n)")
+        )
         if self.values is not None and len(self.values) != self.r_star:
             raise MuonlabError(f"values: need r_star ({self.r_star}) values, got {len(self.values)}", field="values")
 
@@ -117,8 +119,10 @@ class LoRAMF(Problem):
     def init_params(self) -> list[Tensor]:
         B = [g * torch.randn(self.r, self.n, generator=generator(s, "init"), dtype=torch.float64)
              for s, g in zip(self.seed, self.gamma)]
-        cast = dict(dtype=self.dtype, device=self.device)
-        return [torch.zeros(self.n_runs, self.m, self.r, **cast), torch.stack(B).to(**cast)]
+        return [
+            torch.zeros(self.n_runs, self.m, self.r, dtype=self.dtype, device=self.device),
+            torch.stack(B).to(dtype=self.dtype, device=self.device),
+        ]
 
     def _residual(self, A: Tensor, B: Tensor) -> Tensor:
         return A @ B - self._W
@@ -163,8 +167,7 @@ class LoRAMF(Problem):
         B = torch.zeros(self.n_runs, self.r, self.n, dtype=torch.float64)
         A[:, :, :k] = self._U64[:, :, :k] * root.unsqueeze(-2)
         B[:, :k, :] = root.unsqueeze(-1) * self._V64[:, :, :k].mT
-        cast = dict(dtype=self.dtype, device=self.device)
-        return [A.to(**cast), B.to(**cast)]
+        return [A.to(dtype=self.dtype, device=self.device), B.to(dtype=self.dtype, device=self.device)]
 
     def end_to_end(self, params: Sequence[Tensor]) -> Tensor:
         A, B = params

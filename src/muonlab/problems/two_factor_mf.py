@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -46,7 +47,7 @@ from muonlab.problems.targets import (
 )
 from muonlab.problems.targets import spectrum as make_spectrum
 
-__all__ = ["TwoFactorMF", "TARGETS"]
+__all__ = ["TARGETS", "TwoFactorMF"]
 
 TARGETS = ("logspace", "linspace", "list", "diag", "planted")
 INITS = ("gaussian", "orthogonal", "orthonormal")  # the last two are the same
@@ -97,7 +98,9 @@ class TwoFactorMF(Problem):
         small = min(self.n_out, self.n_in)
 
         if values is not None and self.spectrum not in ("list", "diag"):
-            raise MuonlabError(f"values: only used with spectrum 'list' or 'diag', not {self.spectrum!r}", field="values")
+            raise MuonlabError(
+                f"values: only used with spectrum 'list' or 'diag', not {self.spectrum!r}", field="values"
+            )
         if snr is not None and self.spectrum != "planted":
             raise MuonlabError(f"snr: only used with spectrum 'planted', not {self.spectrum!r}", field="snr")
         self.values = None if values is None else _fields.values_list("values", values)
@@ -107,20 +110,27 @@ class TwoFactorMF(Problem):
             if self.values is None:
                 raise MuonlabError(f"values: spectrum {self.spectrum!r} needs a list of values", field="values")
             if len(self.values) > small:
-                raise MuonlabError(f"values: at most min(n_out, n_in) ({small}) values, got {len(self.values)}", field="values")
+                raise MuonlabError(
+                    f"values: at most min(n_out, n_in) ({small}) values, got {len(self.values)}", field="values"
+                )
             if rank is not None and _fields.integer("rank", rank) != len(self.values):
                 raise MuonlabError(f"rank: must equal len(values) ({len(self.values)}), got {rank}", field="rank")
             self.rank = len(self.values)
         elif self.spectrum == "planted":
             if self.n_out != self.n_in:
-                raise MuonlabError(f"n_in: spectrum 'planted' needs a square target (n_in = n_out = {self.n_out}), got {self.n_in}", field="n_in")
+                raise MuonlabError(
+                    f"n_in: spectrum 'planted' needs a square target (n_in = n_out = {self.n_out}), got {self.n_in}",
+                    field="n_in",
+                )
             if rank is None:
                 raise MuonlabError("rank: spectrum 'planted' needs the planted rank", field="rank")
             if self.snr is None:
                 raise MuonlabError("snr: spectrum 'planted' needs the signal-to-noise ratio", field="snr")
             self.rank = _fields.integer("rank", rank, upper=small, upper_name="n_out")
         else:
-            self.rank = small if rank is None else _fields.integer("rank", rank, upper=small, upper_name="min(n_out, n_in)")
+            self.rank = (
+                small if rank is None else _fields.integer("rank", rank, upper=small, upper_name="min(n_out, n_in)")
+            )
 
         M, sv = [], []
         for s, k in zip(self.seed, self.kappa):
@@ -140,7 +150,8 @@ class TwoFactorMF(Problem):
             M[idx, idx] = torch.tensor(self.values, dtype=torch.float64)
             return M, torch.sort(M[idx, idx], descending=True).values
         if self.spectrum == "planted":
-            M = planted_target(self.n_out, self.rank, self.snr, generator(seed, "target"))
+            snr = cast(float, self.snr)  # __init__ requires snr for 'planted'
+            M = planted_target(self.n_out, self.rank, snr, generator(seed, "target"))
             return M, torch.linalg.svdvals(M)
         sigma = make_spectrum(self.rank, self.spectrum, kappa, self.values)
         U, V = low_rank_factors(self.n_out, self.n_in, self.rank, generator(seed, "target"))
@@ -159,8 +170,8 @@ class TwoFactorMF(Problem):
             else:
                 W2.append(a * semi_orthogonal(self.n_out, self.d, g))
                 W1.append(a * semi_orthogonal(self.d, self.n_in, g))
-        cast = dict(dtype=self.dtype, device=self.device)
-        return [torch.stack(W2).to(**cast), torch.stack(W1).to(**cast)]
+        return [torch.stack(W2).to(dtype=self.dtype, device=self.device),
+                torch.stack(W1).to(dtype=self.dtype, device=self.device)]
 
     def _residual(self, W2: Tensor, W1: Tensor) -> Tensor:
         return W2 @ W1 - self._M
@@ -200,8 +211,7 @@ class TwoFactorMF(Problem):
         W1 = torch.zeros(self.n_runs, self.d, self.n_in, dtype=torch.float64)
         W2[:, :, :k] = U[:, :, :k] * root.unsqueeze(-2)
         W1[:, :k, :] = root.unsqueeze(-1) * Vh[:, :k, :]
-        cast = dict(dtype=self.dtype, device=self.device)
-        return [W2.to(**cast), W1.to(**cast)]
+        return [W2.to(dtype=self.dtype, device=self.device), W1.to(dtype=self.dtype, device=self.device)]
 
     def end_to_end(self, params: Sequence[Tensor]) -> Tensor:
         W2, W1 = params

@@ -47,7 +47,8 @@ def mode_arrivals(store_dir: str | Path) -> tuple[Figure, str]:
     with styled():
         fig = new_figure((5.2, 3.6))
         ax = fig.subplots()
-        for opt, g in runs[runs["status"] == "ok"].groupby("optimizer.name"):
+        for name, g in runs[runs["status"] == "ok"].groupby("optimizer.name"):
+            opt = str(name)
             for j, (_, row) in enumerate(g.iterrows()):
                 sigma, t = target_values(row), arrivals(traj, row["run_id"])
                 k = min(len(sigma), len(t))
@@ -126,7 +127,7 @@ def lr_sweep(store_dir: str | Path) -> tuple[Figure, str]:
         ax = fig.subplots()
         top = 1.0
         for (opt, sched), g in runs.groupby(["optimizer.name", "schedule.name"]):
-            color, marker = styles.get((opt, sched), ("0.4", "s"))
+            color, marker = styles.get((str(opt), str(sched)), ("0.4", "s"))
             g = g.sort_values("optimizer.lr")
             ok = g[g["status"] == "ok"]
             err = ok["final_rel_err"].clip(lower=1e-12)

@@ -132,7 +132,8 @@ def resolve_spec(runs: pd.DataFrame, spec: Mapping[str, Any] | None = None, name
     curves). Columns named in the spec but absent from the runs are dropped.
     """
     out: dict[str, Any] = dict(spec or {})
-    out.setdefault("name", name or (str(runs["experiment"].iloc[0]) if "experiment" in runs and len(runs) else "experiment"))
+    default_name = str(runs["experiment"].iloc[0]) if "experiment" in runs and len(runs) else "experiment"
+    out.setdefault("name", name or default_name)
     out.setdefault("title", out["name"])
     out.setdefault("description", "")
     out.setdefault("x", "step")
@@ -242,7 +243,7 @@ def steps_table(store_dir: str | Path, spec: Mapping[str, Any] | None = None) ->
     rows = []
     for key in _keys(runs, cols):
         g = _select(runs, cols, key)
-        row: dict[str, Any] = {c: v for c, v in zip(cols, key)}
+        row: dict[str, Any] = dict(zip(cols, key))
         status = g["status"].astype(str)
         row["runs"] = len(g)
         for s in ("ok", "diverged", "failed"):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from muonlab.engine.runbook import BatchResult, RunBook, metric_values
 from muonlab.errors import MuonlabError
 from muonlab.linalg.orthogonalize import orthogonalize
 from muonlab.problems.base import Problem
+
+if TYPE_CHECKING:
+    from muonlab.config.optimizers import SpecGFConfig
 
 __all__ = ["INTEGRATORS", "FlowSolver", "spec_gf", "spectral_field"]
 
@@ -57,7 +60,7 @@ def spectral_field(problem: Problem, beta: float) -> Callable[[list[Tensor]], li
 
 def spec_gf(
     problem: Problem,
-    times: Sequence[float],
+    times: Sequence[float] | np.ndarray,
     *,
     beta: float = 1e-4,
     rtol: float = 1e-8,
@@ -114,11 +117,11 @@ class FlowSolver:
         """Same summaries and trajectories as the discrete solver, step k meaning time k·Δτ."""
         t0 = time.perf_counter()
         spec, problem, R = batch.spec, batch.problem, batch.size
-        opt = spec.optimizer
-        dt = float(opt.dt)  # type: ignore[union-attr]
+        opt = cast("SpecGFConfig", spec.optimizer)  # the only optimizer whose solver is "flow"
+        dt = float(opt.dt)
         times = dt * np.arange(spec.steps + 1)
-        _, states, info = spec_gf(problem, times, beta=float(opt.beta), rtol=float(opt.rtol),  # type: ignore[union-attr]
-                                  atol=float(opt.atol), integrator=str(opt.integrator))  # type: ignore[union-attr]
+        _, states, info = spec_gf(problem, times, beta=float(opt.beta), rtol=float(opt.rtol),
+                                  atol=float(opt.atol), integrator=str(opt.integrator))
         book = RunBook(batch.runs)
         lr = torch.full((R,), dt, dtype=torch.float64)
         for k, params in enumerate(states):
