@@ -49,7 +49,7 @@ def _as_2d(curve: Tensor | Sequence[float]) -> Tensor:
 
 def _map_steps(idx: Tensor, hit: Tensor, steps: Sequence[int] | Tensor | None, T: int) -> list[int | None]:
     if steps is not None:
-        steps = torch.as_tensor(steps, dtype=torch.int64)
+        steps = steps if isinstance(steps, Tensor) else torch.from_numpy(np.array(steps, dtype=np.int64))
         if steps.shape != (T,):
             raise MuonlabError(
                 f"steps: expected {T} step numbers (one per row of curve), got shape {tuple(steps.shape)}",
