@@ -7,6 +7,7 @@ import pytest
 
 from muonlab.claims import base, evaluate_experiment, registered_claims
 from muonlab.claims.base import Claim, claim
+from muonlab.errors import MuonlabError
 from muonlab.reproduce import SHIPPED_ROOT, discover
 
 
@@ -38,9 +39,9 @@ def test_reads_are_declared_not_flagged():
 
 
 def test_decorator_validates_reads_and_names(registry):
-    with pytest.raises(ValueError, match="claim reads"):
+    with pytest.raises(MuonlabError, match="^reads: expected distinct names"):
         claim(reads=("runs", "figures"))
-    with pytest.raises(ValueError, match="claim reads"):
+    with pytest.raises(MuonlabError, match="^reads: expected distinct names"):
         claim(reads=())
 
     @claim(reads=("trajectories", "runs"), seed="999")
@@ -48,8 +49,9 @@ def test_decorator_validates_reads_and_names(registry):
         return Claim("probe", "999", True, f"{len(runs)} runs, {len(trajectories)} points")
 
     assert registry["probe"].reads == ("trajectories", "runs") and registry["probe"].seed == "999"
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(MuonlabError, match="^name: claim .probe. is already registered") as info:
         claim(name="probe")(lambda runs: None)
+    assert info.value.field == "name"
 
 
 def test_evaluation_reads_trajectories_only_when_asked_and_survives_a_raising_claim(registry, tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from muonlab.accuracy import EPSILONS, eps_column
+from muonlab.errors import MuonlabError
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,16 @@ def claim(*, reads: Sequence[str] = ("runs",), name: str | None = None, seed: st
     """
     reads = tuple(reads)
     if not reads or any(r not in READABLE for r in reads) or len(set(reads)) != len(reads):
-        raise ValueError(f"claim reads: expected distinct names from {', '.join(READABLE)}, got {reads!r}")
+        raise MuonlabError.about("reads", f"expected distinct names from {', '.join(READABLE)}, got {reads!r}")
 
     def register(fn: F) -> F:
         key = name or fn.__name__
         old = _REGISTRY.get(key)
         # Re-registering the same function (a module reload) is fine; a second one is not.
         if old is not None and (old.fn.__module__, old.fn.__qualname__) != (fn.__module__, fn.__qualname__):
-            raise ValueError(f"claim {key!r} is already registered by {old.fn.__module__}.{old.fn.__qualname__}")
+            raise MuonlabError.about(
+                "name", f"claim {key!r} is already registered by {old.fn.__module__}.{old.fn.__qualname__}"
+            )
         module_seed = getattr(sys.modules.get(fn.__module__), "SEED", None)
         _REGISTRY[key] = ClaimDef(key, fn, reads, seed or (module_seed if isinstance(module_seed, str) else "beyond"))
         return fn

@@ -23,6 +23,7 @@ import pandas as pd
 
 from muonlab.claims.base import Claim, verdict
 from muonlab.config.run import step_clock
+from muonlab.errors import MuonlabError
 
 __all__ = ["FRACTION", "RANK_CORR", "SQRT_LAW_TOL", "arrival_data", "arrivals", "largest_first_claim",
            "law_claim", "listing", "missing_modes", "spearman", "target_values"]
@@ -47,7 +48,7 @@ def target_values(row: pd.Series) -> np.ndarray:
     if isinstance(values, str):  # the store keeps list-valued config fields as JSON text
         values = json.loads(values)
     if values is None or (isinstance(values, float) and math.isnan(values)):
-        raise ValueError("the claim needs explicit target values (problem.values)")
+        raise MuonlabError.about("problem.values", "the claim needs explicit target values")
     return np.sort(np.asarray(list(values), dtype=float))[::-1]
 
 

@@ -350,7 +350,7 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None = None) -
     if not len(traj):
         raise NothingToPlot(f"{Path(store_dir).name}: no finite values of {metric!r} to plot", field="y")
     if x != "step":
-        raise ValueError(f"x: only 'step' is supported, got {x!r}")
+        raise MuonlabError(f"x: only 'step' is supported, got {x!r}", field='x')
     panel = spec.get("panel_by")
     curve_by = [c for c in spec["curve_by"] if c != panel]
     if spec.get("best_of"):
