@@ -48,16 +48,17 @@ class _Optimizer(_Model):
     #: Problem layouts (``symmetric``, ``product``, ``matrix``) it can optimize.
     layouts: ClassVar[frozenset[str]] = frozenset({"symmetric", "product", "matrix"})
 
+    def build_rule(self) -> BatchedRule | None:
+        """The batched update rule with these hyper-parameters (fresh state); None for an
+        optimizer whose solver takes no steps (a flow)."""
+        return None
+
 
 class _SteppedOptimizer(_Optimizer):
     """An optimizer that takes discrete steps of size ``lr`` (scheduled per run)."""
 
     lr: _Positive
     weight_decay: _NonNeg = 0.0
-
-    def build_rule(self) -> BatchedRule:
-        """The batched update rule with these hyper-parameters (fresh state)."""
-        raise NotImplementedError
 
 
 def _coefficients(value: Any) -> Any:

@@ -55,8 +55,7 @@ class Batch:
 def build_problem(runs: Sequence[RunSpec]) -> Problem:
     """One batched problem for runs that differ only in batchable fields."""
     spec = runs[0].problem
-    fields = spec.model_dump()
-    per_run = {k: [getattr(r.problem, k) for r in runs] for k in spec.per_run_fields if k in fields}
+    per_run = {k: [getattr(r.problem, k) for r in runs] for k in spec.per_run_fields if k in type(spec).model_fields}
     return spec.build(
         [int(r.seed) for r in runs], dtype=DTYPES[runs[0].dtype], device=runs[0].device, per_run=per_run
     )
@@ -68,10 +67,6 @@ def build_batch(runs: Sequence[RunSpec]) -> Batch:
     if not runs:
         raise MuonlabError("runs: a batch needs at least one run", field="runs")
     spec = runs[0]
-    build_rule = getattr(spec.optimizer, "build_rule", None)
     return Batch(
-        runs=runs,
-        problem=build_problem(runs),
-        schedule=spec.schedule.build(),
-        rule=build_rule() if build_rule is not None else None,
+        runs=runs, problem=build_problem(runs), schedule=spec.schedule.build(), rule=spec.optimizer.build_rule()
     )

@@ -26,12 +26,11 @@ def group_runs(runs: Sequence[RunSpec]) -> list[tuple[RunSpec, ...]]:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run of an experiment will do: ``batches`` to execute, ``skipped`` runs
-    already complete in the store, ``total`` runs in the grid."""
+    """What a run of an experiment will do: ``batches`` to execute and ``skipped`` runs
+    already complete in the store."""
 
     batches: tuple[tuple[RunSpec, ...], ...]
     skipped: int
-    total: int
 
     @property
     def todo(self) -> int:
@@ -46,4 +45,4 @@ def plan(config: ExperimentConfig, done: Collection[str] = (), max_batch: int | 
     batches = group_runs(todo)
     if max_batch:
         batches = [b[i : i + max_batch] for b in batches for i in range(0, len(b), max_batch)]
-    return Plan(tuple(batches), skipped=len(runs) - len(todo), total=len(runs))
+    return Plan(tuple(batches), skipped=len(runs) - len(todo))
