@@ -613,3 +613,53 @@ def test_metric_names_match_spec():
     assert {"loss", "rel_err", "dist_to_opt", "singular_values", "effective_rank",
             "gf_invariant_norm", "muon_invariant_norm", "sharpness"} <= set(METRICS)
     assert set(METRICS) == set(REGISTRY) | set(RUNNER_METRICS)
+
+
+# ----------------------------------------------------------------------------- rules across fields
+
+
+@pytest.mark.parametrize(("change", "field", "start"), [
+    ({"problem": {"kind": "regression"}, "optimizer": {"name": "scaledgd", "lr": 0.1}}, "optimizer.name",
+     "optimizer.name: 'scaledgd' does not apply to problem kind 'regression' (layout 'matrix'); "
+     "allowed kinds: symmetric_mf, two_factor_mf, lora_mf"),
+    ({"problem": {"kind": "icl"}, "optimizer": {"name": "scaledgd", "lr": 0.1}}, "optimizer.name",
+     "optimizer.name: 'scaledgd' does not apply to problem kind 'icl'"),
+    ({"metrics": ["rel_err", "gf_invariant_norm"]}, "metrics",
+     "metrics: 'gf_invariant_norm' does not apply to problem kind 'symmetric_mf'; allowed: loss, rel_err"),
+    ({"optimizer": {"name": "scaledgd", "lr": 0.1, "weight_decay": 0.1}}, "optimizer.weight_decay",
+     "optimizer.weight_decay: ScaledGD takes no weight decay; use 0"),
+])
+def test_rules_across_fields_are_refused_at_validation(change, field, start):
+    with pytest.raises(ConfigError) as info:
+        ExperimentConfig.model_validate({**base_raw(), **change})
+    assert str(info.value).startswith(start) and "\n" not in str(info.value)
+    assert info.value.field == field
+
+
+def test_rule_across_fields_in_one_grid_point_names_the_point():
+    raw = {**base_raw(), "grid": {"problem": [{"kind": "symmetric_mf", "n": 6, "r": 2}, {"kind": "regression"}]},
+           "optimizer": {"name": "scaledgd", "lr": 0.1}}
+    raw.pop("problem")
+    with pytest.raises(ConfigError, match=r"^grid\[problem=.*regression.*\]: optimizer.name: 'scaledgd' does not"):
+        ExperimentConfig.model_validate(raw)
+
+
+def test_allowed_combinations_pass_the_rules():
+    for change in ({"problem": {"kind": "two_factor_mf", "n_out": 6, "n_in": 5, "d": 3},
+                    "optimizer": {"name": "scaledgd", "lr": 0.1}, "metrics": ["gf_invariant_norm"]},
+                   {"problem": {"kind": "regression"}, "optimizer": {"name": "muon", "lr": 0.1}}):
+        assert ExperimentConfig.model_validate({**base_raw(), **change}).expand()
+
+
+def test_cli_refuses_a_bad_combination_and_writes_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from muonlab.cli import app
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nproblem: {kind: regression}\noptimizer: {name: scaledgd, lr: 0.1}\nsteps: 5\n")
+    res = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "optimizer.name: 'scaledgd' does not apply" in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -35,3 +35,12 @@ def test_epsilon_columns_follow_the_levels():
     assert EPSILON_COLUMNS == ("steps_to_1e-4", "steps_to_1e-8", "steps_to_1e-12")
     assert list(EPSILONS) == sorted(EPSILONS, reverse=True)
     assert steps_to(np.array([1.0, np.nan, 1e-5, 1e-3]), 1e-4) == [2]
+
+
+def test_step_clock_reads_dt_for_a_flow_and_lr_otherwise():
+    from muonlab.config.run import step_clock
+
+    rows = pd.DataFrame({"optimizer.name": ["specgf", "specgd"], "optimizer.dt": [0.01, float("nan")],
+                         "optimizer.lr": [float("nan"), 0.05]})
+    assert [step_clock(r) for _, r in rows.iterrows()] == [0.01, 0.05]
+    assert step_clock(pd.Series({"optimizer.lr": 0.2})) == 0.2
