@@ -277,7 +277,8 @@ def test_text_from_the_inputs_is_escaped(repro_dir, tmp_path):
     page = _parse(index)
     claims_table = next(t for t in page.tables if t["attrs"].get("class") == "claims")
     other = claims_table["rows"][1]
-    assert other["_1"] == "" and other["_3"] == ""  # a missing seed or detail prints as nothing, not "None"
+    assert other["seed"] == "" and other["detail"] == ""  # a missing seed or detail prints as nothing, not "None"
+    assert other["verdict"] == "—"  # an entry without per-replicate fields: no count, no strip
     assert [s["id"] for s in page.sections] == ["exp_a", "ghost_script_alert_1_script"]
 
 

@@ -3,7 +3,11 @@
 ``DIR`` holds one results store per experiment (``DIR/<name>/runs.parquet``), an
 optional ``DIR/experiments.json`` (per experiment: name, title, description, x, y,
 curve_by, panel_by) and an optional ``DIR/claims.json`` (a list of {name, seed,
-passed, detail, experiment?, figure?}). The report goes to ``DIR/report/``:
+passed, detail, experiment?, figure?} and, since per-replicate verdicts, n_pass,
+n_total, ci_low, ci_high, required, unit, failing_seeds, seeds and scale: each claim
+shows k/n, its interval, its rule, its scale and a strip of its replicates,
+:mod:`muonlab.report.verdicts`; an entry without them shows what it has). The report
+goes to ``DIR/report/``:
 ``index.html`` plus one PNG and one SVG per experiment, referenced by relative path,
 so the folder can be moved or served as is. Every file is written atomically
 (:mod:`muonlab.atomic`).
@@ -39,6 +43,7 @@ from muonlab.report.figures import (
     save_figure,
     steps_table,
 )
+from muonlab.report.verdicts import Verdict, scale_counts, verdict_of
 
 __all__ = ["build_report", "find_experiments", "load_claims", "load_experiment_specs"]
 
@@ -170,6 +175,7 @@ class ClaimRow:
     detail: Any
     where: Any  # the claim's experiment, else its figure, else None
     anchor: str | None  # the section to link ``where`` to
+    verdict: Verdict | None = None  # k/n, interval, rule, scale, strip; None for an old-format entry
 
 
 @dataclass
@@ -219,6 +225,7 @@ def _claim_rows(claims: Sequence[Mapping[str, Any]], anchors: Mapping[str, str])
             name=c.get("name"), seed=c.get("seed"), passed=_passed(c), detail=c.get("detail"),
             where=experiment or c.get("figure") or None,
             anchor=anchors.get(str(experiment)) if experiment else None,
+            verdict=verdict_of(c),
         ))
     return rows
 
@@ -362,7 +369,8 @@ def build_report(dir: str | Path) -> Path:
     """Write ``dir/report/index.html`` (and its figures) and return its path.
 
     One section per experiment (title, description, figure, iterations-to-ε table),
-    a claims summary at the top and the claims table at the bottom. Missing
+    a claims summary at the top (passed / failed, the scales) and the claims table at
+    the bottom (each claim's k/n, interval, rule, scale and strip of replicates). Missing
     ``claims.json`` or ``experiments.json`` and experiments whose runs all failed
     are reported in the page rather than raised.
 
@@ -393,6 +401,7 @@ def build_report(dir: str | Path) -> Path:
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         claims=None if claims is None else _claim_rows(claim_list, slugs),
         n_pass=sum(_passed(c) for c in claim_list),
+        scales=scale_counts(claim_list),
         failing=[c.get("name") for c in claim_list if not _passed(c)],
         notices=[m for m in (spec_error, claims_error) if m],
         toc=[(slugs[n], (s or {}).get("title") or n) for n, s in order],
