@@ -174,7 +174,7 @@ def demo(
     # A bad κ list surfaces as an error about the grid's problem.kappa: name --kappas for it.
     fields = dict.fromkeys(("problem.kappa", "grid.problem.kappa"), "--kappas") if kappas is not None else {}
     t0 = time.perf_counter()
-    result = _run_reproduce(DEMO, out, quick=False, overrides=sets, threads=1, root=SHIPPED_ROOT,
+    result = _run_reproduce(DEMO, out, scale="paper", overrides=sets, threads=1, root=SHIPPED_ROOT,
                             option_for_field=fields)
     _print_reproduction(result, t0)
 
@@ -223,7 +223,7 @@ def run_command(
             runs_task = progress.add_task(f"{cfg.name}: runs", total=None)
             steps_task = progress.add_task("run-steps", total=total_steps)
             result = run_experiment(
-                cfg, out, max_batch=max_batch,
+                cfg, out, overrides=overrides or [], max_batch=max_batch,
                 on_batch=lambda done, total: progress.update(runs_task, completed=done, total=total),
                 on_step=lambda k: progress.advance(steps_task, k),
             )
@@ -257,11 +257,13 @@ def _print_claims(claims: list[dict[str, Any]]) -> None:
     table.add_column("claim")
     table.add_column("seed")
     table.add_column("result")
+    table.add_column("k/n")
     table.add_column("detail", overflow="fold")
     for c in claims:
         ok = bool(c.get("passed"))
+        counts = f"{c['n_pass']}/{c['n_total']}" if c.get("n_total") is not None and "n_pass" in c else ""
         table.add_row(str(c.get("experiment", "")), str(c.get("name")), str(c.get("seed")),
-                      "[green]PASS[/green]" if ok else "[red]FAIL[/red]", str(c.get("detail", "")))
+                      "[green]PASS[/green]" if ok else "[red]FAIL[/red]", counts, str(c.get("detail", "")))
     Console().print(table)
 
 
@@ -293,7 +295,7 @@ def _list_experiments(experiments: dict[str, Any], as_json: bool) -> None:
     Console().print(table)
 
 
-def _run_reproduce(name: str, out: Path, *, quick: bool, overrides: list[str], threads: int,
+def _run_reproduce(name: str, out: Path, *, scale: str, overrides: list[str], threads: int,
                    root: Path | None, option_for_field: dict[str, str]) -> Any:
     """:func:`muonlab.reproduce.reproduce` with one progress bar per experiment on stderr.
 
@@ -326,7 +328,7 @@ def _run_reproduce(name: str, out: Path, *, quick: bool, overrides: list[str], t
                 tasks["_current"] = tasks[n]
 
             result = reproduce(
-                name, out, quick=quick, overrides=overrides, threads=threads, root=root,
+                name, out, scale=scale, overrides=overrides, threads=threads, root=root,  # type: ignore[arg-type]
                 on_experiment=on_experiment,
                 on_step=lambda k: progress.advance(tasks["_current"], k),
             )
@@ -368,7 +370,13 @@ def reproduce_command(
         typer.Option("--out", help="Output directory: DIR/<experiment>/ stores, claims.json, report/.",
                      file_okay=False, dir_okay=True, show_default=False),
     ] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (minutes on a laptop CPU).")] = False,
+    scale: Annotated[
+        str | None,
+        typer.Option("--scale", metavar="quick|paper",
+                     help="Sizes: 'paper' (the seeds' settings, >= 10 seeds per point; the default) or 'quick' "
+                          "(minutes on a laptop CPU, >= 5 seeds per point).", show_default="paper"),
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Short for --scale quick.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the experiments (names only when piped).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="With --list: print the experiments as JSON.")] = False,
     experiments: Annotated[
@@ -378,14 +386,21 @@ def reproduce_command(
     ] = None,
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", metavar="KEY=VALUE", help="Extra override for every experiment (after --quick)."),
+        typer.Option("--set", metavar="KEY=VALUE", help="Extra override for every experiment (after the scale's)."),
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads while running.")] = 1,
 ) -> None:
     """Reproduce the seed figures and claims: run, evaluate claims (claims.json), build the report."""
     from muonlab.config import ConfigError
-    from muonlab.reproduce import UnknownExperimentError, discover, resolve_names
+    from muonlab.reproduce import UnknownExperimentError, check_scale, discover, resolve_names
 
+    if quick and scale not in (None, "quick"):
+        raise typer.BadParameter(f"--quick is --scale quick; it contradicts --scale {scale}", param_hint="'--quick'")
+    chosen = "quick" if quick else (scale or "paper")
+    try:
+        check_scale(chosen)
+    except MuonlabError as e:
+        raise typer.BadParameter(str(e), param_hint="'--scale'") from None
     if json_out and not list_:
         raise typer.BadParameter("only with --list", param_hint="'--json'")
     try:
@@ -404,7 +419,7 @@ def reproduce_command(
     if out is None:
         raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
     t0 = time.perf_counter()
-    result = _run_reproduce(name, out, quick=quick, overrides=overrides or [], threads=threads, root=experiments,
+    result = _run_reproduce(name, out, scale=chosen, overrides=overrides or [], threads=threads, root=experiments,
                             option_for_field={})
     _print_reproduction(result, t0)
 

@@ -27,20 +27,53 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from muonlab.errors import MuonlabError
+
+Scale = Literal["quick", "paper"]
 
 if TYPE_CHECKING:
     from muonlab.config import ExperimentConfig
     from muonlab.config.reproduce_spec import ReproduceSpec
 
-__all__ = ["SHIPPED_ROOT", "Experiment", "ReproduceResult", "UnknownExperimentError", "build_report", "discover",
-           "experiment_config", "experiments_root", "reproduce", "resolve_names"]
+__all__ = [
+    "SCALES",
+    "SHIPPED_ROOT",
+    "Experiment",
+    "ReproduceResult",
+    "Scale",
+    "UnknownExperimentError",
+    "build_report",
+    "check_scale",
+    "discover",
+    "experiment_config",
+    "experiments_root",
+    "reproduce",
+    "resolve_names",
+]
 
 #: The experiment YAMLs shipped in the package (``pip install .`` carries them; the
 #: repository's top-level ``experiments/`` is a link to this folder).
 SHIPPED_ROOT = Path(__file__).resolve().parent / "experiments"
+
+
+#: The sizes ``muonlab reproduce`` runs at: ``quick`` (minutes on a laptop CPU, ≥ 5 seeds
+#: per point for every per-seed claim) and ``paper`` (the seeds' settings, ≥ 10 seeds).
+SCALES: tuple[Scale, ...] = ("quick", "paper")
+
+
+def check_scale(scale: str) -> Scale:
+    """``scale`` if it is one of :data:`SCALES`, else a one-line error naming them."""
+    if scale not in SCALES:
+        raise MuonlabError.about("scale", f"unknown scale {scale!r}; allowed: {', '.join(SCALES)}")
+    return scale
+
+
+def scale_label(scale: Scale, extra: Iterable[str]) -> str:
+    """What claims.json calls the scale: the scale's name, or ``custom`` when ``--set``
+    overrides changed it (experiments.json lists them)."""
+    return "custom" if list(extra) else scale
 
 
 class UnknownExperimentError(MuonlabError):
@@ -56,15 +89,15 @@ class Experiment:
     path: Path  # the YAML
     spec: ReproduceSpec
 
-    def overrides(self, quick: bool = False, extra: Iterable[str] = ()) -> list[str]:
+    def overrides(self, scale: Scale = "paper", extra: Iterable[str] = ()) -> list[str]:
         """The ``--set`` overrides of a run: the scale's (quick or paper) first, then ``extra``."""
-        return [*self.spec.overrides("quick" if quick else "paper"), *extra]
+        return [*self.spec.overrides(check_scale(scale)), *extra]
 
-    def config(self, quick: bool = False, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    def config(self, scale: Scale = "paper", overrides: Iterable[str] = ()) -> ExperimentConfig:
         """The validated config with :meth:`overrides` applied."""
         from muonlab.config import load_config
 
-        return load_config(self.path, self.overrides(quick, overrides))
+        return load_config(self.path, self.overrides(scale, overrides))
 
     def info(self) -> dict[str, Any]:
         """The experiment's entry in ``DIR/experiments.json`` (without quick/overrides),
@@ -140,14 +173,14 @@ def resolve_names(name: str, experiments: dict[str, Experiment] | None = None) -
     raise UnknownExperimentError(f"unknown experiment {name!r}; allowed: all, {', '.join(exps)}", field="name")
 
 
-def experiment_config(name: str, quick: bool = False, overrides: Iterable[str] = (),
+def experiment_config(name: str, scale: Scale = "paper", overrides: Iterable[str] = (),
                       root: str | Path | None = None) -> ExperimentConfig:
     """The validated :class:`~muonlab.config.ExperimentConfig` of experiment ``name``
     (scale overrides first, then ``overrides``)."""
     exps = discover(root)
     if name not in exps:
         resolve_names(name, exps)  # raises the one-line error
-    return exps[name].config(quick, overrides)
+    return exps[name].config(scale, overrides)
 
 
 def build_report(out: Path) -> Path | None:
@@ -173,32 +206,37 @@ class ReproduceResult:
     wall_s: dict[str, float]
 
 
-def _describe(out: Path, exps: dict[str, Experiment], names: list[str], quick: bool,
-              overrides: list[str]) -> list[str]:
+def _describe(out: Path, exps: dict[str, Experiment], names: list[str], scale: Scale,
+              overrides: list[str], configs: dict[str, ExperimentConfig]) -> dict[str, dict[str, Any]]:
     """Write DIR/experiments.json for every experiment whose store is in DIR (earlier
-    invocations' included, with the settings they recorded); return their names."""
+    invocations' included, with the settings they recorded); return the entries by name.
+
+    Each entry records the provenance of its store: ``scale``, ``overrides`` (the scale's
+    and the user's, in the order applied) and ``config_hash``, which the claims use to
+    read that configuration's runs only."""
     from muonlab.atomic import write_json
 
     present = [n for n in exps if (out / n).is_dir()]
     previous: dict[str, dict[str, Any]] = {}
     with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
         previous = {e["name"]: e for e in json.loads((out / "experiments.json").read_text(encoding="utf-8"))}
-    entries = []
+    entries: dict[str, dict[str, Any]] = {}
     for n in present:
         if n in names:
-            entries.append({**exps[n].info(), "quick": quick, "overrides": exps[n].overrides(quick, overrides)})
+            entries[n] = {**exps[n].info(), "scale": scale_label(scale, overrides), "quick": scale == "quick",
+                          "overrides": exps[n].overrides(scale, overrides), "config_hash": configs[n].config_hash}
         else:
             old = previous.get(n, {})
-            entries.append({**exps[n].info(), "quick": old.get("quick"), "overrides": old.get("overrides")})
-    write_json(out / "experiments.json", entries)
-    return present
+            entries[n] = {**exps[n].info(), **{k: old.get(k) for k in ("scale", "quick", "overrides", "config_hash")}}
+    write_json(out / "experiments.json", list(entries.values()))
+    return entries
 
 
 def reproduce(
     name: str,
     out: str | Path,
     *,
-    quick: bool = False,
+    scale: Scale = "paper",
     overrides: Iterable[str] = (),
     threads: int | None = 1,
     report: bool = True,
@@ -209,8 +247,8 @@ def reproduce(
     """Run experiment ``name`` (or ``all``) into ``out/<name>/``, then claims and report.
 
     Args:
-        quick: apply each experiment's ``reproduce.scales.quick`` overrides (smaller
-            sizes); otherwise its ``scales.paper`` ones.
+        scale: ``quick`` or ``paper``: apply each experiment's ``reproduce.scales.<scale>``
+            overrides (``paper`` is usually the YAML as written).
         overrides: extra ``key=value`` overrides applied to every experiment (after the scale's).
         threads: torch intra-op threads while running (default 1: these batches are
             small matrices, where extra threads cost more in synchronization than they
@@ -220,18 +258,26 @@ def reproduce(
 
     Raises:
         UnknownExperimentError, ConfigError: before anything is run or written.
+        StoreConfigError: a store in ``out`` holds runs of another configuration
+            (checked for every experiment before any runs).
     """
     import torch
 
     from muonlab.claims import evaluate_claims
     from muonlab.config import expand
     from muonlab.engine.experiment import run as run_experiment
+    from muonlab.engine.store import ResultStore
 
+    scale = check_scale(scale)
     exps = discover(root)
     names = resolve_names(name, exps)
     out = Path(out)
     overrides = list(overrides)
-    configs = {n: exps[n].config(quick, overrides) for n in names}  # validate all first
+    configs = {n: exps[n].config(scale, overrides) for n in names}  # validate all first
+    used = {n: exps[n].overrides(scale, overrides) for n in names}
+    for n in names:  # refuse a stale store before running anything
+        if (out / n).is_dir():
+            ResultStore(out / n).check_config(configs[n].config_hash, used[n])
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -242,13 +288,14 @@ def reproduce(
             if on_experiment is not None:
                 on_experiment(n, len(expand(cfg)) * cfg.steps, i)
             t0 = time.perf_counter()
-            res = run_experiment(cfg, out / n, on_step=on_step)
+            res = run_experiment(cfg, out / n, overrides=used[n], on_step=on_step)
             walls[n] = time.perf_counter() - t0
             executed[n], skipped[n] = res.executed, res.skipped
     finally:
         if threads:
             torch.set_num_threads(old_threads)
-    present = _describe(out, exps, names, quick, overrides)
-    claims = evaluate_claims(out, {n: exps[n].spec.claims for n in present})
+    entries = _describe(out, exps, names, scale, overrides, configs)
+    claims = evaluate_claims(out, {n: exps[n].spec.claims for n in entries},
+                             provenance={n: (e.get("config_hash"), e.get("scale") or "") for n, e in entries.items()})
     report_path = build_report(out) if report else None
     return ReproduceResult(out, names, claims, report_path, executed, skipped, walls)

@@ -46,8 +46,9 @@ def test_cli_writes_store_claims_and_report(demo_out):
     assert sorted(p.name for p in out.iterdir()) == ["claims.json", "demo", "experiments.json", "report"]
     (entry,) = json.loads((out / "experiments.json").read_text(encoding="utf-8"))
     assert entry["name"] == "demo" and entry["quick"] is False and entry["overrides"] == []
+    assert entry["scale"] == "paper" and len(entry["config_hash"]) == 16
     assert set(entry) == {"name", "title", "description", "curve_by", "panel_by", "best_of", "extra_figures",
-                          "seed", "x", "y", "quick", "overrides"}
+                          "seed", "x", "y", "scale", "quick", "overrides", "config_hash"}
 
 
 def test_claim_passes_and_the_store_shows_why(demo_out):

@@ -74,7 +74,7 @@ def test_every_experiment_validates_at_both_scales():
     for name, exp in discover().items():
         assert exp.path.is_relative_to(experiments_root())
         assert experiment_config(name).name == name
-        quick = experiment_config(name, quick=True)
+        quick = experiment_config(name, "quick")
         assert quick.name == name and quick.reproduce == exp.spec
 
 
@@ -86,7 +86,7 @@ def test_the_reproduce_section_changes_no_run_id_batch_key_or_metadata(tmp_path)
     raw = load_yaml(path)
     del raw["reproduce"]
     bare.write_text(json.dumps(raw), encoding="utf-8")  # JSON is YAML
-    sets = discover()["p1_kappa_sweep"].overrides(quick=True)
+    sets = discover()["p1_kappa_sweep"].overrides("quick")
     with_section, without = load_config(path, sets), load_config(bare, sets)
     assert with_section.reproduce is not None and without.reproduce is None
     runs_a, runs_b = expand(with_section), expand(without)
@@ -156,13 +156,19 @@ def test_a_new_experiment_is_one_yaml_and_one_claim(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert (out / "tiny_gd" / "runs.parquet").is_file()
     claims = json.loads((out / "claims.json").read_text(encoding="utf-8"))
+    # a plain Claim counts as one replicate ("instance"); --set makes the scale "custom"
     assert claims == [{"name": "tiny_gd_converges", "seed": "beyond", "passed": True,
-                       "detail": "2 runs, 122 rel_err points", "experiment": "tiny_gd"}]  # 2 × (300/5 + 1)
+                       "detail": "2 runs, 122 rel_err points", "experiment": "tiny_gd",  # 2 × (300/5 + 1)
+                       "n_pass": 1, "n_total": 1, "ci_low": 0.025, "ci_high": 1.0, "required": 1.0,
+                       "unit": "instance", "failing_seeds": [], "seeds": ["instance"], "scale": "custom"}]
     (entry,) = json.loads((out / "experiments.json").read_text(encoding="utf-8"))
+    config_hash = entry.pop("config_hash")
+    assert config_hash == load_config(folder / "tiny.yaml", entry["overrides"]).config_hash
     assert entry == {"name": "tiny_gd", "title": "A new experiment",
                      "description": "GD on a tiny symmetric MF, declared in one file.", "curve_by": ["seed"],
                      "panel_by": None, "best_of": [], "extra_figures": [], "seed": "beyond", "x": "step",
-                     "y": "rel_err", "quick": True, "overrides": ["steps=300", "seeds=2", "log_every=5"]}
+                     "y": "rel_err", "scale": "custom", "quick": True,
+                     "overrides": ["steps=300", "seeds=2", "log_every=5"]}
     # the same through the library, with the folder given explicitly and the paper scale
     monkeypatch.delenv("MUONLAB_EXPERIMENTS")
     res = reproduce("tiny_gd", tmp_path / "paper", root=folder, report=False)
@@ -184,7 +190,7 @@ def test_quick_reproduction_of_one_experiment(tmp_path):
     assert claim_["passed"] is True, claim_["detail"]
     assert "κ=10000" in claim_["detail"]
     experiments = json.loads((out / "experiments.json").read_text())
-    assert experiments[0]["name"] == "p1_geometric_thm1" and experiments[0]["quick"] is True
+    assert experiments[0]["name"] == "p1_geometric_thm1" and experiments[0]["scale"] == "custom"
     assert experiments[0]["overrides"] == [
         "problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8]", "steps=2000", "seeds=3",
         "grid.problem.kappa=[1,100,10000]", "grid.problem.r=[4]", "grid.problem.init=[gaussian]"]

@@ -13,6 +13,7 @@ from muonlab.config import ExperimentConfig, expand
 from muonlab.engine import experiment as experiment_mod
 from muonlab.engine.experiment import group_runs, run
 from muonlab.engine.solvers import run_batch
+from muonlab.engine.store import StoreConfigError
 
 
 def config(**overrides) -> ExperimentConfig:
@@ -122,10 +123,10 @@ def test_resume_skips_completed_runs_and_keeps_them(tmp_path):
     assert first.executed == 2 and first.skipped == 0
     again = run(config(seeds=1), out)
     assert again.executed == 0 and again.skipped == 2
-    more = run(config(seeds=2), out)  # one new seed per κ
-    assert more.executed == 2 and more.skipped == 2
-    runs = more.runs
-    assert len(runs) == 4 and runs.run_id.is_unique
+    with pytest.raises(StoreConfigError):  # one more seed is another configuration: a new store
+        run(config(seeds=2), out)
+    runs = again.runs
+    assert len(runs) == 2 and runs.run_id.is_unique
     old = first.runs.set_index("run_id")["wall_s"]
     assert (runs.set_index("run_id").loc[old.index, "wall_s"] == old).all()  # never overwritten
     traj = pd.read_parquet(out / "trajectories.parquet")

@@ -36,9 +36,15 @@ from muonlab.claims.base import Claim, ClaimDef, claim, registered_claims
 __all__ = ["Claim", "ClaimDef", "claim", "evaluate_claims", "evaluate_experiment", "registered_claims"]
 
 
-def evaluate_experiment(name: str, store_dir: str | Path, claims: Sequence[str]) -> list[Claim]:
+def evaluate_experiment(name: str, store_dir: str | Path, claims: Sequence[str], *,
+                        config_hash: str | None = None, scale: str = "") -> list[Claim]:
     """The claims named ``claims`` (registered names), over experiment ``name``'s store at
     ``store_dir``; a claim that raises is a failed claim whose detail names the exception.
+
+    ``config_hash``: read only the runs of that configuration (rows whose
+    ``config_hash`` column equals it; a store without the column has none of them),
+    and only their trajectories, so a claim never judges stale runs. None reads every run.
+    ``scale`` is copied into each claim.
 
     Raises:
         KeyError: a name that is not registered (experiment YAMLs are checked at load time).
@@ -51,9 +57,18 @@ def evaluate_experiment(name: str, store_dir: str | Path, claims: Sequence[str])
         return []
     path = Path(store_dir)
     store = ResultStore(path) if path.exists() else None
-    tables: dict[str, pd.DataFrame] = {"runs": store.runs() if store is not None else pd.DataFrame()}
+    runs = store.runs() if store is not None else pd.DataFrame()
+    if config_hash is not None and len(runs):
+        keep = runs["config_hash"] == config_hash if "config_hash" in runs else pd.Series(False, index=runs.index)
+        runs = runs[keep.fillna(False).astype(bool)].reset_index(drop=True)
+    tables: dict[str, pd.DataFrame] = {"runs": runs}
     if any("trajectories" in d.reads for d in defs):  # read once, and only when asked for
-        tables["trajectories"] = store.trajectories() if store is not None else pd.DataFrame()
+        if store is None:
+            tables["trajectories"] = pd.DataFrame()
+        elif config_hash is None:
+            tables["trajectories"] = store.trajectories()
+        else:
+            tables["trajectories"] = store.trajectories(run_ids=list(runs["run_id"])) if len(runs) else pd.DataFrame()
     out = []
     for d in defs:
         try:
@@ -61,20 +76,25 @@ def evaluate_experiment(name: str, store_dir: str | Path, claims: Sequence[str])
         except Exception as e:  # noqa: BLE001 - a broken claim is a failed claim, never a crash
             result = Claim(name=d.name, seed=d.seed, passed=False,
                            detail=f"claim raised {type(e).__name__}: {e}", experiment=name)
-        out.append(result.with_experiment(name))
+        out.append(result.counted().with_experiment(name).with_scale(scale))
     return out
 
 
-def evaluate_claims(directory: str | Path, experiments: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+def evaluate_claims(directory: str | Path, experiments: Mapping[str, Sequence[str]], *,
+                    provenance: Mapping[str, tuple[str | None, str]] | None = None) -> list[dict[str, Any]]:
     """Evaluate the claims of experiment stores under ``directory``; write claims.json.
 
     ``experiments``: experiment name → the names of its claims, in the order wanted in
-    claims.json (the store of ``name`` is ``directory/<name>/``). Returns the list
-    written: one object per claim with ``name``, ``seed``, ``passed``, ``detail`` and
-    ``experiment``.
+    claims.json (the store of ``name`` is ``directory/<name>/``). ``provenance``: name →
+    (config hash whose runs the claims read, scale label); see
+    :func:`evaluate_experiment`. Returns the list written: one object per claim
+    (:meth:`Claim.to_dict`: name, seed, passed, detail, experiment, n_pass, n_total,
+    ci_low, ci_high, required, unit, failing_seeds, seeds, scale).
     """
     directory = Path(directory)
+    prov = provenance or {}
     results = [c.to_dict() for n, names in experiments.items()
-               for c in evaluate_experiment(n, directory / n, names)]
+               for c in evaluate_experiment(n, directory / n, names, config_hash=prov.get(n, (None, ""))[0],
+                                            scale=prov.get(n, (None, ""))[1])]
     write_json(directory / "claims.json", results)
     return results

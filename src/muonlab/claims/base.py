@@ -16,7 +16,6 @@ import pandas as pd
 from muonlab.accuracy import EPSILONS, eps_column
 from muonlab.errors import MuonlabError
 
-
 #: Confidence level of the interval on the pass fraction.
 CI_LEVEL = 0.95
 
@@ -82,6 +81,17 @@ class Claim:
 
     def with_scale(self, scale: str) -> Claim:
         return dataclasses.replace(self, scale=scale)
+
+    def counted(self) -> Claim:
+        """This claim, or, when it counted no replicates (a claim built as a plain
+        ``Claim(name, seed, passed, detail)``, or one with nothing to judge), the same
+        verdict as one replicate of unit ``instance``."""
+        if self.n_total:
+            return self
+        k = int(bool(self.passed))
+        lo, hi = clopper_pearson(k, 1)
+        return dataclasses.replace(self, n_pass=k, n_total=1, ci_low=lo, ci_high=hi, unit="instance",
+                                   seeds=("instance",), failing_seeds=() if k else ("instance",))
 
     def to_dict(self) -> dict[str, Any]:
         def num(x: float) -> float | None:

@@ -17,6 +17,7 @@ from pydantic import (
 
 from muonlab.config.base import (
     ConfigError,
+    _digest,
     _error,
     _integral_float_to_int,
     _set_path,
@@ -128,6 +129,14 @@ class ExperimentConfig(OneLineErrors, _RunFields):
     def expand(self) -> list[RunSpec]:
         """Same as :func:`expand`."""
         return expand(self)
+
+    @property
+    def config_hash(self) -> str:
+        """The first 16 hex digits of the sha256 of the canonical JSON of the resolved
+        config (every field, grid and seeds included; the ``reproduce:`` section, which
+        no run reads, excluded). Every run row records it: a store holds the runs of
+        one configuration, and two configs with equal hashes make the same runs."""
+        return _digest(self.model_dump(mode="json"))
 
 
 def expand(config: ExperimentConfig) -> list[RunSpec]:

@@ -11,6 +11,7 @@ it on the next run (only ``ok`` and ``diverged`` are final).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,24 +75,40 @@ def run(
     config: ExperimentConfig | str | Path,
     out: str | Path,
     *,
+    overrides: Sequence[str] = (),
     max_batch: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> Result:
     """Run an experiment into the results store ``out`` (resuming if it exists).
 
+    Every run row records its provenance: ``config_hash``
+    (:attr:`ExperimentConfig.config_hash`) and ``overrides`` (the ``key=value`` list
+    that made ``config`` from its YAML, as JSON text). A store holds the runs of one
+    configuration: resuming the same config skips its completed runs, and a different
+    config is refused before anything is written.
+
     Args:
         config: an :class:`ExperimentConfig` or a path to its YAML.
         out: the store directory.
+        overrides: the overrides applied to the YAML (recorded; applied here only when
+            ``config`` is a path).
         max_batch: split batches larger than this (memory bound); None = no limit.
         on_batch(done_runs, total_runs), on_step(k): progress callbacks.
+
+    Raises:
+        StoreConfigError: ``out`` holds runs of another configuration (one line).
     """
+    overrides = [str(o) for o in overrides]
     if not isinstance(config, ExperimentConfig):
-        config = load_config(config)
+        config = load_config(config, overrides)
     check_device(config.device)
     store = ResultStore(out)
+    provenance = {"config_hash": config.config_hash, "overrides": json.dumps(overrides, ensure_ascii=False)}
     with store.lock():
-        store.write_metadata({"config": config.model_dump(mode="json")})
+        store.check_config(config.config_hash, overrides)
+        store.write_metadata({"config": config.model_dump(mode="json"), "config_hash": config.config_hash,
+                              "overrides": overrides})
         todo = plan(config, store.completed_ids(), max_batch)
         finished = 0
         for batch in todo.batches:
@@ -101,6 +118,7 @@ def run(
             except Exception as e:  # noqa: BLE001 - a failing batch is recorded; the sweep continues
                 rows, traj = _failed_rows(batch, e), None
                 _log.warning("batch of %d runs failed (recorded as failed): %s", len(batch), rows[0]["error"])
+            rows = [{"run_id": row["run_id"], **provenance, **row} for row in rows]
             # Each batch is durable on its own; the consolidated files are refreshed
             # once at the end (rewriting them per batch would cost O(store) each time).
             store.append(rows, traj, consolidate=False)

@@ -79,6 +79,7 @@ __all__ = [
     "STATUSES",
     "TRAJECTORY_SCHEMA",
     "ResultStore",
+    "StoreConfigError",
     "StoreError",
     "StoreLockedError",
 ]
@@ -118,6 +119,11 @@ class StoreError(MuonlabError):
 
 class StoreLockedError(StoreError):
     """Another writer holds the store's lock."""
+
+
+class StoreConfigError(StoreError):
+    """The store holds runs of another configuration (``field`` is ``"out"``): a store
+    holds the runs of one config, so that its claims never mix stale runs in."""
 
 
 def _muonlab_version() -> str:
@@ -380,6 +386,34 @@ class ResultStore:
         for t in tables:  # commit order: a later row supersedes an earlier one
             status.update(zip(t.column("run_id").to_pylist(), t.column("status").to_pylist()))
         return {rid for rid, st in status.items() if st in FINAL_STATUSES}
+
+    def config_hashes(self) -> set[str | None]:
+        """The ``config_hash`` values of the store's runs (None for rows that do not
+        record one: stores written before provenance was recorded); empty if no runs."""
+        table, _, _ = self._runs_table()
+        if table is None or table.num_rows == 0:
+            return set()
+        if "config_hash" not in table.column_names:
+            return {None}
+        return set(table.column("config_hash").to_pylist())
+
+    def check_config(self, config_hash: str, overrides: Sequence[str] = ()) -> None:
+        """Refuse (:class:`StoreConfigError`, one line) to add runs of config
+        ``config_hash`` to a store that holds runs of any other config."""
+        held = self.config_hashes()
+        if not held or held == {config_hash}:
+            return
+        meta = {}
+        with contextlib.suppress(StoreError):
+            meta = self.read_metadata()
+        old = sorted(h for h in held if h) or ["none recorded"]
+        old_over = meta.get("overrides") if meta.get("config_hash") in held else None
+        was = f"config {', '.join(old)}" + (f", overrides {json.dumps(old_over)}" if old_over is not None else "")
+        raise StoreConfigError(
+            f"results store {self.path} holds runs of another configuration ({was}); this one is config "
+            f"{config_hash} (overrides {json.dumps(list(overrides))}): write to a new --out, or delete {self.path}",
+            field="out",
+        )
 
     def _runs_table(self) -> tuple[pa.Table | None, list[str], list[str]]:
         """(the current row of every run as one table, parts the consolidated file
