@@ -316,6 +316,20 @@ def _m_alignment_residual(problem, params, cache):
     return _cached(cache, "eigen_coordinates", lambda: problem.eigen_coordinates(params))[1]
 
 
+def _m_product_det_sign(problem, params, cache):
+    # sign det(W2 W1) of a square product (n_out = n_in); nan for a rectangular one.
+    # With d = N the factors are square and det(W2W1) = det(W2)·det(W1) changes sign
+    # only when a singular value of a factor passes through 0 — the topological reason a
+    # mode lags in seed 002's figure 1 (findings F4); slogdet is stable for tiny factors.
+    W2, W1 = params
+    P = W2 @ W1
+    if P.shape[-1] != P.shape[-2]:
+        return torch.full(P.shape[:-2], float("nan"), dtype=P.dtype, device=P.device)
+    if P.dtype in (torch.float16, torch.bfloat16):
+        P = P.float()
+    return torch.linalg.slogdet(P).sign.to(W2.dtype)
+
+
 def _m_sharpness(problem, params, cache):
     # Lanczos, not power iteration: it returns the largest *algebraic* eigenvalue
     # (the one behind GD's critical step 2/λ_max, also near saddles whose spectrum is
@@ -388,6 +402,12 @@ METRICS: dict[str, Metric] = {
             _m_alignment_residual,
             "‖XXᵀ − U diag(UᵀXXᵀU) Uᵀ‖_F/‖M*‖_F: distance from the aligned form (0 when aligned), (R,)",
             applies=_has_eigenbasis,
+        ),
+        Metric(
+            "product_det_sign",
+            _m_product_det_sign,
+            "sign det(W2 W1) ∈ {−1, 0, 1} of a square product (nan when n_out ≠ n_in), (R,)",
+            applies=_is_product,
         ),
         Metric(
             "sharpness",

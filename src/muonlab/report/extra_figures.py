@@ -9,6 +9,8 @@ the figure with :func:`muonlab.report.figures.save_figure`.
   t = sqrt(0.9σ*)/η.
 * ``lr_sweep`` — seed 002, claim (b): final error against the step size, per optimizer
   and schedule, with GD's edge 2/λ_max marked.
+* ``sharpness_edge`` — seed 002, claim (b): the top Hessian eigenvalue at the last
+  logged iterate of each constant-step run against η, with GD's edge 2/η.
 * ``scalar_recursions`` — seed 001, eqs. (12)–(15): the eigen-coordinates of Muon's
   matrix iterate against the scalar recursions rerun with the same η_t, and the
   alignment residual.
@@ -28,7 +30,7 @@ from muonlab.config.run import step_clock
 from muonlab.engine.store import ResultStore
 from muonlab.report.figures import NothingToPlot, new_figure, styled
 
-__all__ = ["EXTRA_FIGURES", "ExtraFigure", "lr_sweep", "mode_arrivals", "scalar_recursions"]
+__all__ = ["EXTRA_FIGURES", "ExtraFigure", "lr_sweep", "mode_arrivals", "scalar_recursions", "sharpness_edge"]
 
 #: An extra figure: the store's folder in, the figure and its caption out.
 ExtraFigure = Callable[[str | Path], tuple[Figure, str]]
@@ -147,8 +149,46 @@ def lr_sweep(store_dir: str | Path) -> tuple[Figure, str]:
             "2/λ_max; constant-step Muon stays bounded (error ∝ η) far beyond it, and annealed Muon converges.")
 
 
+def sharpness_edge(store_dir: str | Path) -> tuple[Figure, str]:
+    from muonlab.claims.modes import target_values
+
+    store = ResultStore(store_dir)
+    runs = store.runs()
+    traj = store.trajectories(metrics="sharpness")
+    if not len(runs) or not len(traj):
+        raise NothingToPlot(f"{Path(store_dir).name}: no sharpness trajectories")
+    runs = runs[runs["schedule.name"] == "constant"] if "schedule.name" in runs else runs
+    sharp = traj.dropna(subset=["value"]).sort_values("step").groupby("run_id")["value"].last()
+    eta_crit = 1.0 / float(target_values(runs.iloc[0])[0])
+    colors = {"gd": "tab:orange", "muon": "tab:blue"}
+    with styled():
+        fig = new_figure((6.0, 3.6))
+        ax = fig.subplots()
+        for opt, g in runs.groupby("optimizer.name"):
+            g = g[g["run_id"].isin(sharp.index)]
+            ok, bad = g[g["status"] == "ok"], g[g["status"] != "ok"]
+            color = colors.get(str(opt), "0.4")
+            ax.plot(ok["optimizer.lr"], sharp[ok["run_id"]].to_numpy(), "o", color=color, markersize=3.5,
+                    alpha=0.7, label=f"{opt}: last logged λ_max")
+            if len(bad):  # diverged: the last finite value before the blow-up
+                ax.plot(bad["optimizer.lr"], sharp[bad["run_id"]].to_numpy(), "x", color=color, markersize=5,
+                        label=f"{opt}: diverged")
+        lrs = np.geomspace(float(runs["optimizer.lr"].min()), float(runs["optimizer.lr"].max()), 100)
+        ax.plot(lrs, 2.0 / lrs, "-", color="0.2", linewidth=1.0, label="2/η (GD's stability edge)")
+        ax.axvline(eta_crit, color="0.3", linestyle=":", linewidth=1.0, label=f"η_crit = 1/σ*₁ = {eta_crit:g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("step size η (constant)")
+        ax.set_ylabel("sharpness λ_max(∇²f) at the end")
+        ax.legend(frameon=False, fontsize=7.5, loc="lower left")
+    return fig, ("Top Hessian eigenvalue at each constant-step run's last logged iterate against η, with GD's "
+            "edge 2/η. GD converges only where the minimum's sharpness 2σ*₁ lies below 2/η; Muon sits above the "
+            "edge (λ_max > 2/η) and stays bounded.")
+
+
 EXTRA_FIGURES: dict[str, ExtraFigure] = {
     "lr_sweep": lr_sweep,
+    "sharpness_edge": sharpness_edge,
     "mode_arrivals": mode_arrivals,
     "scalar_recursions": scalar_recursions,
 }
