@@ -118,6 +118,9 @@ def _det_sign_at(trajectories: pd.DataFrame, step: int) -> dict[str, float]:
 #: orientation (W_k ← W_k − η·msign(∇), with η ≥ the init scale), and from then on it
 #: can only change when a singular value of a factor passes through 0.
 DET_STEP = 1
+#: Smallest-first needs at least this many counted (det > 0) seeds: the per-seed
+#: statement's minimum replicate count at every scale.
+MIN_COUNTED = 5
 
 
 @claim(reads=("runs", "trajectories"))
@@ -153,6 +156,7 @@ def muon_smallest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim
         return "; ".join(why) or None
 
     outcomes = by_seed(kept, judge, bad)
+    reasons = [] if len(kept) >= MIN_COUNTED else [f"only {len(kept)} seeds with det > 0 (need {MIN_COUNTED})"]
     corr = [spearman(d.sigma, d.t) for d in kept]
     if kept:
         mid = kept[int(np.argsort(corr)[len(corr) // 2])]
@@ -166,7 +170,7 @@ def muon_smallest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim
               f"Spearman(σ*, t) >= {RANK_CORR} over all modes. {len(excluded)} of {len(data)} seeds excluded "
               f"(det < 0: {', '.join(excluded) if excluded else 'none'}; judged by muon_lag_iff_negative_det)."
               + desc)
-    return decide(name, SEED, detail, outcomes, see="see docs/findings.md F4")
+    return decide(name, SEED, detail, outcomes, reasons=reasons, see="see docs/findings.md F4")
 
 
 #: The lag claim needs at least this many seeds per inner width (the issue's 16).
@@ -277,8 +281,10 @@ def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     return largest_first_claim(name, SEED, "GD", arrival_data(runs, trajectories, "gd"), min_arrived=5)
 
 
-def _last(trajectories: pd.DataFrame, run_id: str, metric: str) -> float:
-    s = trajectories[(trajectories["run_id"] == run_id) & (trajectories["metric"] == metric)]
+def _last(trajectories: pd.DataFrame, run_id: str, metric: str, after: int = -1) -> float:
+    """The run's last finite logged value of ``metric`` at a step > ``after`` (nan: none)."""
+    s = trajectories[(trajectories["run_id"] == run_id) & (trajectories["metric"] == metric)
+                     & (trajectories["step"] > after)]
     s = s[np.isfinite(s["value"].astype(float))].sort_values("step")
     return float(s["value"].iloc[-1]) if len(s) else float("nan")
 
@@ -360,14 +366,22 @@ def muon_stable_above_gd_edge(runs: pd.DataFrame, trajectories: pd.DataFrame) ->
             gd_edges.append(float(below["optimizer.lr"].max()))
         if not above_ok.empty:
             why.append(f"GD reached {eps:g} at η = {above_ok['optimizer.lr'].min():g} ≥ {EDGE_MARGIN}·η_crit")
-        if has_sharp:
+        if has_sharp and not below.empty:
+            # A run that stops at ε between two logs has only its step-0 sharpness (the
+            # saddle's σ*_1): judge the converged runs with a log after step 0, and need one.
+            measured = 0
             for _, r in below.iterrows():
-                sh = _last(trajectories, r["run_id"], "sharpness")
+                sh = _last(trajectories, r["run_id"], "sharpness", after=0)
                 eta = float(r["optimizer.lr"])
+                if not np.isfinite(sh):
+                    continue
+                measured += 1
                 if not (abs(sh - edge_sharp) <= SHARP_TOL * edge_sharp and sh < 2 / eta):
                     why.append(f"GD at η = {eta:g} converged where λ_max = {sh:.3g} (2σ*_1 = {edge_sharp:g}, "
                                f"2/η = {2 / eta:.3g})")
                     break
+            if not measured:
+                why.append("no converged GD run has a sharpness logged after step 0")
         if mu.empty:
             why.append("no constant-step Muon runs")
         for _, r in mu.iterrows():
