@@ -178,6 +178,8 @@ class _SeedFit:
 
 
 def _steps_fit(g: pd.DataFrame, x_col: str, xs: list[float], eps_max: float) -> _SeedFit:
+    if not xs:
+        return _SeedFit(float("nan"), "", {}, "no runs to fit")
     best = _best_steps(g, x_col)
     eps = _finest_common(best, xs, eps_max)
     if eps is None:
@@ -231,6 +233,7 @@ def _kappa_claim(
     runs: pd.DataFrame, trajectories: pd.DataFrame | None, *, name: str, baseline: str, slope_min: float,
     theory: float, what: str, ours: bool, trivial_kappa: float | None = None,
     muon_rule: Callable[[pd.DataFrame], pd.DataFrame] | None = None, rule_text: str = "", unit: str = "seed",
+    paper_rule: str | None = None,
 ) -> Claim:
     """Per seed: Muon κ-free (|slope| < MUON_SLOPE_MAX at the finest level every κ
     reached) and ``baseline`` κ-dependent (slope > ``slope_min`` of steps at the finest
@@ -294,7 +297,7 @@ def _kappa_claim(
     if mu_steps_max and budget < BUDGET_FACTOR * mu_steps_max:
         reasons.append(f"step budget {budget} < {BUDGET_FACTOR}× Muon's largest step count {mu_steps_max:g}")
     rule = (f"ours: best of the grid per seed and κ (lr, plateau threshold{', msign' if muon_rule else ''})"
-            if ours else f"the paper's rule: plateau threshold 0{rule_text}; {baseline} at its best lr")
+            if ours else paper_rule or f"the paper's rule: plateau threshold 0{rule_text}; {baseline} at its best lr")
     detail = (
         f"{what} ({rule}). Per seed, at the finest level every κ reached: Muon |κ-slope| < {MUON_SLOPE_MAX} "
         f"(theory 0){'' if trivial_kappa is None else f', κ = {trivial_kappa:g} left out'}; {baseline} κ-slope of "
@@ -441,7 +444,9 @@ def icl_signgd_hard_instance(runs: pd.DataFrame, trajectories: pd.DataFrame) -> 
     """
     return _kappa_claim(runs, trajectories, name="icl_signgd_hard_instance", baseline="signgd",
                         slope_min=SIGNGD_SLOPE_MIN, theory=SIGNGD_SLOPE_THEORY, ours=False, trivial_kappa=1.0,
-                        muon_rule=_geometric_q(0.97), rule_text=", Muon lr = κ, q = 0.97",
+                        muon_rule=_geometric_q(0.97),
+                        paper_rule="the paper's settings: Theorem 3's η_t = c·q^t, Muon msign=symmetric with "
+                                   "lr = κ = ‖Γ*‖ and q = 0.97; signgd at its best (lr, q)",
                         what="Theorem 4 hard instance (ICL, d = 2, Σ = 45°-rotated diag(1, 1/κ)), SignGD vs Muon")
 
 
