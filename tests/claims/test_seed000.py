@@ -135,8 +135,15 @@ def test_equal_rate_claim_fails_without_the_law(repro):
     mp = late["metric"] == "mode_progress"
     late.loc[mp, "step"] = late.loc[mp, "step"] + 80
     c = specgd_equal_rate(runs, late)
-    assert not c.passed and "median error to the law" in c.detail
+    assert not c.passed and "largest error" in c.detail and c.failing_seeds == c.seeds
     assert not specgd_equal_rate(runs, traj.iloc[:0]).passed
+    # only the smallest mode (σ* = 0.25, law 47 steps) 115 % late: a median over the 5 modes
+    # would absorb it, the largest error does not, and the seed is named
+    one = traj.copy()
+    smallest = (one["metric"] == "mode_progress") & (one["index"] == 4)
+    one.loc[smallest, "step"] = one.loc[smallest, "step"] + 55
+    c = specgd_equal_rate(runs, one)
+    assert not c.passed and (c.n_pass, c.n_total) == (0, 1) and "σ*=0.25: t=10" in c.detail
 
 
 def test_convergence_claim_needs_an_exponential_tail_and_a_global_minimum(repro):
@@ -152,6 +159,14 @@ def test_convergence_claim_needs_an_exponential_tail_and_a_global_minimum(repro)
     power.loc[gap, "value"] = 10.0 * tau ** -6.0
     c = specgf_converges_globally(runs, power)
     assert not c.passed and ("not exponential" in c.detail or "ends at gap" in c.detail)
+    assert c.unit == "run" and c.n_pass == 0 and c.n_total == len(runs)
+    # one run stuck away from the minimum: only it fails, named by ℓ2 and seed
+    rid = runs.sort_values(["problem.l2", "seed"]).iloc[-1]
+    one = traj.copy()
+    sel = gap & (one["run_id"] == rid["run_id"])
+    one.loc[sel, "value"] = one.loc[sel, "value"].clip(lower=1e-3)
+    c = specgf_converges_globally(runs, one)
+    assert not c.passed and c.failing_seeds == (f"ℓ2={rid['problem.l2']:g}/seed {int(rid['seed'])}",)
     # stuck at a non-global point: the final gap is large
     stuck = traj.copy()
     stuck.loc[gap, "value"] = stuck.loc[gap, "value"].clip(lower=1e-3)

@@ -468,12 +468,12 @@ def conservation_laws(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
                       reasons=[f"the store lacks {sorted(need - set(trajectories['metric']))}"])
 
     def drift(rid: str, metric: str) -> float:
-        s = trajectories[(trajectories["run_id"] == rid) & (trajectories["metric"] == metric)]
-        s = s.set_index("step")["value"].sort_index()
-        s = s[s.index >= T_STAR]
-        if len(s) < 2 or not s.iloc[0] > 0:
+        t = trajectories[(trajectories["run_id"] == rid) & (trajectories["metric"] == metric)]
+        s = t.set_index("step")["value"].sort_index()
+        v = s[s.index >= T_STAR].to_numpy(float)
+        if len(v) < 2 or not v[0] > 0:
             return float("nan")
-        return float((s - s.iloc[0]).abs().max() / s.iloc[0])
+        return float(np.abs(v - v[0]).max() / v[0])
 
     outcomes = []
     seen: dict[str, list[float]] = {"gd_own": [], "gd_other": [], "mu_own": [], "mu_other": []}
