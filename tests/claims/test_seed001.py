@@ -302,3 +302,24 @@ def test_lemma2_rate_is_checked_on_the_coordinates():
     traj.loc[sel, "value"] = 1.05 ** 2
     c = scalar_recursions_decouple(runs, traj)
     assert not c.passed and "Lemma 2" in c.detail
+
+
+def test_a_frozen_baseline_has_rate_zero_but_a_growing_one_has_no_rate():
+    def gd(k, s):
+        return int(100 * k) if k <= 10 else None
+
+    def rate(k, s):
+        return 0.1 / k if k < 10000 else 0.0  # at κ = 1e4 the schedule froze the iterate
+
+    runs, traj = _sweep(lambda k, s: 500, gd, rate=rate, budget=10_000)
+    c = muon_kappa_free(runs, traj)
+    assert c.passed, c.detail
+    assert "10000: inf (slope inf)" in c.detail
+    # frozen already at the smallest κ: no baseline to compare with
+    runs, traj = _sweep(lambda k, s: 500, lambda k, s: None, rate=lambda k, s: 0.0, budget=10_000)
+    c = muon_kappa_free(runs, traj)
+    assert not c.passed and "frozen already at the smallest κ=1" in c.detail
+    # an error that grows is not a rate of zero
+    runs, traj = _sweep(lambda k, s: 500, gd, rate=lambda k, s: -1e-4 if k == 10000 else 0.1 / k, budget=10_000)
+    c = muon_kappa_free(runs, traj)
+    assert not c.passed and "no contraction in the tail at κ=10000 (ρ = -0.0001)" in c.detail

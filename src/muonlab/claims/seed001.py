@@ -124,6 +124,19 @@ def contraction_rate(steps: np.ndarray, values: np.ndarray, *, tail: float = 0.5
     return float(-np.polyfit(s, np.log(v), 1)[0])
 
 
+#: A tail whose relative error changes by less than this (in ln) has stopped moving: the
+#: schedule has spent its step size (Σ η_t < ∞ under η_t = c·q^t). Its rate is 0, a
+#: measured rate (cost ∞), not a budget: 1e-9 is far above float64 rounding of ln v.
+FROZEN_TOL = 1e-9
+
+
+def _frozen(steps: np.ndarray, values: np.ndarray, tail: float = 0.5) -> bool:
+    v = np.asarray(values, float)[np.argsort(np.asarray(steps, float), kind="stable")]
+    v = v[np.isfinite(v) & (v > 0)]
+    v = v[-max(3, math.ceil(tail * len(v))):]
+    return len(v) >= 2 and float(np.ptp(np.log(v))) <= FROZEN_TOL
+
+
 def _rel_err_paths(trajectories: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     if trajectories is None or trajectories.empty or "metric" not in trajectories:
         return {}
@@ -216,21 +229,35 @@ def lemma2_steps(row: pd.Series, eps: float) -> float:
 
 
 def _rate_fit(g: pd.DataFrame, xs: list[float], paths: dict[str, tuple[np.ndarray, np.ndarray]]) -> _SeedFit:
-    """Cost 1/ρ (steps per e-fold) at each κ from the best variant's tail contraction; a
-    κ where no variant contracts (ρ ≤ 0) has no rate and fails the seed."""
+    """Cost 1/ρ (steps per e-fold) at each κ from the best variant's tail contraction.
+
+    A κ where every variant's tail is frozen (:data:`FROZEN_TOL`: the step size is
+    spent and the error no longer moves) has rate 0 and cost ∞; the slope is then +∞
+    if the smallest κ has a finite cost (the baseline converges there and provably
+    stops converging at a larger κ). A tail that grows without being frozen has no rate
+    and fails the seed."""
     values: dict[float, float] = {}
     for x in xs:
-        rates = []
+        rates, frozen = [], []
         for rid in g.loc[g["problem.kappa"] == x, "run_id"]:
             if str(rid) not in paths:
                 return _SeedFit(float("nan"), "rate", {}, f"run {str(rid)[:8]} has no rel_err trajectory")
             rates.append(contraction_rate(*paths[str(rid)]))
-        rates = [r for r in rates if not math.isnan(r)]
-        if not rates:
+            frozen.append(_frozen(*paths[str(rid)]))
+        usable = [r for r in rates if not math.isnan(r)]
+        if not usable:
             return _SeedFit(float("nan"), "rate", {}, f"no usable trajectory at κ={x:g}")
-        if not max(rates) > 0:
-            return _SeedFit(float("nan"), "rate", {}, f"no contraction in the tail at κ={x:g} (ρ = {max(rates):.2g})")
-        values[x] = 1.0 / max(rates)
+        if max(usable) > 0:
+            values[x] = 1.0 / max(usable)
+        elif all(f for r, f in zip(rates, frozen, strict=True) if not math.isnan(r)):
+            values[x] = math.inf
+        else:
+            return _SeedFit(float("nan"), "rate", {}, f"no contraction in the tail at κ={x:g} (ρ = {max(usable):.2g})")
+    finite = {x: v for x, v in values.items() if math.isfinite(v)}
+    if len(finite) < len(values):
+        if xs and not math.isfinite(values[xs[0]]):
+            return _SeedFit(float("nan"), "rate", values, f"frozen already at the smallest κ={xs[0]:g}")
+        return _SeedFit(math.inf, "rate", values)
     return _SeedFit(loglog_slope(list(values), list(values.values())), "rate", values)
 
 
