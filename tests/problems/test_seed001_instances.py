@@ -237,6 +237,8 @@ def _hard_frame(signgd_steps, muon_steps, kappas=(1.0, 10.0, 100.0, 1000.0), bud
             rows.append({"run_id": rid, "optimizer.name": name, "optimizer.lr": k if name == "muon" else 1.0,
                          "problem.kappa": k,
                          "schedule.name": "plateau", "schedule.threshold": 0.0, "stop.target": target,
+                         # the ICL instance's geometric schedule (Lemma 2's bound: 731 steps to 1e-8)
+                         "schedule.q": 0.97, "schedule.c_lo": 0.5, "schedule.c_hi": 1.0, "problem.d": 2,
                          "max_steps": budget, "status": "ok", "seed": 0,
                          "steps_to_1e-8": s if reached else None, "steps_to_1e-12": None, "steps_to_1e-4": None})
             if name == "signgd" and signgd_rate is not None:
@@ -272,3 +274,8 @@ def test_hard_instance_claims_need_signgd_to_grow_and_muon_to_stay_flat():
                        signgd_rate=lambda k: 0.1 / k)
     assert icl_signgd_hard_instance(*jump).passed
     assert "κ = 1 left out" in icl_signgd_hard_instance(*jump).detail
+    # the ICL claim holds Muon to Lemma 2's κ-free bound, not to a slope
+    slow = _hard_frame(lambda k: int(250 * k) if k <= 10 else None, lambda k: 300 if k < 1000 else 800,
+                       signgd_rate=lambda k: 0.1 / k)
+    c = icl_signgd_hard_instance(*slow)
+    assert not c.passed and "Muon over Lemma 2's κ-free bound at κ=1000: 800 > 731" in c.detail
