@@ -7,16 +7,18 @@ seed s's runs across the sweep, whose slope or ratio is fitted for that seed alo
 **run** (scalar recursions), or the one **instance** of a deterministic hard instance.
 Medians over seeds appear in the detail only as a description. Common rules:
 
-* **Level.** For seed s, steps are counted to the finest recorded level
+* **Level.** For seed s, Muon's steps are counted to the finest recorded level
   ε ∈ {1e-12, 1e-8, 1e-4} (relative error ‖XXᵀ − M*‖_F/‖M*‖_F, or ‖Γ − Σ⁻¹‖_F/‖Σ⁻¹‖_F
   for ICL) that every point of seed s's sweep reached, and no finer than the runs were
-  asked to reach (:func:`~muonlab.claims.base.level_for`).
+  asked to reach (:func:`~muonlab.claims.base.level_for`); a baseline is compared at
+  the same level.
 * **Rates, not budgets.** A baseline (GD, SignGD) that misses every recorded level at
   some κ within the budget is judged by its per-step contraction
   ρ = −d ln(rel_err)/dt, the least-squares slope over the last half of its logged
   trajectory (:func:`contraction_rate`): its cost at κ is 1/ρ steps per e-fold, and the
-  κ-exponent of that cost is compared with the theory's. A baseline whose tail does not
-  contract at all (ρ ≤ 0) has no measured rate and fails the seed. A step-count comparison needs a
+  κ-exponent of that cost is compared with the theory's. A tail frozen by its schedule
+  (the step size spent, the error constant) has rate 0 and cost ∞; a tail that grows has
+  no rate and fails the seed. A step-count comparison needs a
   budget ≥ 10× Muon's largest step count (:data:`BUDGET_FACTOR`); a store with less
   fails with that reason.
 * **The paper's rule vs ours.** A claim named after the paper judges the paper's
@@ -386,11 +388,12 @@ def _icl_muon_paper(mu: pd.DataFrame) -> pd.DataFrame:
 
 
 _MF_DOC = """
-    The replicate is a seed: seed s's runs across κ ∈ {1, …, 1e4} (≥ 3 values spanning
+    The replicate is a seed: seed s's runs across κ (≥ 3 non-trivial values spanning
     ≥ 2 decades). Seed s holds when Muon reaches a common level at every κ with
-    |slope of log steps vs log κ| < 0.1 (theory 0), and the baseline's κ-slope, of steps
-    to the finest level every κ reached or else of 1/ρ from its tail contraction ρ,
-    exceeds the stated threshold. The store fails if its budget is < 10× Muon's steps.
+    |slope of log steps vs log κ| < 0.1 (theory 0), and the baseline's κ-slope, of its
+    steps to Muon's level or, where it misses that level at some κ, of 1/ρ from its tail
+    contraction ρ, exceeds the stated threshold. The store fails if its budget is < 10×
+    Muon's largest step count.
 """
 
 
