@@ -3,7 +3,8 @@
 The demo is the experiment ``demo`` (``experiments/examples/demo.yaml``): symmetric
 matrix factorization, Muon against GD over κ ∈ {1, 10², 10⁴} (Ma, Huang, Chi, Chen,
 arXiv 2601.13474, Theorem 1), run by the same engine into the same store, judged by the
-claim ``muon_kappa_free`` and drawn by the same report as every paper experiment.
+claim ``muon_kappa_free_ours`` (each optimizer at its better schedule; GD's κ-dependence
+from its fitted contraction rate) and drawn by the same report as every paper experiment.
 ``muonlab demo --out DIR`` is ``muonlab reproduce demo --out DIR`` on the shipped YAMLs.
 
 For Muon in a plain training loop, see the README's example and :mod:`muonlab.optim`.

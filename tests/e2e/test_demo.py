@@ -54,23 +54,24 @@ def test_cli_writes_store_claims_and_report(demo_out):
 def test_claim_passes_and_the_store_shows_why(demo_out):
     out, _ = demo_out
     (claim,) = json.loads((out / "claims.json").read_text(encoding="utf-8"))
-    assert (claim["name"], claim["experiment"], claim["seed"]) == ("muon_kappa_free", "demo", "001")
+    assert (claim["name"], claim["experiment"], claim["seed"]) == ("muon_kappa_free_ours", "demo", "001")
     assert claim["passed"] is True, claim["detail"]
+    assert (claim["n_pass"], claim["n_total"], claim["unit"], claim["scale"]) == (5, 5, "seed", "paper")
     runs = ResultStore(out / "demo").runs()
-    assert len(runs) == 12 and (runs["status"] == "ok").all()  # 3 κ × {muon, gd} × 2 schedules
+    assert len(runs) == 60 and (runs["status"] == "ok").all()  # 3 κ × {muon, gd} × 2 schedules × 5 seeds
     muon, gd = _best_steps(runs, "muon"), _best_steps(runs, "gd")
     assert sorted(muon) == [1.0, 100.0, 10000.0]
     assert all(v is not None for v in muon.values()), muon
     assert max(muon.values()) < 1.2 * min(muon.values()), muon  # κ-free: 471–494 steps measured
     assert gd[1.0] is not None and gd[1.0] < min(muon.values())  # GD is fast when well conditioned …
-    assert gd[100.0] is None and gd[10000.0] is None  # … and misses 1e-12 within 1500 steps beyond
+    assert gd[100.0] is None and gd[10000.0] is None  # … and misses 1e-12 within 6000 steps beyond
 
 
 def test_resume_runs_nothing_again(demo_out):
     out, _ = demo_out
     again = runner.invoke(app, ["demo", "--out", str(out)])
     assert again.exit_code == 0, again.output
-    assert "demo: 0 runs executed, 12 already in the store" in again.output
+    assert "demo: 0 runs executed, 60 already in the store" in again.output
 
 
 def test_kappas_map_onto_the_grid(tmp_path):
@@ -80,7 +81,7 @@ def test_kappas_map_onto_the_grid(tmp_path):
     assert (runs["max_steps"] == 100).all()
     (entry,) = json.loads((tmp_path / "experiments.json").read_text(encoding="utf-8"))
     assert entry["overrides"] == ["grid.problem.kappa=[1,10,1e3]", "steps=100"]
-    assert result.claims[0]["name"] == "muon_kappa_free"  # judged, whatever the verdict at 100 steps
+    assert result.claims[0]["name"] == "muon_kappa_free_ours"  # judged, whatever the verdict at 100 steps
 
 
 @pytest.mark.parametrize("kappas", ["1,x", "0.5,10,100", ""])

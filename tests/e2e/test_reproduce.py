@@ -29,7 +29,7 @@ runner = CliRunner()
 #: `reproduce all`, in the order it had when the registry was a dict in reproduce.py.
 PAPER_ORDER = [
     "p1_kappa_sweep", "p1_rank_sweep", "p2_icl_kappa_sweep", "p1_geometric_thm1", "p1_signgd_hard_instance",
-    "p2_icl_signgd_hard_instance", "p1_scalar_recursions", "s002_mode_order", "s002_lr_stability",
+    "p2_icl_signgd_hard_instance", "p1_scalar_recursions", "s002_mode_order", "s002_mode_lag", "s002_lr_stability",
     "s002_conservation", "s002_two_step", "s000_equal_rate", "s000_specgf", "s000_convergence",
 ]
 
@@ -54,8 +54,9 @@ def test_list_prints_plain_names_when_piped_and_json_on_request():
     listed = json.loads(result.output)
     assert [e["name"] for e in listed] == [*PAPER_ORDER, "demo"]
     kappa = listed[0]
-    assert kappa["claims"] == ["muon_kappa_free", "signgd_kappa_dependent"] and kappa["group"] == "paper"
-    assert kappa["scales"]["quick"] == ["problem.n=40", "problem.r=4", "steps=1500", "seeds=2"]
+    assert kappa["claims"] == ["muon_kappa_free", "muon_kappa_free_ours", "signgd_kappa_dependent",
+                               "signgd_kappa_dependent_ours"] and kappa["group"] == "paper"
+    assert kappa["scales"]["quick"][:4] == ["problem.n=40", "problem.r=4", "steps=18000", "seeds=5"]
     assert listed[-1]["group"] == "example"
     bad = runner.invoke(app, ["reproduce", "all", "--json"])
     assert bad.exit_code == 2 and "'--json'" in bad.output
@@ -188,11 +189,12 @@ def test_quick_reproduction_of_one_experiment(tmp_path):
     claim_ = claims[0]
     assert claim_["seed"] == "001" and claim_["experiment"] == "p1_geometric_thm1"
     assert claim_["passed"] is True, claim_["detail"]
-    assert "κ=10000" in claim_["detail"]
+    assert "10000" in claim_["detail"] and (claim_["n_pass"], claim_["n_total"]) == (5, 5)
+    assert claim_["seeds"] == ["0", "1", "2", "3", "4"] and claim_["failing_seeds"] == []
     experiments = json.loads((out / "experiments.json").read_text())
     assert experiments[0]["name"] == "p1_geometric_thm1" and experiments[0]["scale"] == "custom"
     assert experiments[0]["overrides"] == [
-        "problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8]", "steps=2000", "seeds=3",
+        "problem.n=40", "problem.r_star=4", "grid.problem.r=[4,8]", "steps=2000", "seeds=5",
         "grid.problem.kappa=[1,100,10000]", "grid.problem.r=[4]", "grid.problem.init=[gaussian]"]
     assert "PASS" in result.output
     # resume: nothing is run again
