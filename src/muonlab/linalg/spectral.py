@@ -490,6 +490,12 @@ def _power(hvp: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float) -
     return cast(Tensor, lam)  # iters >= 1 (checked by sharpness): the loop ran
 
 
+def _project_out(basis: Tensor, w: Tensor) -> Tensor:
+    """``w − Bᵀ(B w)`` per run, for an orthonormal basis ``B``: (R, j, P), w: (R, P)."""
+    coef = torch.bmm(basis, w.unsqueeze(-1))  # (R, j, 1)
+    return w - torch.bmm(coef.transpose(1, 2), basis).squeeze(1)
+
+
 def _lanczos(hvp: Callable[[Tensor], Tensor], v: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
     R, P = v.shape
     dtype, device = v.dtype, v.device
@@ -501,9 +507,10 @@ def _lanczos(hvp: Callable[[Tensor], Tensor], v: Tensor, k: int, generator: torc
     for j in range(k):
         w = hvp(Q[:, j])
         alpha[:, j] = (Q[:, j] * w).sum(dim=1)
-        # Full reorthogonalization against the basis so far (twice, for stability).
+        # Full reorthogonalization against the basis so far (twice, for stability);
+        # batched matmuls, ~2× faster than the equivalent einsum on CPU.
         for _ in range(2):
-            w = w - torch.einsum("rj,rjp->rp", torch.einsum("rjp,rp->rj", Q[:, : j + 1], w), Q[:, : j + 1])
+            w = _project_out(Q[:, : j + 1], w)
         if j + 1 == k:
             break
         b = w.norm(dim=1)
@@ -515,9 +522,7 @@ def _lanczos(hvp: Callable[[Tensor], Tensor], v: Tensor, k: int, generator: torc
             # remain eigenvalue estimates of H.
             fresh = torch.randn(R, P, generator=generator, dtype=torch.float64).to(dtype=dtype, device=device)
             for _ in range(2):
-                fresh = fresh - torch.einsum(
-                    "rj,rjp->rp", torch.einsum("rjp,rp->rj", Q[:, : j + 1], fresh), Q[:, : j + 1]
-                )
+                fresh = _project_out(Q[:, : j + 1], fresh)
             fresh = fresh / fresh.norm(dim=1, keepdim=True)
             b = torch.where(broke, torch.zeros_like(b), b)
             nxt = torch.where(broke[:, None], fresh, w / torch.where(broke, torch.ones_like(b), b)[:, None])
