@@ -271,7 +271,8 @@ def steps_column(eps: float) -> str:
 
 def median_steps(group: pd.DataFrame, col: str) -> float | None:
     """Median over seeds of the steps to the level; None (not reached) if the median
-    run did not reach it — unreached runs count as +∞, so half the seeds failing fails."""
+    run did not reach it — unreached runs count as +∞. Descriptive only (the report's
+    figures use it); no claim decides on it."""
     values = [math.inf if pd.isna(v) else float(v) for v in group[col]]
     if not values:
         return None
@@ -285,22 +286,3 @@ def loglog_slope(xs: list[float], ys: list[float]) -> float:
     if len(set(lx.tolist())) < 2:
         return float("nan")
     return float(np.polyfit(lx, ly, 1)[0])
-
-
-def fmt_steps(v: float | None, budget: int | None = None) -> str:
-    if v is None:
-        return f"not reached (>{budget})" if budget else "not reached"
-    return f"{v:g}"
-
-
-def fmt_num(x: float) -> str:
-    return f"{x:g}"
-
-
-def schedule_label(row: pd.Series) -> str:
-    name = row.get("schedule.name", "?")
-    if name == "plateau":
-        return f"plateau(thr={row.get('schedule.threshold', 0):g})"
-    if name == "geometric":
-        return f"geometric(q={row.get('schedule.q'):g})"
-    return str(name)
