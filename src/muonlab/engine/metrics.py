@@ -317,14 +317,15 @@ def _m_alignment_residual(problem, params, cache):
 
 
 def _m_product_det_sign(problem, params, cache):
-    # sign det(W2 W1) of a square product (n_out = n_in); nan for a rectangular one.
+    # sign det(W2 W1) of a square product (n_out = n_in); 0 for a rectangular one (no
+    # orientation, as slogdet's sign of a singular matrix), so the value stays finite.
     # With d = N the factors are square and det(W2W1) = det(W2)·det(W1) changes sign
     # only when a singular value of a factor passes through 0 — the topological reason a
     # mode lags in seed 002's figure 1 (findings F4); slogdet is stable for tiny factors.
     W2, W1 = params
     P = W2 @ W1
     if P.shape[-1] != P.shape[-2]:
-        return torch.full(P.shape[:-2], float("nan"), dtype=P.dtype, device=P.device)
+        return torch.zeros(P.shape[:-2], dtype=P.dtype, device=P.device)
     if P.dtype in (torch.float16, torch.bfloat16):
         P = P.float()
     return torch.linalg.slogdet(P).sign.to(W2.dtype)
