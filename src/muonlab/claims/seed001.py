@@ -640,7 +640,9 @@ def geometric_schedule_converges(runs: pd.DataFrame) -> Claim:
                 continue
             ratio = max(fit.values.values()) / min(fit.values.values())
             ratios.append(ratio)
-            texts.append(f"{init}/r={r:g} {ratio:.2f}")
+            # name the level when it is coarser than the one the runs were asked for
+            at = "" if fit.eps <= eps_max * (1 + 1e-9) else f" at {fit.eps:g}"
+            texts.append(f"{init}/r={r:g} {ratio:.2f}{at}")
             if not ratio <= RATIO_MAX:
                 problems.append(f"{init}, r={r:g}: max/min {ratio:.2f} > {RATIO_MAX} ({fit.how}: {_fmt_values(fit)})")
         outcomes.append(Outcome(seed_label(s), not problems, "; ".join(problems)))
@@ -648,8 +650,9 @@ def geometric_schedule_converges(runs: pd.DataFrame) -> Claim:
     q = sorted(sub["schedule.q"].dropna().unique()) if "schedule.q" in sub else []
     detail = (f"Muon, geometric η_t = c·q^t (q = {', '.join(f'{v:g}' for v in q) or '?'}), groups "
               f"{', '.join(f'{i}/r={r:g}' for i, r in groups)}, κ = {', '.join(f'{k:g}' for k in kappas)}: per seed, "
-              f"every group reaches a common level at every κ with max/min over κ <= {RATIO_MAX} (theory: "
-              f"κ-free). Ratios: {_describe(ratios)}. " + " ".join(worst) + ".")
+              f"every group reaches a common level at every κ (the target {eps_max:g}, or the finest level all "
+              f"κ reached, named) with max/min over κ <= {RATIO_MAX} (theory: κ-free). Ratios: "
+              f"{_describe(ratios)}. " + " ".join(worst) + ".")
     return decide(name, SEED, detail, outcomes, reasons=reasons)
 
 
