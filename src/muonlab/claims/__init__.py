@@ -31,9 +31,10 @@ import pandas as pd
 
 from muonlab.atomic import write_json
 from muonlab.claims import seed000, seed001, seed002  # noqa: F401 - registers the shipped claims
-from muonlab.claims.base import Claim, ClaimDef, claim, registered_claims
+from muonlab.claims.base import Claim, ClaimDef, Outcome, claim, clopper_pearson, decide, registered_claims, verdict
 
-__all__ = ["Claim", "ClaimDef", "claim", "evaluate_claims", "evaluate_experiment", "registered_claims"]
+__all__ = ["Claim", "ClaimDef", "Outcome", "claim", "clopper_pearson", "decide", "evaluate_claims",
+           "evaluate_experiment", "registered_claims", "verdict"]
 
 
 def evaluate_experiment(name: str, store_dir: str | Path, claims: Sequence[str], *,
