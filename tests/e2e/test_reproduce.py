@@ -209,3 +209,19 @@ def test_experiment_yamls_ship_inside_the_package():
 
     assert SHIPPED_ROOT.resolve().is_relative_to(Path(muonlab.__file__).resolve().parent)
     assert set(discover(SHIPPED_ROOT)) == {*PAPER_ORDER, "demo"}
+
+
+#: Experiments with nothing random in them (fixed init and target, deterministic schedule):
+#: one seed is the whole distribution, and their claims count one "instance".
+DETERMINISTIC = {"p1_signgd_hard_instance"}
+
+
+def test_scales_give_every_per_seed_claim_enough_seeds():
+    """Issue 11: quick keeps >= 5 seeds per grid point, paper >= 10."""
+    for name in resolve_names("all"):
+        quick, paper = experiment_config(name, "quick"), experiment_config(name, "paper")
+        if name in DETERMINISTIC:
+            assert quick.seeds == paper.seeds == [0]
+            continue
+        assert len(quick.seeds) >= 5, name
+        assert len(paper.seeds) >= 10, name
