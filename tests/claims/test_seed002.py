@@ -294,3 +294,38 @@ def test_lr_sweep_and_sharpness_figures_from_a_small_store(tmp_path):
         assert png.is_file() and words in caption
     html = (tmp_path / "report" / "index.html").read_text()
     assert "s002_lr_stability_lr_sweep.png" in html and "s002_lr_stability_sharpness_edge.png" in html
+
+
+def test_anneal_reach_min_is_the_schedules_travel_bound():
+    """Σ_t c·η_0·q^t = c·η_0/(1 − q) must cover √σ*_1 − α for the worst prefactor c_lo."""
+    import math
+
+    import pandas as pd
+
+    from muonlab.claims.seed002 import anneal_reach_min
+
+    sigma = np.array([10.0, 5.0])
+    row = pd.Series({"schedule.q": 0.98, "schedule.c_lo": 0.5, "problem.alpha": 0.1})
+    eta0 = anneal_reach_min(sigma, row)
+    assert eta0 == pytest.approx((math.sqrt(10) - 0.1) * 0.02 / 0.5)
+    # the geometric series from that η_0 with c = c_lo travels exactly the distance
+    travel = sum(0.5 * eta0 * 0.98**t for t in range(20000))
+    assert travel == pytest.approx(math.sqrt(10) - 0.1, rel=1e-9)
+
+
+def test_annealed_runs_that_cannot_travel_the_distance_are_reported_not_judged():
+    runs, traj = _stability()
+    runs = runs.assign(**{"schedule.q": 0.98, "schedule.c_lo": 0.5, "problem.alpha": 0.1})
+    # η_0 = 0.11 ≥ η_crit but c_lo·η_0/(1 − q) = 2.75 < √10 − 0.1: a miss there is the budget's
+    short = runs[(runs["schedule.name"] == "geometric") & (runs["optimizer.lr"] == 0.2)].copy()
+    short["optimizer.lr"], short["run_id"] = 0.11, short["run_id"] + "-short"
+    short["steps_to_1e-8"] = pd.array([None] * len(short), dtype="Int64")
+    c = muon_stable_above_gd_edge(pd.concat([runs, short], ignore_index=True), traj)
+    assert c.passed, c.detail
+    assert "5 runs below that over all seeds, reported, not judged: 0 of them reached" in c.detail
+    # the same miss at η_0 = 0.2 (travel 5 ≥ 3.06) fails its seed
+    missed = runs.copy()
+    sel = (missed["schedule.name"] == "geometric") & (missed["optimizer.lr"] == 0.2) & (missed["seed"] == 2)
+    missed.loc[sel, "steps_to_1e-8"] = pd.NA
+    c = muon_stable_above_gd_edge(missed, traj)
+    assert not c.passed and c.failing_seeds == ("2",) and "annealed Muon missed 1e-08 from η_0 = 0.2" in c.detail
