@@ -23,6 +23,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
@@ -36,14 +37,27 @@ __all__ = ["EXTRA_FIGURES", "ExtraFigure", "lr_sweep", "mode_arrivals", "scalar_
 ExtraFigure = Callable[[str | Path], tuple[Figure, str]]
 
 
+def _runs_and_metric(store_dir: str | Path, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The store's runs and the trajectories of ``metric``; NothingToPlot if either is empty."""
+    store = ResultStore(store_dir)
+    runs = store.runs()
+    traj = store.trajectories(metrics=metric)
+    if not len(runs) or not len(traj):
+        raise NothingToPlot(f"{Path(store_dir).name}: no {metric} trajectories")
+    return runs, traj
+
+
+def _gd_edge(runs: pd.DataFrame) -> float:
+    """GD's critical step 2/λ_max = 1/σ*_1 at the balanced minimizer (seed 002, claim (b))."""
+    from muonlab.claims.modes import target_values
+
+    return 1.0 / float(target_values(runs.iloc[0])[0])
+
+
 def mode_arrivals(store_dir: str | Path) -> tuple[Figure, str]:
     from muonlab.claims.modes import FRACTION, arrivals, target_values
 
-    store = ResultStore(store_dir)
-    runs = store.runs()
-    traj = store.trajectories(metrics="mode_progress")
-    if not len(runs) or not len(traj):
-        raise NothingToPlot(f"{Path(store_dir).name}: no mode_progress trajectories")
+    runs, traj = _runs_and_metric(store_dir, "mode_progress")
     colors = {"muon": "tab:blue", "specgd": "tab:blue", "specgf": "tab:green", "gd": "tab:orange"}
     spectral = ("muon", "specgd", "specgf")
     with styled():
@@ -116,12 +130,10 @@ def scalar_recursions(store_dir: str | Path) -> tuple[Figure, str]:
 
 
 def lr_sweep(store_dir: str | Path) -> tuple[Figure, str]:
-    from muonlab.claims.modes import target_values
-
     runs = ResultStore(store_dir).runs()
     if not len(runs):
         raise NothingToPlot(f"{Path(store_dir).name}: no runs")
-    eta_crit = 1.0 / float(target_values(runs.iloc[0])[0])
+    eta_crit = _gd_edge(runs)
     styles = {("gd", "constant"): ("tab:orange", "o"), ("gd", "geometric"): ("tab:orange", "^"),
               ("muon", "constant"): ("tab:blue", "o"), ("muon", "geometric"): ("tab:blue", "^")}
     with styled():
@@ -150,16 +162,10 @@ def lr_sweep(store_dir: str | Path) -> tuple[Figure, str]:
 
 
 def sharpness_edge(store_dir: str | Path) -> tuple[Figure, str]:
-    from muonlab.claims.modes import target_values
-
-    store = ResultStore(store_dir)
-    runs = store.runs()
-    traj = store.trajectories(metrics="sharpness")
-    if not len(runs) or not len(traj):
-        raise NothingToPlot(f"{Path(store_dir).name}: no sharpness trajectories")
+    runs, traj = _runs_and_metric(store_dir, "sharpness")
     runs = runs[runs["schedule.name"] == "constant"] if "schedule.name" in runs else runs
     sharp = traj.dropna(subset=["value"]).sort_values("step").groupby("run_id")["value"].last()
-    eta_crit = 1.0 / float(target_values(runs.iloc[0])[0])
+    eta_crit = _gd_edge(runs)
     colors = {"gd": "tab:orange", "muon": "tab:blue"}
     with styled():
         fig = new_figure((6.0, 3.6))
