@@ -281,17 +281,38 @@ def gd_largest_first(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     return largest_first_claim(name, SEED, "GD", arrival_data(runs, trajectories, "gd"), min_arrived=5)
 
 
-def _last(trajectories: pd.DataFrame, run_id: str, metric: str, after: int = -1) -> float:
-    """The run's last finite logged value of ``metric`` at a step > ``after`` (nan: none)."""
-    s = trajectories[(trajectories["run_id"] == run_id) & (trajectories["metric"] == metric)
-                     & (trajectories["step"] > after)]
-    s = s[np.isfinite(s["value"].astype(float))].sort_values("step")
-    return float(s["value"].iloc[-1]) if len(s) else float("nan")
+class _Logged:
+    """Every run's logged series per metric, indexed once: the stability claim looks up
+    several series of each of thousands of runs (8000 at paper scale), and filtering the
+    whole long-form table for each lookup would scan it every time."""
 
+    def __init__(self, trajectories: pd.DataFrame | None) -> None:
+        self._series: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        if trajectories is not None and len(trajectories):
+            t = trajectories.sort_values("step", kind="stable")
+            for (rid, metric), g in t.groupby(["run_id", "metric"], sort=False):
+                self._series[(str(rid), str(metric))] = (g["step"].to_numpy(), g["value"].to_numpy(float))
 
-def _max(trajectories: pd.DataFrame, run_id: str, metric: str) -> float:
-    s = trajectories[(trajectories["run_id"] == run_id) & (trajectories["metric"] == metric)]["value"]
-    return float(s.max()) if len(s) else float("nan")
+    def _get(self, run_id: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        return self._series.get((str(run_id), metric), (np.empty(0, dtype=np.int64), np.empty(0)))
+
+    def last(self, run_id: str, metric: str, after: int = -1) -> float:
+        """The run's last finite logged value of ``metric`` at a step > ``after`` (nan: none)."""
+        steps, v = self._get(run_id, metric)
+        keep = (steps > after) & np.isfinite(v)
+        return float(v[keep][-1]) if keep.any() else float("nan")
+
+    def peak(self, run_id: str, metric: str) -> float:
+        """The largest logged value (an infinite one included; nan: none)."""
+        v = self._get(run_id, metric)[1]
+        v = v[~np.isnan(v)]
+        return float(v.max()) if len(v) else float("nan")
+
+    def at(self, run_id: str, metric: str, step: int) -> float | None:
+        """The value logged at ``step`` (None: not logged there)."""
+        steps, v = self._get(run_id, metric)
+        hit = v[steps == step]
+        return float(hit[0]) if len(hit) else None
 
 
 def muon_error_bound(sigma: np.ndarray, eta: float) -> float:
@@ -350,6 +371,7 @@ def muon_stable_above_gd_edge(runs: pd.DataFrame, trajectories: pd.DataFrame) ->
     if runs.empty or "optimizer.name" not in runs:
         return decide(name, SEED, "LR sweep.", [], reasons=["no runs in the store"])
     has_sharp = trajectories is not None and "sharpness" in set(trajectories["metric"])
+    logged = _Logged(trajectories)
     eps = level_for(runs)
     col = steps_column(eps)
     sigma = target_values(runs.iloc[0])
@@ -395,7 +417,7 @@ def muon_stable_above_gd_edge(runs: pd.DataFrame, trajectories: pd.DataFrame) ->
             # saddle's σ*_1): judge the converged runs with a log after step 0, and need one.
             measured = 0
             for _, r in below.iterrows():
-                sh = _last(trajectories, r["run_id"], "sharpness", after=0)
+                sh = logged.last(r["run_id"], "sharpness", after=0)
                 eta = float(r["optimizer.lr"])
                 if not np.isfinite(sh):
                     continue
@@ -415,10 +437,9 @@ def muon_stable_above_gd_edge(runs: pd.DataFrame, trajectories: pd.DataFrame) ->
                 break
             b = muon_error_bound(sigma, eta)
             rid = r["run_id"]
-            e0 = trajectories[(trajectories["run_id"] == rid) & (trajectories["metric"] == "rel_err")
-                              & (trajectories["step"] == 0)]["value"] if trajectories is not None else []
-            peak = _max(trajectories, rid, "rel_err") if trajectories is not None else float("nan")
-            cap = max(float(e0.iloc[0]) if len(e0) else 1.0, b)
+            e0 = logged.at(rid, "rel_err", 0)
+            peak = logged.peak(rid, "rel_err")
+            cap = max(e0 if e0 is not None else 1.0, b)
             if not float(r["final_rel_err"]) <= b:
                 why.append(f"Muon at η = {eta:g} ends at {float(r['final_rel_err']):.3g} > bound {b:.3g}")
                 break
@@ -426,7 +447,7 @@ def muon_stable_above_gd_edge(runs: pd.DataFrame, trajectories: pd.DataFrame) ->
                 why.append(f"Muon at η = {eta:g} peaked at {peak:.3g} > {cap:.3g}")
                 break
             if has_sharp and eta >= EDGE_MARGIN * eta_crit:
-                sh = _last(trajectories, rid, "sharpness")
+                sh = logged.last(rid, "sharpness")
                 if not sh > 2 / eta:
                     why.append(f"Muon at η = {eta:g} ends where λ_max = {sh:.3g} <= 2/η (not above the edge)")
                     break
