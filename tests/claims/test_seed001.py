@@ -220,6 +220,14 @@ def test_geometric_schedule_per_seed_and_group():
     c = geometric_schedule_converges(rows(bad_seed=2))
     assert not c.passed and c.failing_seeds == ("2",)
     assert "orthonormal, r=20: max/min 2.32 > 1.5" in c.detail
+    # a group whose runs stop short of the target is judged at the finest level they all
+    # reached, and the detail names that level (paper scale: r = 20 ends at 1e-12…1.6e-9)
+    runs = rows()
+    short = runs["problem.r"] == 20
+    runs.loc[short, "steps_to_1e-12"] = pd.NA
+    c = geometric_schedule_converges(runs)
+    assert c.passed, c.detail
+    assert "gaussian/r=20 1.00 at 1e-08" in c.detail and "gaussian/r=10 1.00," in c.detail
 
 
 def test_level_follows_stop_target():
