@@ -205,6 +205,7 @@ def plot_engine_scaling(points: Sequence[ScalingPoint], out_dir: str | Path, nam
     Returns the two paths.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,6 +228,9 @@ def plot_engine_scaling(points: Sequence[ScalingPoint], out_dir: str | Path, nam
             fixed = f"R = {pts[0].runs}" if sweep == "n" else f"n = {pts[0].n}"
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ticks = sorted({p.n if sweep == "n" else p.runs for p in points if p.sweep == sweep})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_ylabel("seconds per step of the batch")
         ax.set_title(f"P1, r = {points[0].rank if points else '?'}, {fixed}")
