@@ -1,4 +1,4 @@
-r"""Spectral orthogonalization: msign, the β-regularized T_β, Newton–Schulz, Polar Express.
+r"""Spectral orthogonalization: msign, T_β, Newton–Schulz (also on the Gram side), Polar Express.
 
 For a matrix :math:`G = U S V^\top` (thin SVD) the *matrix sign* (the orthogonal polar
 factor restricted to the range of G) is
@@ -37,13 +37,26 @@ from muonlab.errors import MuonlabError
 
 __all__ = [
     "COEFFICIENT_PRESETS",
+    "GRAM_MIN_ASPECT",
     "METHODS",
+    "POLYNOMIAL_METHODS",
+    "choose_method",
     "orthogonalize",
+    "orthogonalize_many",
     "polynomial_map",
     "resolve_coefficients",
 ]
 
-METHODS = ("svd", "gram", "symmetric", "beta", "newton_schulz", "polar_express")
+METHODS = (
+    "svd", "gram", "symmetric", "beta", "newton_schulz", "polar_express", "gram_newton_schulz", "auto",
+)
+#: Methods that run the odd polynomial with a coefficient table (``coefficients``,
+#: ``steps``); ``auto`` may dispatch to one of them, so it takes the same options.
+POLYNOMIAL_METHODS = ("newton_schulz", "polar_express", "gram_newton_schulz", "auto")
+#: Aspect ratio max(m, n)/min(m, n) from which ``gram_newton_schulz`` iterates on the
+#: n×n Gram side; below it the Gram route costs more FLOPs and falls back to
+#: ``newton_schulz`` (5 steps: (2r + 17)·n³ against (10r + 5)·n³ for r = m/n).
+GRAM_MIN_ASPECT = 2.0
 
 #: Per-step (a, b, c) tables.  A table shorter than the requested number of steps
 #: repeats its last row, as Polar Express prescribes.
@@ -129,6 +142,61 @@ def polynomial_map(s: Tensor, table: Sequence[tuple[float, float, float]]) -> Te
     return x
 
 
+#: CPU rule measured in docs/orthogonalize.md (single-thread CPU time, AMD EPYC with
+#: avx512_bf16): the Gram route wins from this aspect ratio on, per input dtype.  It
+#: needs a larger ratio below float64 because its n×n side runs one size wider
+#: (float32 → float64, bf16 → float32) than Newton–Schulz's matmuls.
+_CPU_GRAM_MIN_ASPECT = {torch.float64: 2.0, torch.float32: 8.0, torch.bfloat16: 8.0, torch.float16: 8.0}
+
+
+def choose_method(shape: Sequence[int], dtype: torch.dtype, device_type: str) -> str:
+    """The fastest polynomial orthogonalizer for one ``(..., m, n)`` shape (``method="auto"``).
+
+    A pure function of the matrix shape (leading batch dims are ignored, so a stacked
+    batch chooses what each of its matrices would), the input dtype and the device
+    type (``"cpu"``, ``"cuda"``, ...):
+
+    * accelerators (anything but ``"cpu"``): ``"gram_newton_schulz"`` when
+      max(m, n)/min(m, n) ≥ :data:`GRAM_MIN_ASPECT` (2), else ``"newton_schulz"``;
+      :func:`orthogonalize` then runs it in bfloat16 unless ``dtype`` is given;
+    * CPU: ``"gram_newton_schulz"`` from aspect ratio 2 in float64 and 8 in float32 /
+      half precision, else ``"newton_schulz"``.  ``"svd"`` was measured too and never
+      won by more than the timing noise (docs/orthogonalize.md), so it is not chosen.
+
+    Never returns an exact msign: do not use ``"auto"`` where msign is required.
+    """
+    if len(shape) < 2:
+        raise MuonlabError(f"shape: expected (..., m, n), got {tuple(shape)}", field="shape")
+    aspect = _aspect(shape)
+    threshold = _CPU_GRAM_MIN_ASPECT.get(dtype, GRAM_MIN_ASPECT) if device_type == "cpu" else GRAM_MIN_ASPECT
+    return "gram_newton_schulz" if aspect >= threshold else "newton_schulz"
+
+
+def orthogonalize_many(tensors: Sequence[Tensor], **kwargs: Any) -> list[Tensor]:
+    """:func:`orthogonalize` each tensor of a mixed-shape list, one batched call per shape.
+
+    Tensors with equal (shape, dtype, device) are stacked and orthogonalized in one
+    call; the results come back in input order.  ``kwargs`` are :func:`orthogonalize`'s.
+    On CPU each result equals ``orthogonalize(t, **kwargs)`` bit for bit (batches loop
+    over 2-D slices there); on accelerators batches use batched matmuls, which may
+    round differently.
+    """
+    out: list[Tensor | None] = [None] * len(tensors)
+    groups: dict[tuple[tuple[int, ...], torch.dtype, torch.device], list[int]] = {}
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise MuonlabError(f"tensors[{i}]: expected a torch.Tensor, got {type(t).__name__}", field="tensors")
+        groups.setdefault((tuple(t.shape), t.dtype, t.device), []).append(i)
+    for index in groups.values():
+        if len(index) == 1:
+            out[index[0]] = orthogonalize(tensors[index[0]], **kwargs)
+            continue
+        batch = orthogonalize(torch.stack([tensors[i] for i in index]), **kwargs)
+        for i, result in zip(index, batch.unbind(0), strict=True):
+            out[i] = result
+    return [t for t in out if t is not None]
+
+
 def _check_input(G: Tensor) -> None:
     if not isinstance(G, Tensor):
         raise MuonlabError(f"G: expected a torch.Tensor, got {type(G).__name__}", field="G")
@@ -168,14 +236,20 @@ def orthogonalize(
             should commute with a symmetric matrix from drifting; docs/findings.md F1),
             ``"beta"`` (exact
             :math:`T_\beta` via SVD; ``beta=0`` gives msign), ``"newton_schulz"``
-            (quintic iteration with ``coefficients``) or ``"polar_express"``
-            (Amsel et al. 2025, its own per-step table).
-        coefficients: Newton–Schulz preset (``"keller"``, ``"dion"``) or a custom
-            ``(a, b, c)`` triple / ``(k, 3)`` table. Only used by ``newton_schulz``.
+            (quintic iteration with ``coefficients``), ``"polar_express"``
+            (Amsel et al. 2025, its own per-step table), ``"gram_newton_schulz"``
+            (the same iteration as ``newton_schulz`` run on the n×n Gram side for
+            aspect ratios ≥ 2, falling back to ``newton_schulz`` below) or
+            ``"auto"`` (the fastest of the two polynomial routes for this shape,
+            dtype and device: :func:`choose_method`; never an exact msign).
+        coefficients: Newton–Schulz preset (``"keller"``, ``"dion"``,
+            ``"polar_express"``) or a custom ``(a, b, c)`` triple / ``(k, 3)`` table.
+            Used by ``newton_schulz``, ``gram_newton_schulz`` and ``auto``.
         steps: number of polynomial steps (default 5; a table repeats its last row).
         dtype: dtype the computation runs in (default: the input's dtype; the SVD
-            methods run half-precision inputs in float32). The result is cast back
-            to ``G.dtype``.
+            methods run half-precision inputs in float32; ``gram_newton_schulz`` runs
+            its n×n side one size wider, see :func:`_gram_polynomial`; ``auto`` on an
+            accelerator defaults to bfloat16). The result is cast back to ``G.dtype``.
         beta: regularization of ``T_β`` (``method="beta"``), ≥ 0.
         rtol: singular values at or below ``rtol · s_max`` are treated as zero by the
             exact msign (default ``max(m, n) · finfo(dtype).eps``, as in
@@ -201,7 +275,7 @@ def orthogonalize(
         raise MuonlabError(f"beta: must be >= 0, got {beta!r}", field="beta")
     if rtol is not None and not rtol >= 0.0:
         raise MuonlabError(f"rtol: must be >= 0, got {rtol!r}", field="rtol")
-    if method == "newton_schulz":
+    if method in ("newton_schulz", "gram_newton_schulz", "auto"):
         table = resolve_coefficients(coefficients, steps)
     elif method == "polar_express":
         table = resolve_coefficients("polar_express", steps)
@@ -225,9 +299,17 @@ def orthogonalize_unchecked(
     """:func:`orthogonalize` without input validation (the optimizers' hot path).
 
     ``table`` is the resolved list of (a, b, c) triples for the polynomial methods.
+    For ``gram_newton_schulz`` and ``auto`` an empty table means the default Keller
+    preset (the optimizers' ``coefficient_table`` has no table for these methods).
     """
-    if G.shape[-1] == 0 or G.shape[-2] == 0:
+    if G.numel() == 0:  # an empty matrix or an empty batch
         return torch.zeros_like(G)
+    if method in ("gram_newton_schulz", "auto") and not table:
+        table = resolve_coefficients("keller", None)
+    if method == "auto":
+        method = choose_method(G.shape, G.dtype, G.device.type)
+        if dtype is None and G.device.type != "cpu" and method != "svd":
+            dtype = torch.bfloat16  # accelerators: the bf16 matmuls are the fast path
     if method in ("svd", "beta"):
         return _spectral(G, beta=beta if method == "beta" else 0.0, rtol=rtol, dtype=dtype)
     if method == "gram":
@@ -235,7 +317,14 @@ def orthogonalize_unchecked(
     if method == "symmetric":
         return _symmetric_msign(G, rtol=rtol, dtype=dtype)
     scale = _POLAR_EXPRESS_SAFETY if method == "polar_express" else 1.0
+    if method == "gram_newton_schulz" and _aspect(G.shape) >= GRAM_MIN_ASPECT:
+        return _gram_polynomial(G, table, dtype=dtype or G.dtype, eps=eps).to(G.dtype)
     return _polynomial(G, table, dtype=dtype or G.dtype, norm_scale=scale, eps=eps).to(G.dtype)
+
+
+def _aspect(shape: Sequence[int]) -> float:
+    m, n = int(shape[-2]), int(shape[-1])
+    return max(m, n) / min(m, n) if min(m, n) > 0 else 1.0
 
 
 def _spectral(G: Tensor, *, beta: float, rtol: float | None, dtype: torch.dtype | None) -> Tensor:
@@ -353,3 +442,56 @@ def _polynomial_batched(X: Tensor, table, norm_scale: float, eps: float) -> Tens
         B = torch.baddbmm(A, A, A, beta=b, alpha=c)
         X = torch.baddbmm(X, B, X, beta=a)
     return X
+
+
+def _gram_polynomial(
+    G: Tensor, table: Sequence[tuple[float, float, float]], *, dtype: torch.dtype, eps: float
+) -> Tensor:
+    r"""Newton–Schulz iterated on the smaller Gram side (``method="gram_newton_schulz"``).
+
+    For a tall X₀ = G/‖G‖_F (m×n, m ≥ n) every iterate is X_k = X₀ Q_k with Q_k a
+    polynomial in S₀ = X₀ᵀX₀.  With S_k = X_kᵀX_k and P_k = aI + bS_k + cS_k² (which
+    commutes with S_k): Q_{k+1} = Q_k P_k and S_{k+1} = P_k S_k P_k, all n×n.  The
+    result X₀ Q_K is the only m×n×n product after forming S₀.
+
+    ``dtype`` is the dtype of the final product X₀ Q_K; S₀ and the n×n iteration run
+    in at least float32, because S₀ squares the condition number: in bfloat16 (8
+    mantissa bits) every σ_i/‖G‖_F below ~0.06 would be lost in S₀'s rounding.
+    """
+    X = G.to(dtype)
+    transpose = X.shape[-2] < X.shape[-1]
+    if transpose:
+        X = X.mT
+    # One size wider than dtype: half → float32, float32/float64 → float64.
+    gram_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else torch.float64
+    if X.ndim > 2 and X.device.type == "cpu":
+        # As in _polynomial: a loop of 2-D matmuls on CPU, each slice bit-identical to
+        # the single-matrix result.
+        X3 = X.reshape(-1, *X.shape[-2:])
+        out = torch.stack([_gram_core(x, table, gram_dtype, eps) for x in X3.unbind(0)])
+        out = out.reshape(X.shape)
+    else:
+        out = _gram_core(X, table, gram_dtype, eps)
+    return out.mT if transpose else out
+
+
+def _gram_core(X: Tensor, table: Sequence[tuple[float, float, float]], gram_dtype: torch.dtype, eps: float) -> Tensor:
+    """X₀ Q_K for a tall X (..., m, n), returned in X's dtype; the n×n work in ``gram_dtype``."""
+    Xg = X.to(gram_dtype)
+    norms = torch.linalg.vector_norm(Xg, dim=(-2, -1), keepdim=True)
+    Xg = Xg / norms.clamp(min=eps)
+    S = Xg.mT @ Xg
+    Q: Tensor | None = None
+    last = len(table) - 1
+    for k, (a, b, c) in enumerate(table):
+        P = S @ (c * S) + b * S
+        P.diagonal(dim1=-2, dim2=-1).add_(a)
+        Q = P if Q is None else Q @ P
+        if k < last:  # S_{k+1} = X_{k+1}ᵀX_{k+1}; the last one is never used
+            S = P @ (S @ P)
+    # The final m×n×n product in X's dtype, but at least float32: Q's eigenvalues span
+    # [φ(1), φ(x)/x → ∏a_j] (up to ~1e3), and rounding Q to bfloat16 costs ~3× the error.
+    out_dtype = torch.promote_types(X.dtype, torch.float32)
+    if Q is None:
+        return Xg.to(X.dtype)
+    return (Xg.to(out_dtype) @ Q.to(out_dtype)).to(X.dtype)
