@@ -123,7 +123,7 @@ def time_to_fraction(
     hit = mask.any(dim=0)
     first = mask.to(torch.int8).argmax(dim=0).to(torch.int64)
     if steps is not None:
-        steps = torch.as_tensor(steps, dtype=torch.int64)
+        steps = torch.as_tensor(steps, dtype=torch.int64, device=first.device)
         if steps.shape != (T,):
             raise MuonlabError(f"steps: expected {T} step numbers, got shape {tuple(steps.shape)}", field="steps")
         first = steps[first]

@@ -72,13 +72,13 @@ class RunBook:
         self.target = float(spec.stop.target or 0.0)
         self.blowup = float(spec.stop.blowup or math.inf)
         self.steps, self.log_every = int(spec.steps), int(spec.log_every)
-        self.active = torch.ones(R, dtype=torch.bool)
+        self.active = torch.ones(R, dtype=torch.bool, device="cpu")
         self.status = ["ok"] * R
         self.errors: dict[int, str] = {}
-        self.steps_done = torch.zeros(R, dtype=torch.int64)
-        self.hits = {eps: torch.full((R,), -1, dtype=torch.int64) for eps in EPSILONS}
-        self.last_loss = torch.full((R,), math.nan, dtype=torch.float64)
-        self.last_rel = torch.full((R,), math.nan, dtype=torch.float64)
+        self.steps_done = torch.zeros(R, dtype=torch.int64, device="cpu")
+        self.hits = {eps: torch.full((R,), -1, dtype=torch.int64, device="cpu") for eps in EPSILONS}
+        self.last_loss = torch.full((R,), math.nan, dtype=torch.float64, device="cpu")
+        self.last_rel = torch.full((R,), math.nan, dtype=torch.float64, device="cpu")
         self.loss0: Tensor | None = None
         self.logged: dict[str, list[tuple[int, Tensor, Tensor]]] = {m: [] for m in spec.metrics}
 

@@ -158,7 +158,7 @@ def muon_update_(
 
 def per_run(lr: Tensor, like: Tensor) -> Tensor:
     """View a per-run step size ``(R,)`` so that it broadcasts against ``like`` ``(R, …)``."""
-    return lr.reshape(lr.shape + (1,) * (like.ndim - lr.ndim)).to(like.dtype)
+    return lr.reshape(lr.shape + (1,) * (like.ndim - lr.ndim)).to(device=like.device, dtype=like.dtype)
 
 
 def descent_update_(param: Tensor, direction: Tensor, *, lr: float | Tensor, weight_decay: float = 0.0) -> None:

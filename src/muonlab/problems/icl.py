@@ -227,8 +227,8 @@ class InContextRegression(Problem):
         """
         P = _fields.integer("n_prompts", n_prompts)
         R, N = self.n_runs, self.n_design
-        w = torch.randn(R, P, self.d, generator=generator, dtype=torch.float64)
-        q = torch.randint(N, (R, P), generator=generator)
+        w = torch.randn(R, P, self.d, generator=generator, dtype=torch.float64, device="cpu")
+        q = torch.randint(N, (R, P), generator=generator, device="cpu")
         y = w @ self._design64.mT  # (R, P, N)
         x_q = torch.gather(self._design64, 1, q.unsqueeze(-1).expand(R, P, self.d))
         y_q = torch.gather(y, 2, q.unsqueeze(-1)).squeeze(-1)
@@ -260,8 +260,8 @@ class InContextRegression(Problem):
         Sampled in chunks of ``chunk`` prompts to bound memory; moments accumulate in float64.
         """
         total = _fields.integer("n_prompts", n_prompts)
-        s1 = torch.zeros(self.n_runs, dtype=torch.float64)
-        s2 = torch.zeros(self.n_runs, dtype=torch.float64)
+        s1 = torch.zeros(self.n_runs, dtype=torch.float64, device="cpu")
+        s2 = torch.zeros(self.n_runs, dtype=torch.float64, device="cpu")
         done = 0
         while done < total:
             p = min(chunk, total - done)

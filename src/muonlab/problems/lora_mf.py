@@ -117,7 +117,7 @@ class LoRAMF(Problem):
     # --- Problem interface -------------------------------------------------------
 
     def init_params(self) -> list[Tensor]:
-        B = [g * torch.randn(self.r, self.n, generator=generator(s, "init"), dtype=torch.float64)
+        B = [g * torch.randn(self.r, self.n, generator=generator(s, "init"), dtype=torch.float64, device="cpu")
              for s, g in zip(self.seed, self.gamma)]
         return [
             torch.zeros(self.n_runs, self.m, self.r, dtype=self.dtype, device=self.device),
@@ -154,7 +154,7 @@ class LoRAMF(Problem):
 
     def optimum_loss(self) -> Tensor:
         sig, l2 = self._sig64, self.l2
-        within_rank = torch.arange(self.r_star) < self.r
+        within_rank = torch.arange(self.r_star, device="cpu") < self.r
         on = within_rank & (sig > l2)  # modes the minimizer keeps (soft-thresholded)
         per_mode = torch.where(on, l2 * sig - 0.5 * l2 * l2, 0.5 * sig.square())
         return per_mode.sum(-1).to(dtype=self.dtype, device=self.device)
@@ -163,8 +163,8 @@ class LoRAMF(Problem):
         """A = U_k diag(√s), B = diag(√s) V_kᵀ with s = (σ* − ℓ2)_+ on the top k = min(r, r*) modes."""
         k = min(self.r, self.r_star)
         root = (self._sig64[:, :k] - self.l2).clamp_min(0.0).sqrt()
-        A = torch.zeros(self.n_runs, self.m, self.r, dtype=torch.float64)
-        B = torch.zeros(self.n_runs, self.r, self.n, dtype=torch.float64)
+        A = torch.zeros(self.n_runs, self.m, self.r, dtype=torch.float64, device="cpu")
+        B = torch.zeros(self.n_runs, self.r, self.n, dtype=torch.float64, device="cpu")
         A[:, :, :k] = self._U64[:, :, :k] * root.unsqueeze(-2)
         B[:, :k, :] = root.unsqueeze(-1) * self._V64[:, :, :k].mT
         return [A.to(dtype=self.dtype, device=self.device), B.to(dtype=self.dtype, device=self.device)]

@@ -93,9 +93,9 @@ class MatrixRegression(Problem):
             lam = make_spectrum(self.d_in, "logspace", k)
             x = exact_covariance_design(N, (Q * lam.sqrt()) @ Q.T, g).T  # (d_in, N)
             y = W_star @ x
-            w_opt, fo = W_star, torch.zeros((), dtype=torch.float64)
+            w_opt, fo = W_star, torch.zeros((), dtype=torch.float64, device="cpu")
             if self.noise > 0:
-                xi = torch.randn(self.d_out, N, generator=generator(s, "noise"), dtype=torch.float64)
+                xi = torch.randn(self.d_out, N, generator=generator(s, "noise"), dtype=torch.float64, device="cpu")
                 y = y + self.noise * xi
                 # S⁻¹ from the eigendecomposition: exact to rounding, no inverse of an ill-conditioned matrix
                 w_opt = W_star + self.noise * (xi @ x.T / N) @ ((Q / lam) @ Q.T)

@@ -69,7 +69,7 @@ def scalar_recursions(lam: Tensor, x0: Tensor, lrs: Tensor) -> Tensor:
     UᵀX_tO along Muon's matrix trajectory.
     """
     lam, x = torch.broadcast_tensors(lam, x0)
-    lrs = torch.as_tensor(lrs, dtype=x.dtype)
+    lrs = torch.as_tensor(lrs, dtype=x.dtype, device=x.device)
     out = [x]
     for t in range(lrs.shape[-1]):
         eta = lrs[..., t : t + 1]
@@ -148,13 +148,14 @@ class SymmetricMF(Problem):
         for s, a in zip(self.seed, self.alpha):
             g = generator(s, "init")
             if self.init == "gaussian":
-                X.append(a * torch.randn(self.n, self.r, generator=g, dtype=torch.float64) / math.sqrt(self.n))
+                draw = torch.randn(self.n, self.r, generator=g, dtype=torch.float64, device="cpu")
+                X.append(a * draw / math.sqrt(self.n))
             elif self.init == "orthonormal":
                 X.append(a * random_orthonormal(self.n, self.r, g))
             elif self.init == "aligned":
                 X.append(a * self._U64[len(X)] @ random_orthonormal(self.r, self.r_star, g).T)
             else:
-                X.append(a * torch.eye(self.n, self.r, dtype=torch.float64))
+                X.append(a * torch.eye(self.n, self.r, dtype=torch.float64, device="cpu"))
         return [torch.stack(X).to(dtype=self.dtype, device=self.device)]
 
     def _residual(self, X: Tensor) -> Tensor:
@@ -227,7 +228,7 @@ class SymmetricMF(Problem):
     def minimizer(self) -> list[Tensor]:
         """X* = [U_k diag(√λ_k), 0] with k = min(r, r*): the top-k eigenpairs, zero columns after."""
         k = min(self.r, self.r_star)
-        X = torch.zeros(self.n_runs, self.n, self.r, dtype=torch.float64)
+        X = torch.zeros(self.n_runs, self.n, self.r, dtype=torch.float64, device="cpu")
         X[:, :, :k] = self._U64[:, :, :k] * self._lam64[:, :k].sqrt().unsqueeze(-2)
         return [X.to(dtype=self.dtype, device=self.device)]
 

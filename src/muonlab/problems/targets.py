@@ -54,19 +54,19 @@ def spectrum(rank: int, kind: str = "logspace", kappa: float = 1.0, values: Sequ
     if kind == "list":
         if values is None or len(values) != rank:
             raise MuonlabError(f"spectrum: kind 'list' needs {rank} values, got {values!r}", field="spectrum")
-        return torch.sort(torch.as_tensor(values, dtype=_F64), descending=True).values
+        return torch.sort(torch.as_tensor(values, dtype=_F64, device="cpu"), descending=True).values
     if not kappa >= 1.0:
         raise MuonlabError(f"kappa: must be >= 1, got {kappa!r}", field="kappa")
     if kind == "logspace":
-        return torch.logspace(0.0, -math.log10(kappa), rank, dtype=_F64)
+        return torch.logspace(0.0, -math.log10(kappa), rank, dtype=_F64, device="cpu")
     if kind == "linspace":
-        return torch.linspace(1.0, 1.0 / kappa, rank, dtype=_F64)
+        return torch.linspace(1.0, 1.0 / kappa, rank, dtype=_F64, device="cpu")
     raise MuonlabError(f"spectrum: unknown kind {kind!r}; allowed: {', '.join(SPECTRA)}", field="spectrum")
 
 
 def random_orthonormal(n: int, r: int, gen: torch.Generator) -> Tensor:
     """Haar-random n×r matrix with orthonormal columns (QR with the sign fix)."""
-    Q, R = torch.linalg.qr(torch.randn(n, r, generator=gen, dtype=_F64))
+    Q, R = torch.linalg.qr(torch.randn(n, r, generator=gen, dtype=_F64, device="cpu"))
     signs = torch.sign(torch.diagonal(R))
     signs[signs == 0] = 1.0
     return Q * signs
@@ -109,9 +109,9 @@ def covariance_basis(d: int, kind: str, gen: torch.Generator) -> Tensor:
     if kind == "rotated":
         return random_orthonormal(d, d, gen)
     if kind == "diagonal":
-        return torch.eye(d, dtype=_F64)
+        return torch.eye(d, dtype=_F64, device="cpu")
     if kind == "paired":
-        Q = torch.zeros(d, d, dtype=_F64)
+        Q = torch.zeros(d, d, dtype=_F64, device="cpu")
         c = 1.0 / math.sqrt(2.0)
         for i in range(d // 2):
             j = d - 1 - i
@@ -132,7 +132,7 @@ def exact_covariance_design(n_points: int, sqrt_cov: Tensor, gen: torch.Generato
     X = G·sqrt_cov, so XᵀX/N = sqrt_cov·sqrt_cov (sqrt_cov symmetric). Needs N ≥ d.
     """
     d = sqrt_cov.shape[0]
-    G = torch.randn(n_points, d, generator=gen, dtype=_F64)
+    G = torch.randn(n_points, d, generator=gen, dtype=_F64, device="cpu")
     evals, evecs = torch.linalg.eigh(G.T @ G / n_points)
     G = G @ ((evecs * evals.rsqrt()) @ evecs.T)
     return G @ sqrt_cov
@@ -140,9 +140,9 @@ def exact_covariance_design(n_points: int, sqrt_cov: Tensor, gen: torch.Generato
 
 def planted_target(n: int, rank: int, snr: float, gen: torch.Generator) -> Tensor:
     """Seed 002's planted signal: diag(snr on the first ``rank`` entries) + G/sqrt(n)."""
-    M = torch.zeros(n, n, dtype=_F64)
+    M = torch.zeros(n, n, dtype=_F64, device="cpu")
     M[range(rank), range(rank)] = snr
-    return M + torch.randn(n, n, generator=gen, dtype=_F64) / math.sqrt(n)
+    return M + torch.randn(n, n, generator=gen, dtype=_F64, device="cpu") / math.sqrt(n)
 
 
 def batched(

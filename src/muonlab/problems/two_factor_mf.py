@@ -145,9 +145,9 @@ class TwoFactorMF(Problem):
 
     def _make_target(self, seed: int, kappa: float) -> tuple[Tensor, Tensor]:
         if self.spectrum == "diag":
-            M = torch.zeros(self.n_out, self.n_in, dtype=torch.float64)
-            idx = torch.arange(self.rank)
-            M[idx, idx] = torch.tensor(self.values, dtype=torch.float64)
+            M = torch.zeros(self.n_out, self.n_in, dtype=torch.float64, device="cpu")
+            idx = torch.arange(self.rank, device="cpu")
+            M[idx, idx] = torch.tensor(self.values, dtype=torch.float64, device="cpu")
             return M, torch.sort(M[idx, idx], descending=True).values
         if self.spectrum == "planted":
             snr = cast(float, self.snr)  # __init__ requires snr for 'planted'
@@ -165,8 +165,8 @@ class TwoFactorMF(Problem):
         for s, a in zip(self.seed, self.alpha):
             g = generator(s, "init")
             if self.init == "gaussian":
-                W2.append(a * scale * torch.randn(self.n_out, self.d, generator=g, dtype=torch.float64))
-                W1.append(a * scale * torch.randn(self.d, self.n_in, generator=g, dtype=torch.float64))
+                W2.append(a * scale * torch.randn(self.n_out, self.d, generator=g, dtype=torch.float64, device="cpu"))
+                W1.append(a * scale * torch.randn(self.d, self.n_in, generator=g, dtype=torch.float64, device="cpu"))
             else:
                 W2.append(a * semi_orthogonal(self.n_out, self.d, g))
                 W1.append(a * semi_orthogonal(self.d, self.n_in, g))
@@ -207,8 +207,8 @@ class TwoFactorMF(Problem):
         U, S, Vh = torch.linalg.svd(self._M64, full_matrices=False)
         k = min(self.d, self._sv64.shape[-1])  # the planted target is full rank
         root = S[:, :k].sqrt()
-        W2 = torch.zeros(self.n_runs, self.n_out, self.d, dtype=torch.float64)
-        W1 = torch.zeros(self.n_runs, self.d, self.n_in, dtype=torch.float64)
+        W2 = torch.zeros(self.n_runs, self.n_out, self.d, dtype=torch.float64, device="cpu")
+        W1 = torch.zeros(self.n_runs, self.d, self.n_in, dtype=torch.float64, device="cpu")
         W2[:, :, :k] = U[:, :, :k] * root.unsqueeze(-2)
         W1[:, :k, :] = root.unsqueeze(-1) * Vh[:, :k, :]
         return [W2.to(dtype=self.dtype, device=self.device), W1.to(dtype=self.dtype, device=self.device)]

@@ -45,6 +45,23 @@ def init_schedule(schedule: Schedule, runs: Sequence[RunSpec], lr: Tensor) -> Sc
     )
 
 
+def _to_host(loss: Tensor, rel: Tensor, grads: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """A step's ``(loss, rel_err, finite)`` on the CPU, float64/float64/bool, each ``(R,)``.
+
+    ``finite``: loss, error and every gradient entry of the run are finite. Everything
+    is reduced where the tensors live and crosses to the host in one copy, so a CUDA
+    step synchronizes once (not once per tensor). Widening to float64 is exact, so
+    ``isfinite`` before or after it agrees.
+    """
+    R = loss.shape[0]
+    finite = torch.isfinite(loss) & torch.isfinite(rel)
+    for g in grads:
+        finite &= torch.isfinite(g.reshape(R, -1)).all(dim=1)
+    f64 = torch.float64
+    host = torch.stack([loss.detach().to(f64), rel.detach().to(f64), finite.to(f64)]).cpu()
+    return host[0], host[1], host[2] != 0
+
+
 class DiscreteSolver:
     """Steps ``spec.steps`` times (or until every run stopped) with the batch's rule."""
 
@@ -66,21 +83,18 @@ class DiscreteSolver:
         reported = 0
         for t in range(spec.steps + 1):
             loss, grads, rel = problem.evaluate(params)
-            loss64, rel64 = loss.detach().to(torch.float64).cpu(), rel.detach().to(torch.float64).cpu()
-            finite = torch.isfinite(loss64) & torch.isfinite(rel64)
-            for g in grads:
-                finite &= torch.isfinite(g.reshape(R, -1)).all(dim=1).cpu()
+            loss64, rel64, finite = _to_host(loss, rel, grads)
             ok_now = book.observe(t, loss64, rel64, finite)
             if book.due(t):
                 book.log(t, ok_now, metric_values(spec.metrics, problem, params, loss, rel, sched_state.lr))
             act = book.advance(t, ok_now, rel64)
-            active = act.to(device)
             if not bool(act.any()) or t == spec.steps:
                 break
             lr = sched_state.lr.to(device=device, dtype=params[0].dtype)
             if bool(act.all()):
                 rule.step(params, grads, lr)
             else:  # finished runs keep their parameters: step on a masked copy, then restore
+                active = act.to(device)
                 before = [p.clone() for p in params]
                 mask = [active.view(R, *([1] * (p.ndim - 1))) for p in params]
                 safe_grads = [torch.where(m, g, torch.zeros_like(g)) for g, m in zip(grads, mask)]

@@ -90,19 +90,21 @@ def spec_gf(
     shapes = [p.shape for p in params]
     sizes = [p.numel() for p in params]
     field = spectral_field(problem, beta)
+    device = problem.device  # scipy integrates on the host; the field is evaluated where the problem lives
 
     def unpack(y: np.ndarray) -> list[Tensor]:
         out, at = [], 0
+        flat = torch.from_numpy(np.ascontiguousarray(y)).to(device)  # one host→device copy per evaluation
         for shape, size in zip(shapes, sizes):
-            out.append(torch.from_numpy(np.ascontiguousarray(y[at : at + size])).reshape(shape))
+            out.append(flat[at : at + size].reshape(shape))
             at += size
         return out
 
     def rhs(_t: float, y: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return torch.cat([d.reshape(-1) for d in field(unpack(y))]).numpy()
+            return torch.cat([d.reshape(-1) for d in field(unpack(y))]).cpu().numpy()
 
-    y0 = torch.cat([p.reshape(-1) for p in params]).numpy()
+    y0 = torch.cat([p.reshape(-1) for p in params]).cpu().numpy()
     sol = solve_ivp(rhs, (0.0, float(ts[-1])), y0, method=integrator, t_eval=ts, rtol=rtol, atol=atol)
     states = [unpack(sol.y[:, k].copy()) for k in range(sol.y.shape[1])]
     return sol.t, states, {"nfev": int(sol.nfev), "status": int(sol.status), "message": str(sol.message)}
@@ -123,10 +125,10 @@ class FlowSolver:
         _, states, info = spec_gf(problem, times, beta=float(opt.beta), rtol=float(opt.rtol),
                                   atol=float(opt.atol), integrator=str(opt.integrator))
         book = RunBook(batch.runs)
-        lr = torch.full((R,), dt, dtype=torch.float64)
+        lr = torch.full((R,), dt, dtype=torch.float64, device="cpu")
         for k, params in enumerate(states):
             loss, _grads, rel = problem.evaluate(params)
-            loss, rel = loss.detach().double(), rel.detach().double()
+            loss, rel = loss.detach().double().cpu(), rel.detach().double().cpu()  # the RunBook keeps CPU books
             ok_now = book.observe(k, loss, rel, torch.isfinite(loss) & torch.isfinite(rel))
             if book.due(k):
                 book.log(k, ok_now, metric_values(spec.metrics, problem, params, loss, rel, lr))
