@@ -182,6 +182,52 @@ def demo(
 # ----------------------------------------------------------------------------- run
 
 
+_BackendOpt = Annotated[
+    str, typer.Option("--backend", metavar="local|ray",
+                      help="Where batches run: 'local' (this machine's cores) or 'ray' (a Ray cluster; "
+                           "pip install 'muonlab[ray]').")]
+_WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", min=1, show_default="all cores (local) / all cluster CPUs (ray)",
+                             help="Batches run at once, one torch thread each; 1 = in this process.")]
+_AddressOpt = Annotated[
+    str | None, typer.Option("--address", metavar="ADDR",
+                             help="With --backend ray: the cluster to join (e.g. 10.0.0.1:6379 or 'auto'); "
+                                  "default: start a local Ray instance.")]
+_MaxMemoryOpt = Annotated[
+    str | None, typer.Option("--max-memory", metavar="SIZE", show_default="half the available memory / workers",
+                             help="Memory one batch may use (per worker), e.g. 4GiB: larger batches are split, "
+                                  "a run that cannot fit is refused before anything runs.")]
+_MaxRunsOpt = Annotated[
+    int | None, typer.Option("--max-runs", min=1, show_default="100000",
+                             help="Refuse an experiment that expands to more runs than this.")]
+_DeviceOpt = Annotated[
+    str | None, typer.Option("--device", metavar="cpu|cuda[:i]",
+                             help="Run on this device (same as --set device=...).")]
+
+
+def _execution(backend: str, workers: int | None, address: str | None, max_memory: str | None) -> dict[str, Any]:
+    """The engine's keyword arguments for the execution options, each checked and named."""
+    from muonlab.engine.backends import BACKENDS
+    from muonlab.engine.memory import parse_bytes
+
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"unknown {backend!r}; allowed: {', '.join(BACKENDS)}", param_hint="'--backend'")
+    if address is not None and backend != "ray":
+        raise typer.BadParameter("only with --backend ray", param_hint="'--address'")
+    try:
+        budget = None if max_memory is None else parse_bytes(max_memory)
+    except MuonlabError as e:
+        raise typer.BadParameter(str(getattr(e, "reason", e)), param_hint="'--max-memory'") from None
+    return {"backend": backend, "workers": workers, "address": address, "max_memory": budget}
+
+
+def _engine_error(e: MuonlabError) -> typer.BadParameter:
+    """An engine error before running (plan, backend) as a usage error naming its option."""
+    option = {"max_memory": "--max-memory", "backend": "--backend", "address": "--address",
+              "workers": "--workers"}.get(e.field or "", "--set")
+    return typer.BadParameter(str(getattr(e, "reason", None) or e), param_hint=f"'{option}'")
+
+
 @app.command("run")
 def run_command(
     config: Annotated[
@@ -198,37 +244,53 @@ def run_command(
                      help="Override a config field, e.g. --set problem.n=50 --set grid.problem.kappa=[1,10]."),
     ] = None,
     max_batch: Annotated[
-        int | None, typer.Option("--max-batch", min=1, help="Split batches larger than this (memory bound).")
+        int | None, typer.Option("--max-batch", min=1, help="Split batches larger than this.")
     ] = None,
+    backend: _BackendOpt = "local",
+    workers: _WorkersOpt = None,
+    address: _AddressOpt = None,
+    max_memory: _MaxMemoryOpt = None,
+    max_runs: _MaxRunsOpt = None,
+    device: _DeviceOpt = None,
 ) -> None:
-    """Run one experiment (a grid of runs) into a results store (runs.parquet, trajectories.parquet)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Run one experiment (a grid of runs) into a results store (runs.parquet, trajectories.parquet).
 
-    from muonlab.config import ConfigError, expand, load_config
-    from muonlab.engine.experiment import check_device
+    The plan (runs, batches, estimated memory, workers) is printed first; then a
+    progress bar over runs with an ETA (plain lines every few seconds in a log).
+    """
+    from muonlab.config import ConfigError, load_config
+    from muonlab.config.limits import max_runs as run_limit
+    from muonlab.engine.experiment import ResourceError, check_device
     from muonlab.engine.experiment import run as run_experiment
     from muonlab.engine.store import StoreError
+    from muonlab.progress import RunProgress
 
+    execution = _execution(backend, workers, address, max_memory)
+    overrides = [*(overrides or []), *([f"device={device}"] if device else [])]
     try:
-        cfg = load_config(config, overrides or [])
+        with run_limit(max_runs):
+            cfg = load_config(config, overrides)
         check_device(cfg.device)
     except ConfigError as e:
-        raise typer.BadParameter(str(e), param_hint="'CONFIG'") from None
-    total_steps = len(expand(cfg)) * cfg.steps
-    err = Console(stderr=True)
+        raise typer.BadParameter(str(e), param_hint="'--device'" if e.field == "device" else "'CONFIG'") from None
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err) as progress:
-            runs_task = progress.add_task(f"{cfg.name}: runs", total=None)
-            steps_task = progress.add_task("run-steps", total=total_steps)
-            result = run_experiment(
-                cfg, out, overrides=overrides or [], max_batch=max_batch,
-                on_batch=lambda done, total: progress.update(runs_task, completed=done, total=total),
-                on_step=lambda k: progress.advance(steps_task, k),
-            )
+        with RunProgress() as progress:
+            progress.start(cfg.name, 0, cfg.steps)
+
+            def on_plan(plan: Any) -> None:
+                progress.message(f"{cfg.name}: {plan.describe()}")
+                progress.on_batch(0, plan.todo)
+
+            result = run_experiment(cfg, out, overrides=overrides, max_batch=max_batch, **execution,
+                                    on_plan=on_plan, on_batch=progress.on_batch, on_step=progress.on_step)
+            progress.finish()
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="'--out'") from None
+    except ResourceError as e:
+        typer.echo(f"Error: {e}", err=True)
+        raise typer.Exit(1) from None
+    except MuonlabError as e:
+        raise _engine_error(e) from None
     _print_run_summary(result)
 
 
@@ -296,49 +358,41 @@ def _list_experiments(experiments: dict[str, Any], as_json: bool) -> None:
 
 
 def _run_reproduce(name: str, out: Path, *, scale: str, overrides: list[str], threads: int,
-                   root: Path | None, option_for_field: dict[str, str]) -> Any:
-    """:func:`muonlab.reproduce.reproduce` with one progress bar per experiment on stderr.
+                   root: Path | None, option_for_field: dict[str, str], execution: dict[str, Any] | None = None,
+                   max_runs: int | None = None) -> Any:
+    """:func:`muonlab.reproduce.reproduce` with each experiment's plan and a progress bar
+    over its runs (with an ETA) on stderr; plain lines every few seconds in a log.
 
     A config error is a usage error naming the option of its field (``option_for_field``,
-    else ``--set``); a store error names ``--out``.
+    else ``--set``); a store error names ``--out``; a plan error its option.
     """
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from muonlab.config import ConfigError
+    from muonlab.config.limits import max_runs as run_limit
+    from muonlab.engine.experiment import ResourceError
     from muonlab.engine.store import StoreError
+    from muonlab.progress import RunProgress
     from muonlab.reproduce import reproduce
 
-    err = Console(stderr=True)
     try:
-        with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err) as progress:
-            tasks: dict[str, Any] = {}
-
-            def on_experiment(n: str, total: int, i: int) -> None:
-                for t in tasks.values():  # runs stop early: close the previous bar
-                    progress.update(t, completed=progress.tasks[t].total)
-                tasks[n] = progress.add_task(n, total=total)
-                tasks["_current"] = tasks[n]
-
+        with RunProgress() as progress, run_limit(max_runs):
             result = reproduce(
                 name, out, scale=scale, overrides=overrides, threads=threads, root=root,  # type: ignore[arg-type]
-                on_experiment=on_experiment,
-                on_step=lambda k: progress.advance(tasks["_current"], k),
+                **(execution or {}),
+                on_experiment=lambda n, runs, steps: progress.start(n, runs, steps),
+                on_plan=lambda n, plan: progress.message(f"{n}: {plan.describe()}"),
+                on_batch=progress.on_batch, on_step=progress.on_step,
             )
-            for t in tasks.values():
-                progress.update(t, completed=progress.tasks[t].total)
+            progress.finish()
     except ConfigError as e:
         option = option_for_field.get(e.field or "", "--set")
         raise typer.BadParameter(str(e), param_hint=f"'{option}'") from None
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="'--out'") from None
+    except ResourceError as e:
+        typer.echo(f"Error: {e}", err=True)
+        raise typer.Exit(1) from None
+    except MuonlabError as e:
+        raise _engine_error(e) from None
     return result
 
 
@@ -388,7 +442,13 @@ def reproduce_command(
         list[str] | None,
         typer.Option("--set", metavar="KEY=VALUE", help="Extra override for every experiment (after the scale's)."),
     ] = None,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads while running.")] = 1,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads per worker.")] = 1,
+    backend: _BackendOpt = "local",
+    workers: _WorkersOpt = None,
+    address: _AddressOpt = None,
+    max_memory: _MaxMemoryOpt = None,
+    max_runs: _MaxRunsOpt = None,
+    device: _DeviceOpt = None,
 ) -> None:
     """Reproduce the seed figures and claims: run, evaluate claims (claims.json), build the report."""
     from muonlab.config import ConfigError
@@ -418,9 +478,11 @@ def reproduce_command(
         raise typer.BadParameter(str(e), param_hint="'NAME'") from None
     if out is None:
         raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
+    execution = _execution(backend, workers, address, max_memory)
     t0 = time.perf_counter()
-    result = _run_reproduce(name, out, scale=chosen, overrides=overrides or [], threads=threads, root=experiments,
-                            option_for_field={})
+    result = _run_reproduce(name, out, scale=chosen, overrides=[*(overrides or []), *([f"device={device}"] if device
+                            else [])], threads=threads, root=experiments, option_for_field={"device": "--device"},
+                            execution=execution, max_runs=max_runs)
     _print_reproduction(result, t0)
 
 

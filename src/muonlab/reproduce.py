@@ -21,6 +21,7 @@ available.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
@@ -241,7 +242,13 @@ def reproduce(
     threads: int | None = 1,
     report: bool = True,
     root: str | Path | None = None,
+    backend: str = "local",
+    workers: int | None = 1,
+    address: str | None = None,
+    max_memory: int | None = None,
     on_experiment: Callable[[str, int, int], None] | None = None,
+    on_plan: Callable[[str, Any], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> ReproduceResult:
     """Run experiment ``name`` (or ``all``) into ``out/<name>/``, then claims and report.
@@ -250,22 +257,27 @@ def reproduce(
         scale: ``quick`` or ``paper``: apply each experiment's ``reproduce.scales.<scale>``
             overrides (``paper`` is usually the YAML as written).
         overrides: extra ``key=value`` overrides applied to every experiment (after the scale's).
-        threads: torch intra-op threads while running (default 1: these batches are
+        threads: torch intra-op threads per worker (default 1: these batches are
             small matrices, where extra threads cost more in synchronization than they
             gain — 15× slower measured with 2 threads on 2 busy cores). None: leave as is.
         root: the experiments folder (default: :func:`experiments_root`).
-        on_experiment(name, total_run_steps, index), on_step(k): progress callbacks.
+        backend, workers, address, max_memory: where and how batches run
+            (:func:`muonlab.engine.experiment.run`); every experiment's plan is made,
+            and a run too large for the memory budget refused, before any runs.
+        on_experiment(name, runs, steps_per_run), on_plan(name, plan),
+        on_batch(done_runs, total_runs), on_step(k): progress callbacks.
 
     Raises:
         UnknownExperimentError, ConfigError: before anything is run or written.
         StoreConfigError: a store in ``out`` holds runs of another configuration
             (checked for every experiment before any runs).
     """
-    import torch
-
     from muonlab.claims import evaluate_claims
     from muonlab.config import expand
+    from muonlab.engine.backends import usable_cores
     from muonlab.engine.experiment import run as run_experiment
+    from muonlab.engine.memory import default_budget
+    from muonlab.engine.plan import plan
     from muonlab.engine.store import ResultStore
 
     scale = check_scale(scale)
@@ -275,25 +287,24 @@ def reproduce(
     overrides = list(overrides)
     configs = {n: exps[n].config(scale, overrides) for n in names}  # validate all first
     used = {n: exps[n].overrides(scale, overrides) for n in names}
-    for n in names:  # refuse a stale store before running anything
+    budget = max_memory if max_memory is not None else default_budget(workers or usable_cores())
+    for n in names:  # refuse a stale store or a run too large for memory before running anything
+        done: set[str] = set()
         if (out / n).is_dir():
             ResultStore(out / n).check_config(configs[n].config_hash, used[n])
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+            done = ResultStore(out / n).completed_ids()
+        plan(configs[n], done, max_memory=budget)
     executed, skipped, walls = {}, {}, {}
-    try:
-        for i, n in enumerate(names):
-            cfg = configs[n]
-            if on_experiment is not None:
-                on_experiment(n, len(expand(cfg)) * cfg.steps, i)
-            t0 = time.perf_counter()
-            res = run_experiment(cfg, out / n, overrides=used[n], on_step=on_step)
-            walls[n] = time.perf_counter() - t0
-            executed[n], skipped[n] = res.executed, res.skipped
-    finally:
-        if threads:
-            torch.set_num_threads(old_threads)
+    for n in names:
+        cfg = configs[n]
+        if on_experiment is not None:
+            on_experiment(n, len(expand(cfg)), cfg.steps)
+        t0 = time.perf_counter()
+        res = run_experiment(cfg, out / n, overrides=used[n], backend=backend, workers=workers, address=address,
+                             max_memory=max_memory, threads=threads, on_step=on_step, on_batch=on_batch,
+                             on_plan=None if on_plan is None else functools.partial(on_plan, n))
+        walls[n] = time.perf_counter() - t0
+        executed[n], skipped[n] = res.executed, res.skipped
     entries = _describe(out, exps, names, scale, overrides, configs)
     claims = evaluate_claims(out, {n: exps[n].spec.claims for n in entries},
                              provenance={n: (e.get("config_hash"), e.get("scale") or "") for n, e in entries.items()})

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from muonlab.cli import app
 from muonlab.config import ExperimentConfig, expand
-from muonlab.engine import experiment as experiment_mod
+from muonlab.engine import backends as backends_mod
 from muonlab.engine.experiment import group_runs, run
 from muonlab.engine.solvers import run_batch
 from muonlab.engine.store import StoreConfigError
@@ -134,19 +134,19 @@ def test_resume_skips_completed_runs_and_keeps_them(tmp_path):
 
 
 def test_failing_batch_is_recorded_as_failed_and_retried_on_resume(tmp_path, monkeypatch):
-    real = experiment_mod.solve
+    real = backends_mod.solve
 
     def flaky(batch, on_step=None):
         if batch.spec.optimizer.name == "gd":
             raise RuntimeError("boom")
         return real(batch, on_step=on_step)
 
-    monkeypatch.setattr(experiment_mod, "solve", flaky)
+    monkeypatch.setattr(backends_mod, "solve", flaky)
     cfg = config(seeds=1, grid={"optimizer": [{"name": "muon", "lr": 0.3, "method": "svd"}, {"name": "gd", "lr": 0.2}]})
     runs = run(cfg, tmp_path / "s").runs.set_index("optimizer.name")
     assert runs.loc["gd", "status"] == "failed" and "boom" in runs.loc["gd", "error"]
     assert runs.loc["muon", "status"] == "ok"
-    monkeypatch.setattr(experiment_mod, "solve", real)  # the cause is gone: resume retries only the failure
+    monkeypatch.setattr(backends_mod, "solve", real)  # the cause is gone: resume retries only the failure
     again = run(cfg, tmp_path / "s")
     assert (again.executed, again.skipped) == (1, 1)
     runs = again.runs.set_index("optimizer.name")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from muonlab.config.base import (
     _short,
     _show,
 )
+from muonlab.config.limits import run_limit
 from muonlab.config.messages import OneLineErrors, _config_error
 from muonlab.config.reproduce_spec import ReproduceSpec
 from muonlab.config.run import (
@@ -42,6 +44,8 @@ def _seeds(value: Any) -> Any:
     if isinstance(value, int):
         if value < 1:
             raise _error(f"must be >= 1 (the number of seeds), got {value}")
+        if value > run_limit():  # before building the list: `seeds: 1e12` must not hang
+            raise _error(f"{value:,} seeds exceed the run limit of {run_limit():,} runs (raise it with --max-runs)")
         return list(range(value))
     if isinstance(value, list):
         if not value:
@@ -102,6 +106,11 @@ class ExperimentConfig(OneLineErrors, _RunFields):
     def _expand_grid(self) -> ExperimentConfig:
         base = self.model_dump(include=set(_RUN_FIELDS))
         axes = list(self.grid.items())
+        count = math.prod(len(values) for _, values in axes) * len(self.seeds)
+        if count > run_limit():  # before validating any grid point: a 10⁸-point grid must not hang
+            sizes = " × ".join([*(f"{len(v)} {k}" for k, v in axes), f"{len(self.seeds)} seeds"])
+            raise _error(f"{sizes} = {count:,} runs exceed the run limit of {run_limit():,} "
+                         "(raise it with --max-runs)", "__full__", "grid")
         # Whole sub-configs first, then dotted paths into the (replaced) sub-configs.
         order = sorted(range(len(axes)), key=lambda i: axes[i][0].count("."))
         points: list[tuple[dict[str, Any], _RunFields]] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import torch
 from pydantic import Field, model_validator
@@ -13,6 +13,21 @@ from muonlab.problems import PROBLEMS as PROBLEM_CLASSES
 from muonlab.problems.base import Problem
 
 # ----------------------------------------------------------------------------- problems
+
+
+class Footprint(NamedTuple):
+    """Scalars per run of a problem's tensors, for planning memory (:mod:`muonlab.engine.memory`).
+
+    ``data``: fixed tensors (target, its factors, design matrices); ``params``: the
+    trainable parameters; ``work``: the largest per-step intermediates (residuals,
+    products); ``width``: the longest vector a metric logs per step (singular values,
+    mode progress).
+    """
+
+    data: int
+    params: int
+    work: int
+    width: int
 
 
 class _Problem(_Model):
@@ -46,6 +61,10 @@ class _Problem(_Model):
         """A copy with every ``None`` that has a documented default filled in."""
         return self
 
+    def footprint(self) -> Footprint:
+        """Scalars per run of this problem's tensors (counted from its shapes)."""
+        raise NotImplementedError(f"{type(self).__name__}.footprint")
+
 
 class SymmetricMFConfig(_Problem):
     """P1, symmetric matrix factorization (seed 001): M* = U diag(λ) Uᵀ, X ∈ R^{n×r}."""
@@ -76,6 +95,11 @@ class SymmetricMFConfig(_Problem):
     def resolved(self) -> SymmetricMFConfig:
         return self if self.r_star is not None else self.model_copy(update={"r_star": self.r})
 
+    def footprint(self) -> Footprint:
+        n, r = self.n, self.r
+        # M* and its eigenbasis U (float64 and run dtype); residual XXᵀ − M* and the gradient.
+        return Footprint(data=4 * n * n, params=n * r, work=2 * n * n + 2 * n * r, width=n)
+
 
 class ICLConfig(_Problem):
     """P2, in-context learning of a linear transformer (seed 001 §2.2)."""
@@ -93,6 +117,11 @@ class ICLConfig(_Problem):
                 f"must be >= d ({self.d}) for the covariance to be invertible, got {self.n_design}", "n_design"
             )
         return self
+
+    def footprint(self) -> Footprint:
+        d, N = self.d, self.n_design or 4 * self.d
+        # Σ, Σ⁻¹ (both dtypes), the design (d × N) it came from; ΓΣ − I and Σ A Σ.
+        return Footprint(data=6 * d * d + d * N, params=d * d, work=4 * d * d, width=d)
 
 
 class TwoFactorMFConfig(_Problem):
@@ -144,6 +173,12 @@ class TwoFactorMFConfig(_Problem):
         rank = len(self.values) if self.values is not None else min(self.n_out, self.n_in)
         return self.model_copy(update={"rank": rank})
 
+    def footprint(self) -> Footprint:
+        m, n, d = self.n_out, self.n_in, self.d
+        # M* (both dtypes) and its singular vectors (the metrics' target SVD); W2W1 − M*.
+        return Footprint(data=2 * m * n + m * m + n * n, params=d * (m + n), work=2 * m * n + d * d,
+                         width=min(m, n, d))
+
 
 class LoRAMFConfig(_Problem):
     """P4, LoRA-style factorization (seed 000): f = ½‖W* − AB‖² (+ ℓ2)."""
@@ -183,6 +218,12 @@ class LoRAMFConfig(_Problem):
         r_star = len(self.values) if self.values is not None else self.r
         return self.model_copy(update={"r_star": r_star})
 
+    def footprint(self) -> Footprint:
+        m, n, r = self.m, self.n, self.r
+        # W* (both dtypes) and its singular vectors; AB − W*.
+        return Footprint(data=2 * m * n + m * m + n * n, params=r * (m + n), work=2 * m * n + r * r,
+                         width=min(m, n, r))
+
 
 class RegressionConfig(_Problem):
     """P5, matrix linear regression min_W ½‖WX − Y‖² with ill-conditioned XXᵀ."""
@@ -199,6 +240,12 @@ class RegressionConfig(_Problem):
         if self.n_samples < self.d_in:
             raise _error(f"must be >= d_in ({self.d_in}) for XXᵀ to be invertible, got {self.n_samples}", "n_samples")
         return self
+
+    def footprint(self) -> Footprint:
+        o, i, N = self.d_out, self.d_in, self.n_samples
+        # X, Y (float64), S = XXᵀ/N, W_opt; the residual WX − Y.
+        return Footprint(data=(o + i) * N + 2 * i * i + 2 * o * i, params=o * i, work=o * N + o * i,
+                         width=min(o, i))
 
 
 PROBLEMS: dict[str, type[_Problem]] = {
