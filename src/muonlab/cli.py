@@ -187,7 +187,8 @@ _BackendOpt = Annotated[
                       help="Where batches run: 'local' (this machine's cores) or 'ray' (a Ray cluster; "
                            "pip install 'muonlab[ray]').")]
 _WorkersOpt = Annotated[
-    int | None, typer.Option("--workers", min=1, show_default="all cores (local) / all cluster CPUs (ray)",
+    int | None, typer.Option("--workers", min=1, envvar="MUONLAB_WORKERS",
+                             show_default="all cores (local) / all cluster CPUs (ray)",
                              help="Batches run at once, one torch thread each; 1 = in this process.")]
 _AddressOpt = Annotated[
     str | None, typer.Option("--address", metavar="ADDR",
@@ -682,75 +683,37 @@ def _print_finetune(out: Path) -> None:
 # ----------------------------------------------------------------------------- bench
 
 
-#: ``muonlab bench`` sizes: the SPEC §8 workloads, and ``--quick``'s smoke-test sizes.
-_BENCH_SIZES: dict[bool, dict[str, dict[str, Any]]] = {
-    False: {"engine": {}, "orthogonalize": {}, "lora_monitor": {"steps": 30}},
-    True: {"engine": {"runs": 8, "steps": 50}, "orthogonalize": {"shapes": [(8, 64, 64)], "repeats": 1},
-           "lora_monitor": {"steps": 10}},
-}
-
-
 @app.command("bench")
 def bench_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (a smoke test, not the SPEC targets).")] = False,
+    out: Annotated[Path | None, typer.Option("--out", metavar="DIR",
+                                             help="Write the figures (PNG, SVG) into this folder.")] = None,
+    device: Annotated[str | None, typer.Option("--device", metavar="cpu|cuda",
+                                               show_default="cuda when available, else cpu",
+                                               help="Where the orthogonalize, engine-step and matmul "
+                                                    "benchmarks run.")] = None,
 ) -> None:
     """The performance suite (SPEC §8): each result is a ratio against a baseline run in this process."""
     from rich.console import Console
 
-    from muonlab.bench.common import as_json, default_device, machine_info
-    from muonlab.bench.engine import engine_speed
-    from muonlab.bench.orthogonalize_speed import orthogonalize_speed
+    from muonlab.bench.common import as_json
+    from muonlab.bench.suite import print_suite, run_suite
 
-    sizes = _BENCH_SIZES[quick]
-    err = Console(stderr=True)
-    with err.status("engine: batched runs vs a loop of torch.optim runs"):
-        eng = engine_speed(methods=("svd", "gram"), **sizes["engine"])
-    with err.status("orthogonalize: batch vs torch.optim.Muon's per-matrix loop"):
-        ortho = orthogonalize_speed(**sizes["orthogonalize"])
-    results: dict[str, Any] = {"machine": machine_info(default_device()), "engine": eng, "orthogonalize": ortho}
-    try:
-        from muonlab.bench.lora_monitor import lora_monitor
+    if device is not None:
+        if device.split(":")[0] not in ("cpu", "cuda"):
+            raise typer.BadParameter(f"unknown device {device!r}; allowed: cpu, cuda", param_hint="'--device'")
+        import torch
 
-        with err.status("LoRA spectral monitor vs a training step (MiniLM-L6)"):
-            results["lora_monitor"] = lora_monitor(**sizes["lora_monitor"])
-    except (ImportError, ValueError) as e:  # no lora extra, no model package: say so, keep the rest
-        err.print(f"lora_monitor skipped: {type(e).__name__}: {_one_line(str(e))}", highlight=False)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise typer.BadParameter(f"{device!r} is not available on this machine; allowed here: cpu",
+                                     param_hint="'--device'")
+    results = run_suite(quick, out, device, console=Console(stderr=True))
     if json_out:
         typer.echo(as_json(results))
         return
-    _print_bench(results)
+    print_suite(results)
 
-
-def _print_bench(results: dict[str, Any]) -> None:
-    """One rich table of every benchmark (baseline time, muonlab time, ratio) and the machine line."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from muonlab.bench.engine import BASELINE as ENGINE_BASELINE
-    from muonlab.bench.orthogonalize_speed import BASELINE as ORTHO_BASELINE
-
-    table = Table(title="muonlab bench (ratio = baseline s / muonlab s, measured in this process)",
-                  title_justify="left", caption=f"engine baseline: {ENGINE_BASELINE}\n"
-                  f"orthogonalize baseline: {ORTHO_BASELINE}", caption_justify="left")
-    for col in ("benchmark", "baseline s", "muonlab s", "ratio"):
-        table.add_column(col, justify="left" if col == "benchmark" else "right")
-    for r in results["engine"]:
-        table.add_row(f"engine, {r.runs} runs of P1 n={r.n}, {r.steps} steps, msign={r.method} "
-                      f"(final errors' log10 gap {r.max_log10_gap_final_rel_err:.0e})",
-                      f"{r.baseline_s:.3g}", f"{r.muonlab_s:.3g}", f"{r.ratio:.2f}×")
-    for r in results["orthogonalize"]:
-        table.add_row(f"orthogonalize {r.method} {r.dtype}, {r.batch}×{r.m}×{r.n} on {r.device} "
-                      f"(max |Δ| vs baseline {r.max_abs_diff:.1e})",
-                      f"{r.baseline_s:.3g}", f"{r.muonlab_s:.3g}", f"{r.ratio:.2f}×")
-    lm = results.get("lora_monitor")
-    if lm is not None:
-        table.add_row(f"LoRA monitor, {lm.adapters} adapters r={lm.rank} (baseline: one training step; "
-                      "ratio = overhead, target < 2 %)",
-                      f"{lm.step_s:.3g}", f"{lm.monitor_s:.3g}", f"{lm.overhead:.2%}")
-    console = Console()
-    console.print(table)
-    console.print(results["machine"].summary(), highlight=False, soft_wrap=True)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

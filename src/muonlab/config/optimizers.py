@@ -103,10 +103,12 @@ class MuonConfig(_SteppedOptimizer):
             raise _error("requires momentum > 0", "nesterov")
         if self.beta > 0.0 and self.method != "beta":
             raise _error(f"only used with method 'beta', not {self.method!r}", "beta")
-        if self.coefficients != "keller" and self.method != "newton_schulz":
-            raise _error(f"only used with method 'newton_schulz', not {self.method!r}", "coefficients")
-        if self.ns_steps is not None and self.method not in ("newton_schulz", "polar_express"):
-            raise _error(f"only used with method newton_schulz or polar_express, not {self.method!r}", "ns_steps")
+        iterative = ("newton_schulz", "gram_newton_schulz", "auto")
+        if self.coefficients != "keller" and self.method not in iterative:
+            raise _error(f"only used with method {', '.join(iterative)}, not {self.method!r}", "coefficients")
+        if self.ns_steps is not None and self.method not in (*iterative, "polar_express"):
+            raise _error(f"only used with method {', '.join(iterative)} or polar_express, not {self.method!r}",
+                         "ns_steps")
         return self
 
     def build_rule(self) -> MuonRule:

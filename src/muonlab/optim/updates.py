@@ -266,13 +266,18 @@ def coefficient_table(
     method: str, coefficients: str | Sequence[Sequence[float]] = "keller", ns_steps: int | None = None
 ) -> list[tuple[float, float, float]]:
     """The polynomial table a Muon orthogonalizer uses: Newton–Schulz's ``coefficients``
-    (preset or table) × ``ns_steps``, Polar Express's own table, and none for the exact
-    methods (``svd``, ``gram``, ``symmetric``, ``beta``)."""
+    (preset or table) × ``ns_steps`` (also for its Gram-side form and ``auto``, which
+    runs one of the two), Polar Express's own table, and none for the exact methods
+    (``svd``, ``gram``, ``symmetric``, ``beta``)."""
     if method == "polar_express":
         return resolve_coefficients("polar_express", ns_steps)
-    if method == "newton_schulz":
+    if method in _ITERATIVE:
         return resolve_coefficients(coefficients or "keller", ns_steps)
     return []
+
+
+#: Methods that run the Newton–Schulz iteration with a coefficient table.
+_ITERATIVE = ("newton_schulz", "gram_newton_schulz", "auto")
 
 
 def sgd(
