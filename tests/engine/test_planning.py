@@ -175,7 +175,7 @@ def test_too_large_a_run_is_refused_before_anything_is_written(tmp_path):
         run(cfg, tmp_path / "o", max_memory=parse_bytes("8GiB"))
     assert e.value.field == "max_memory"
     assert "needs ≈" in str(e.value) and "TiB" in str(e.value) and "n=200000" in str(e.value)
-    assert not (tmp_path / "o" / "meta.json").exists() and not (tmp_path / "o" / "parts").exists()
+    assert not (tmp_path / "o").exists()  # not even the lock file
 
 
 def test_cli_too_large_plan_is_one_line_naming_the_estimate(tmp_path):
@@ -188,7 +188,7 @@ def test_cli_too_large_plan_is_one_line_naming_the_estimate(tmp_path):
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "'--max-memory'" in lines[0] and "needs ≈" in lines[0]
-    assert not (tmp_path / "o" / "meta.json").exists()
+    assert not (tmp_path / "o").exists()
 
 
 def test_split_for_workers_gives_every_worker_work():

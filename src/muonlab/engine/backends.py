@@ -146,14 +146,14 @@ class Executor(ABC):
     def collect(self) -> list[BatchOutcome]:
         """Wait for at least one submitted batch to finish; return the finished ones."""
 
-    def close(self) -> None:  # noqa: B027 - optional: only pools hold workers
-        """Release workers (idempotent)."""
+    def close(self, wait: bool = True) -> None:  # noqa: B027 - optional: only pools hold workers
+        """Release workers (idempotent); ``wait=False``: do not wait for batches still running."""
 
     def __enter__(self) -> Executor:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(wait=exc_type is None)  # Ctrl-C must not wait for a long batch to end
 
 
 class InProcess(Executor):
@@ -219,9 +219,9 @@ class LocalPool(Executor):
             self.close()
         return out
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
 
@@ -279,7 +279,7 @@ class RayTasks(Executor):
                 out.append(BatchOutcome(runs, resource_error=_one_line(e)))
         return out
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         for ref in list(self._refs):
             self._ray.cancel(ref, force=True)
         self._refs.clear()

@@ -119,19 +119,22 @@ def run(
     check_device(config.device)
     executor = make_executor(backend, workers, address=address, on_step=on_step, threads=threads,
                              gpus_per_task=1 if config.device.startswith("cuda") else 0)
-    n_workers = getattr(executor, "workers", 1)
-    budget = max_memory if max_memory is not None else default_budget(n_workers)
     store = ResultStore(out)
     provenance = {"config_hash": config.config_hash, "overrides": json.dumps(overrides, ensure_ascii=False)}
-    with executor, store.lock():
-        store.check_config(config.config_hash, overrides)
-        todo = plan(config, store.completed_ids(), max_batch, max_memory=budget, workers=n_workers)
-        if on_plan is not None:
-            on_plan(todo)
-        store.write_metadata({"config": config.model_dump(mode="json"), "config_hash": config.config_hash,
-                              "overrides": overrides})
-        unfit = _drive(executor, todo, store, provenance, on_batch)
-        store.consolidate()
+    with executor:
+        n_workers = getattr(executor, "workers", 1)
+        budget = max_memory if max_memory is not None else default_budget(n_workers)
+        # A plan that cannot run is refused before the store (even its lock file) exists.
+        plan(config, store.completed_ids() if Path(out).is_dir() else (), max_batch, max_memory=budget)
+        with store.lock():
+            store.check_config(config.config_hash, overrides)
+            todo = plan(config, store.completed_ids(), max_batch, max_memory=budget, workers=n_workers)
+            if on_plan is not None:
+                on_plan(todo)
+            store.write_metadata({"config": config.model_dump(mode="json"), "config_hash": config.config_hash,
+                                  "overrides": overrides})
+            unfit = _drive(executor, todo, store, provenance, on_batch)
+            store.consolidate()
     if unfit:
         raise ResourceError.about(
             "max_memory", f"{len(unfit)} run(s) ran out of memory even one at a time and were not stored "
