@@ -161,9 +161,16 @@ def test_run_suite_quick_results_are_json_serializable(monkeypatch, tmp_path):
         raise ImportError("no lora extra here")
 
     monkeypatch.setattr(lora_mod, "lora_monitor", no_lora)
+    import muonlab.bench.scaling as workers_mod
+
+    monkeypatch.setattr(workers_mod, "worker_scaling", functools.partial(
+        workers_mod.worker_scaling, overrides=["steps=60", "seeds=2"]))
     results = run_suite(quick=True, out_dir=tmp_path, device="cpu")
     data = json.loads(as_json(results))
-    assert set(data) == {"machine", "engine", "orthogonalize", "engine_scaling", "matmul_rate", "figures", "skipped"}
+    assert set(data) == {"machine", "engine", "orthogonalize", "engine_scaling", "matmul_rate", "scaling", "figures",
+                         "skipped"}
+    assert [(s["backend"], s["workers"], s["stores_equal"]) for s in data["scaling"]] == [
+        ("local", 1, True), ("local", 2, True)]
     assert data["skipped"] == {"lora_monitor": "ImportError: no lora extra here"}
     assert data["figures"] == [str(tmp_path / "bench_engine_scaling.png"), str(tmp_path / "bench_engine_scaling.svg")]
     assert all((tmp_path / name).stat().st_size > 0
@@ -178,6 +185,7 @@ def test_run_suite_quick_results_are_json_serializable(monkeypatch, tmp_path):
     text = console.export_text()
     assert "engine step (n sweep)" in text and "torch.optim.Muon loop newton_schulz bfloat16" in text
     assert "lora_monitor skipped: ImportError" in text and results["machine"].cpu_model in text
+    assert "reproduce s002_mode_order (quick), local × 2 workers" in text
 
 
 def test_main_json(capsys):

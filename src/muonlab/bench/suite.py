@@ -10,6 +10,9 @@ smoke-test sizes; both in :data:`SIZES`) and returns a dict of their typed resul
 ``lora_monitor``   :class:`~muonlab.bench.lora_monitor.MonitorResult` (absent when skipped)
 ``engine_scaling`` list of :class:`~muonlab.bench.engine_scaling.ScalingPoint`
 ``matmul_rate``    :class:`~muonlab.bench.matmul_rate.RateReport`
+``scaling``        list of :class:`~muonlab.bench.scaling.ScalingResult`: a reproduction's
+                   wall time against workers, local and Ray (``quick``: the experiment's
+                   quick scale, local only)
 ``figures``        list of the figure files written (str; empty without ``out_dir``)
 ``skipped``        {benchmark: reason} for the ones that could not run (the LoRA monitor
                    without the ``lora`` extra or its model)
@@ -28,6 +31,7 @@ import torch
 
 from muonlab.bench import engine_scaling as scaling_mod
 from muonlab.bench import matmul_rate as rate_mod
+from muonlab.bench import scaling as workers_mod
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,10 +41,10 @@ __all__ = ["SIZES", "print_suite", "run_suite"]
 #: Keyword arguments of each benchmark: the SPEC §8 workloads (False) and ``quick``'s smoke-test sizes (True).
 SIZES: dict[bool, dict[str, dict[str, Any]]] = {
     False: {"engine": {}, "orthogonalize": {}, "lora_monitor": {"steps": 30}, "engine_scaling": {},
-            "matmul_rate": {}},
+            "matmul_rate": {}, "scaling": {}},
     True: {"engine": {"runs": 8, "steps": 50}, "orthogonalize": {"shapes": [(8, 64, 64)], "repeats": 1},
            "lora_monitor": {"steps": 10}, "engine_scaling": dict(scaling_mod.QUICK),
-           "matmul_rate": dict(rate_mod.QUICK)},
+           "matmul_rate": dict(rate_mod.QUICK), "scaling": dict(workers_mod.QUICK)},
 }
 
 
@@ -59,8 +63,9 @@ def run_suite(
 
     ``device`` (default: cuda when available, else cpu) is where orthogonalize, the
     engine-scaling sweep and the matmul rates run; the engine-vs-loop and LoRA
-    benchmarks run on the CPU. ``console`` (e.g. ``rich.console.Console(stderr=True)``)
-    shows a status line per benchmark and says why one was skipped.
+    benchmarks run on the CPU, the worker scaling where its experiment says (the CPU).
+    ``console`` (e.g. ``rich.console.Console(stderr=True)``) shows a status line per
+    benchmark and says why one was skipped.
     """
     from contextlib import nullcontext
 
@@ -69,6 +74,7 @@ def run_suite(
     from muonlab.bench.engine_scaling import engine_scaling, plot_engine_scaling
     from muonlab.bench.matmul_rate import matmul_rate
     from muonlab.bench.orthogonalize_speed import orthogonalize_speed
+    from muonlab.bench.scaling import worker_scaling
 
     sizes = SIZES[bool(quick)]
     dev = torch.device(device) if device is not None else default_device()
@@ -96,6 +102,8 @@ def run_suite(
         results["engine_scaling"] = engine_scaling(device=dev, **sizes["engine_scaling"])
     with status("matmul rate, and orthogonalize against it"):
         results["matmul_rate"] = matmul_rate(device=dev, **sizes["matmul_rate"])
+    with status("reproduction wall time against workers (local, Ray)"):
+        results["scaling"] = worker_scaling(**sizes["scaling"])
     figures: list[str] = []
     if out_dir is not None:
         figures += [str(p) for p in plot_engine_scaling(results["engine_scaling"], out_dir)]
@@ -112,11 +120,15 @@ def print_suite(results: dict[str, Any], console: Console | None = None) -> None
     from muonlab.bench.engine import BASELINE as ENGINE_BASELINE
     from muonlab.bench.engine_scaling import BASELINE as SCALING_BASELINE
     from muonlab.bench.orthogonalize_speed import BASELINE as ORTHO_BASELINE
+    from muonlab.bench.scaling import BASELINE as WORKERS_BASELINE
+    from muonlab.bench.scaling import TARGET_EFFICIENCY
 
     caption = (f"engine baseline: {ENGINE_BASELINE}\northogonalize baseline: {ORTHO_BASELINE}\n"
                f"engine step baseline: {SCALING_BASELINE}; s are per step of the batch\n"
                "matmul rate rows: baseline = one matmul of the orthogonalization's shape; "
-               "ratio = its time in such matmuls and its fraction of the measured bf16 / float32 rate")
+               "ratio = its time in such matmuls and its fraction of the measured bf16 / float32 rate\n"
+               f"workers rows: baseline = {WORKERS_BASELINE}; ratio = speedup (efficiency = speedup / workers, "
+               f"target ≥ {TARGET_EFFICIENCY:.0%}); wall includes pool / Ray start-up and the claims")
     table = Table(title="muonlab bench (ratio = baseline s / muonlab s, measured in this process)",
                   title_justify="left", caption=caption, caption_justify="left")
     for col in ("benchmark", "baseline s", "muonlab s", "ratio"):
@@ -154,6 +166,17 @@ def print_suite(results: dict[str, Any], console: Console | None = None) -> None
                           f"({o.flop_rate / 1e9:.1f} GFLOP/s)",
                           f"{o.matmul_s:.3g}", f"{o.seconds:.3g}",
                           f"{o.matmul_ratio:.1f} matmuls; {o.bf16_fraction:.0%} bf16, {o.float32_fraction:.0%} f32")
+    scaling = results.get("scaling", [])
+    if scaling:
+        table.add_section()
+    for s in scaling:
+        what = f"reproduce {s.experiment} ({s.scale}), {s.backend} × {s.workers} workers"
+        if s.skipped is not None:
+            table.add_row(f"{what}: skipped ({s.skipped})", f"{s.baseline_s:.3g}", "—", "—")
+            continue
+        equal = "stores equal" if s.stores_equal else "STORES DIFFER from the baseline's"
+        table.add_row(f"{what}, {s.runs} runs in {s.batches} batches ({equal}; efficiency {s.efficiency:.0%})",
+                      f"{s.baseline_s:.3g}", f"{s.wall_s:.3g}", f"{s.speedup:.2f}×")
     out = console or Console()
     out.print(table)
     for name, why in results.get("skipped", {}).items():
