@@ -274,7 +274,7 @@ def reproduce(
     """
     from muonlab.claims import evaluate_claims
     from muonlab.config import expand
-    from muonlab.engine.backends import usable_cores
+    from muonlab.engine.backends import make_executor, usable_cores
     from muonlab.engine.experiment import run as run_experiment
     from muonlab.engine.memory import default_budget
     from muonlab.engine.plan import plan
@@ -295,16 +295,19 @@ def reproduce(
             done = ResultStore(out / n).completed_ids()
         plan(configs[n], done, max_memory=budget)
     executed, skipped, walls = {}, {}, {}
-    for n in names:
-        cfg = configs[n]
-        if on_experiment is not None:
-            on_experiment(n, len(expand(cfg)), cfg.steps)
-        t0 = time.perf_counter()
-        res = run_experiment(cfg, out / n, overrides=used[n], backend=backend, workers=workers, address=address,
-                             max_memory=max_memory, threads=threads, on_step=on_step, on_batch=on_batch,
-                             on_plan=None if on_plan is None else functools.partial(on_plan, n))
-        walls[n] = time.perf_counter() - t0
-        executed[n], skipped[n] = res.executed, res.skipped
+    cuda = any(c.device.startswith("cuda") for c in configs.values())
+    # One pool (or Ray connection) for every experiment: a spawned worker takes seconds to start.
+    with make_executor(backend, workers, address=address, threads=threads, on_step=on_step,
+                       gpus_per_task=1 if cuda else 0) as executor:
+        for n in names:
+            cfg = configs[n]
+            if on_experiment is not None:
+                on_experiment(n, len(expand(cfg)), cfg.steps)
+            t0 = time.perf_counter()
+            res = run_experiment(cfg, out / n, overrides=used[n], max_memory=max_memory, executor=executor,
+                                 on_batch=on_batch, on_plan=None if on_plan is None else functools.partial(on_plan, n))
+            walls[n] = time.perf_counter() - t0
+            executed[n], skipped[n] = res.executed, res.skipped
     entries = _describe(out, exps, names, scale, overrides, configs)
     claims = evaluate_claims(out, {n: exps[n].spec.claims for n in entries},
                              provenance={n: (e.get("config_hash"), e.get("scale") or "") for n, e in entries.items()})

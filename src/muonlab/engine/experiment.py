@@ -13,6 +13,7 @@ are final). A batch that runs out of memory is retried smaller, never stored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import deque
@@ -73,6 +74,7 @@ def run(
     address: str | None = None,
     max_memory: int | None = None,
     threads: int | None = 1,
+    executor: Executor | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     on_step: Callable[[int], None] | None = None,
@@ -105,6 +107,9 @@ def run(
             available memory, :func:`muonlab.engine.memory.default_budget`).
         threads: torch threads per worker (default 1; None: this process's setting,
             in this process only).
+        executor: run on this (open) executor instead of making one from ``backend``,
+            ``workers`` and ``address``, and leave it open (``reproduce`` keeps one pool
+            for all its experiments: a spawned worker costs seconds to start).
         on_plan(plan), on_batch(done_runs, total_runs), on_step(k): progress callbacks
             (``on_step`` only in this process: 1 local worker).
 
@@ -117,11 +122,13 @@ def run(
     if not isinstance(config, ExperimentConfig):
         config = load_config(config, overrides)
     check_device(config.device)
-    executor = make_executor(backend, workers, address=address, on_step=on_step, threads=threads,
-                             gpus_per_task=1 if config.device.startswith("cuda") else 0)
+    owned = executor is None
+    if executor is None:
+        executor = make_executor(backend, workers, address=address, on_step=on_step, threads=threads,
+                                 gpus_per_task=1 if config.device.startswith("cuda") else 0)
     store = ResultStore(out)
     provenance = {"config_hash": config.config_hash, "overrides": json.dumps(overrides, ensure_ascii=False)}
-    with executor:
+    with executor if owned else contextlib.nullcontext(executor):
         n_workers = getattr(executor, "workers", 1)
         budget = max_memory if max_memory is not None else default_budget(n_workers)
         # A plan that cannot run is refused before the store (even its lock file) exists.
