@@ -141,3 +141,45 @@ def test_cli_bad_execution_options_are_one_line_exit_2(tmp_path, args, option, t
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and option in lines[0] and text in lines[0], result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_worker_killed_mid_batch_is_retried_not_stored_as_failed(tmp_path, monkeypatch):
+    """The kernel's OOM killer takes a pool worker (SIGKILL): the batches it held are
+    retried smaller on a new pool, and the store ends complete with no failed rows."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from muonlab.engine import backends
+
+    pools: list = []
+    real_executor = backends.LocalPool._executor
+
+    def spy(self):
+        pool = real_executor(self)
+        if pool not in pools:
+            pools.append(pool)
+        return pool
+
+    killed: list[int] = []
+
+    def killer():
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            procs = list(getattr(pools[0], "_processes", {}).values()) if pools else []
+            if procs and time.time() - start > 2.0:
+                os.kill(procs[0].pid, signal.SIGKILL)
+                killed.append(procs[0].pid)
+            time.sleep(0.05)
+
+    cfg = config(steps=6000, stop={"target": 0.0}, seeds=2, log_every=500)
+    monkeypatch.setattr(backends.LocalPool, "_executor", spy)
+    start = time.time()
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    result = run(cfg, tmp_path / "k", workers=2)
+    thread.join()
+    assert killed, "the test did not manage to kill a worker"
+    assert len(pools) >= 2  # the broken pool was replaced
+    assert result.executed == 8 and set(result.runs.status) <= {"ok", "diverged"}
