@@ -261,7 +261,13 @@ def test_orthogonalize_many_equals_per_tensor_calls(shapes, dtypes, method, seed
     assert len(results) == len(tensors)
     for t, r in zip(tensors, results):
         assert r.shape == t.shape and r.dtype == t.dtype
-        assert torch.equal(r, orthogonalize(t, method))  # bit for bit, in input order
+        alone = orthogonalize(t, method)
+        if method == "svd" and t.dtype != F64:
+            # LAPACK's float32 SVD is not batch-invariant in the last bits (measured: a
+            # (2, 9, 3) pair alone vs inside a (4, 9, 3) stack); float64 is.
+            torch.testing.assert_close(r, alone, rtol=1e-5, atol=1e-5)
+        else:
+            assert torch.equal(r, alone)  # bit for bit, in input order
 
 
 def test_orthogonalize_many_groups_equal_shapes_into_one_call(monkeypatch):
