@@ -69,6 +69,18 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> f
     return min(times)
 
 
+def check_methods_and_shapes(methods: Iterable[str], allowed: Sequence[str],
+                              shapes: Iterable[Sequence[int]]) -> None:
+    """ValueError naming the field unless every method is allowed and every shape is
+    (batch, m, n) of positive sizes (the orthogonalize benchmarks' inputs)."""
+    for name in methods:
+        if name not in allowed:
+            raise ValueError(f"methods: unknown {name!r}; allowed: {', '.join(allowed)}")
+    for shape in shapes:
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"shapes: each shape is (batch, m, n) of positive sizes, got {tuple(shape)}")
+
+
 def log10_gap(a: Iterable[float], b: Iterable[float]) -> float:
     """max |log10 a_i − log10 b_i|: how far apart two lists of positive errors are."""
     return max((abs(math.log10(x) - math.log10(y)) for x, y in zip(a, b, strict=True)), default=0.0)

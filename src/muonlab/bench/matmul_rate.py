@@ -34,7 +34,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from muonlab.bench.common import as_json, default_device, machine_info, print_results, sync
+from muonlab.bench.common import (
+    as_json,
+    check_methods_and_shapes,
+    default_device,
+    machine_info,
+    print_results,
+    sync,
+)
 from muonlab.linalg import orthogonalize
 
 __all__ = [
@@ -234,12 +241,7 @@ def orthogonalize_rates(
     for key in ("bfloat16", "float32"):
         if not rates.get(key, 0.0) > 0.0:
             raise ValueError(f"rates: need a positive {key!r} rate, got {dict(rates)}")
-    for name in methods:
-        if name not in ORTHO_METHODS:
-            raise ValueError(f"methods: unknown {name!r}; allowed: {', '.join(ORTHO_METHODS)}")
-    for shape in shapes:
-        if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"shapes: each shape is (batch, m, n) of positive sizes, got {tuple(shape)}")
+    check_methods_and_shapes(methods, ORTHO_METHODS, shapes)
     if steps < 1:
         raise ValueError(f"steps: must be >= 1, got {steps}")
     dev = torch.device(device) if device is not None else default_device()

@@ -27,6 +27,7 @@ from torch import Tensor
 from muonlab.bench.common import (
     as_json,
     best_time,
+    check_methods_and_shapes,
     default_device,
     machine_info,
     print_results,
@@ -114,12 +115,7 @@ def orthogonalize_speed(
     ``shapes`` are (batch, m, n) of float32 Gaussian inputs; one result per shape ×
     method × dtype, in that order. Timings are the best of ``repeats`` after a warm-up.
     """
-    for name in methods:
-        if name not in METHODS:
-            raise ValueError(f"methods: unknown {name!r}; allowed: {', '.join(METHODS)}")
-    for shape in shapes:
-        if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"shapes: each shape is (batch, m, n) of positive sizes, got {tuple(shape)}")
+    check_methods_and_shapes(methods, METHODS, shapes)
     dev = torch.device(device) if device is not None else default_device()
     dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     gen = torch.Generator().manual_seed(seed)
