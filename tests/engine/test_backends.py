@@ -183,3 +183,20 @@ def test_worker_killed_mid_batch_is_retried_not_stored_as_failed(tmp_path, monke
     assert killed, "the test did not manage to kill a worker"
     assert len(pools) >= 2  # the broken pool was replaced
     assert result.executed == 8 and set(result.runs.status) <= {"ok", "diverged"}
+
+
+@pytest.mark.parametrize("device,text", [("tpu", "device: must be cpu, cuda or cuda:N, got 'tpu'"),
+                                         ("cuda:7", "device: 'cuda:7' is not available on this machine")])
+def test_cli_bad_device_is_one_line_naming_the_option(tmp_path, device, text):
+    import torch
+    import yaml
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(config().model_dump(mode="json", exclude={"reproduce"})))
+    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), "--device", device])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "'--device'" in lines[0] and text in lines[0], result.output
+    assert not (tmp_path / "o").exists()

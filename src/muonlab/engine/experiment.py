@@ -60,7 +60,7 @@ def check_device(device: str) -> None:
 
         index = int(device.split(":")[1]) if ":" in device else 0
         if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            raise ConfigError(f"device: {device!r} is not available on this machine; allowed here: cpu")
+            raise ConfigError(f"device: {device!r} is not available on this machine; allowed here: cpu", "device")
 
 
 def run(
