@@ -351,3 +351,41 @@ def test_with_product_problems(which):
     torch.testing.assert_close(at["target_alignment"], ones)
     torch.testing.assert_close(at["mode_progress"], torch.ones(2, 2, dtype=F64))
     torch.testing.assert_close(at["sharpness"], 2 * sigma[:, 0], rtol=1e-6, atol=0)
+
+
+def test_register_metric_adds_one_and_refuses_a_second_function_under_a_taken_name():
+    from muonlab.engine.metrics import METRICS, Metric, compute_metrics, register_metric
+    from muonlab.errors import MuonlabError
+    from muonlab.problems import SymmetricMF
+
+    def twice_loss(problem, params, cache):
+        return 2 * problem.loss(params)
+
+    try:
+        register_metric(Metric("_test_twice_loss", twice_loss, "2f"))
+        problem = SymmetricMF(n=6, r=2, seed=[0, 1], dtype=torch.float64)
+        params = problem.init_params()
+        out = compute_metrics(problem, params, ["loss", "_test_twice_loss"])
+        assert torch.equal(out["_test_twice_loss"], 2 * out["loss"])
+        with pytest.raises(MuonlabError, match="already registered"):
+            register_metric(Metric("loss", twice_loss, "not the loss"))
+    finally:
+        METRICS.pop("_test_twice_loss", None)
+    assert METRICS["loss"].fn.__name__ == "_m_loss"
+
+
+def test_extra_figure_registers_and_refuses_a_name_from_another_module():
+    from muonlab.report.extra_figures import EXTRA_FIGURES, extra_figure
+
+    def _test_fig(store_dir):
+        raise AssertionError("not drawn")
+
+    try:
+        assert extra_figure("_test_fig")(_test_fig) is _test_fig
+        assert EXTRA_FIGURES["_test_fig"] is _test_fig
+        other = type(_test_fig)(_test_fig.__code__, {}, "_test_fig")
+        other.__module__ = "somewhere.else"
+        with pytest.raises(ValueError, match="already registered"):
+            extra_figure("_test_fig")(other)
+    finally:
+        EXTRA_FIGURES.pop("_test_fig", None)

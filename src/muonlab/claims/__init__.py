@@ -16,7 +16,7 @@ them). A claim states its threshold, measures, and returns a :class:`Claim` whos
 construction: an empty or incomplete store fails with a detail that says what is missing.
 
 An experiment names its claims in its YAML (``reproduce.claims``); importing this
-package registers the shipped ones (seeds 000–002). :func:`evaluate_claims` runs the
+package imports every module in it, and each registers its claims. :func:`evaluate_claims` runs the
 claims of every experiment store in a reproduction directory and writes
 ``DIR/claims.json`` (SPEC §6).
 """
@@ -30,8 +30,21 @@ from typing import Any
 import pandas as pd
 
 from muonlab.atomic import write_json
-from muonlab.claims import seed000, seed001, seed002  # noqa: F401 - registers the shipped claims
 from muonlab.claims.base import Claim, ClaimDef, Outcome, claim, clopper_pearson, decide, registered_claims, verdict
+
+
+def _load_claim_modules() -> None:
+    """Import every module of this package: each registers its claims with :func:`claim`
+    (seed000, seed001, seed002, and one module per topic added since)."""
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name not in ("base", "modes"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_load_claim_modules()
 
 __all__ = ["Claim", "ClaimDef", "Outcome", "claim", "clopper_pearson", "decide", "evaluate_claims",
            "evaluate_experiment", "registered_claims", "verdict"]

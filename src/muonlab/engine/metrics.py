@@ -53,6 +53,7 @@ __all__ = [
     "is_diverged",
     "is_smallest_first",
     "per_mode_progress",
+    "register_metric",
     "steps_to",
     "steps_to_many",
     "time_to_fraction",
@@ -418,6 +419,41 @@ METRICS: dict[str, Metric] = {
         ),
     ]
 }
+
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add ``metric`` to :data:`METRICS` (the extension point for metrics defined
+    outside this module); returned unchanged.
+
+    A module ``muonlab.engine.<topic>_metrics`` is imported when this module is, so the
+    metrics it registers are known to config validation (``metrics:`` lists are checked
+    against :data:`METRICS` when :mod:`muonlab.config` is imported). A metric of your own
+    elsewhere must be registered before the config that names it is loaded.
+
+    Raises:
+        MuonlabError: the name is taken by a different function.
+    """
+    old = METRICS.get(metric.name)
+    if old is not None and (old.fn.__module__, old.fn.__qualname__) != (metric.fn.__module__, metric.fn.__qualname__):
+        raise MuonlabError.about("name", f"metric {metric.name!r} is already registered by {old.fn.__module__}")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def _load_metric_modules() -> None:
+    """Import every ``muonlab.engine.*_metrics`` module (they register themselves)."""
+    import importlib
+    import pkgutil
+
+    import muonlab.engine as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.endswith("_metrics"):
+            importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+_load_metric_modules()
 
 #: Metrics the batched runner records itself, because they are not functions of
 #: (problem, params): ``lr`` is the step size η_t the run's schedule used at step t.

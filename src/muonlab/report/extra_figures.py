@@ -31,7 +31,8 @@ from muonlab.config.run import step_clock
 from muonlab.engine.store import ResultStore
 from muonlab.report.figures import NothingToPlot, new_figure, styled
 
-__all__ = ["EXTRA_FIGURES", "ExtraFigure", "lr_sweep", "mode_arrivals", "scalar_recursions", "sharpness_edge"]
+__all__ = ["EXTRA_FIGURES", "ExtraFigure", "extra_figure", "lr_sweep", "mode_arrivals", "scalar_recursions",
+           "sharpness_edge"]
 
 #: An extra figure: the store's folder in, the figure and its caption out.
 ExtraFigure = Callable[[str | Path], tuple[Figure, str]]
@@ -198,3 +199,34 @@ EXTRA_FIGURES: dict[str, ExtraFigure] = {
     "mode_arrivals": mode_arrivals,
     "scalar_recursions": scalar_recursions,
 }
+
+
+def extra_figure(name: str | None = None) -> Callable[[ExtraFigure], ExtraFigure]:
+    """Register the decorated ``fn(store_dir) -> (figure, caption)`` in
+    :data:`EXTRA_FIGURES` under ``name`` (default: the function's name); returned
+    unchanged. Modules ``muonlab.report.*_figures`` are imported with this one, so the
+    figures they register are available to the report."""
+
+    def register(fn: ExtraFigure) -> ExtraFigure:
+        key = name or getattr(fn, "__name__", "")
+        old = EXTRA_FIGURES.get(key)
+        if old is not None and old is not fn and getattr(old, "__module__", None) != getattr(fn, "__module__", None):
+            raise ValueError(f"extra figure {key!r} is already registered by {old.__module__}")
+        EXTRA_FIGURES[key] = fn
+        return fn
+
+    return register
+
+
+def _load_figure_modules() -> None:
+    import importlib
+    import pkgutil
+
+    import muonlab.report as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.endswith("_figures") and info.name != "extra_figures":
+            importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+_load_figure_modules()
