@@ -208,7 +208,7 @@ def extra_figure(name: str | None = None) -> Callable[[ExtraFigure], ExtraFigure
     figures they register are available to the report."""
 
     def register(fn: ExtraFigure) -> ExtraFigure:
-        key = name or getattr(fn, "__name__", "")
+        key: str = name or str(getattr(fn, "__name__", ""))
         old = EXTRA_FIGURES.get(key)
         if old is not None and old is not fn and getattr(old, "__module__", None) != getattr(fn, "__module__", None):
             raise ValueError(f"extra figure {key!r} is already registered by {old.__module__}")
