@@ -118,7 +118,8 @@ def pack_symmetric(A: Tensor) -> Tensor:
     so that ⟨pack(A), pack(B)⟩ = ⟨A, B⟩_F for symmetric A, B."""
     d = A.shape[-1]
     i, j = torch.triu_indices(d, d, device=A.device)
-    w = torch.where(i == j, 1.0, math.sqrt(2.0)).to(A.dtype)
+    w = torch.full(i.shape, math.sqrt(2.0), dtype=A.dtype, device=A.device)
+    w[i == j] = 1.0
     return A[..., i, j] * w
 
 
