@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,7 +35,7 @@ def _long(rid: str, metric: str, steps, values) -> pd.DataFrame:
 
 def _staircase(levels, plateau=60, drop=8, tail=200):
     out = [levels[0]] * plateau
-    for a, b in zip(levels[:-1], levels[1:]):
+    for a, b in itertools.pairwise(levels):
         out += list(np.geomspace(a, b, drop))
         out += [b] * plateau
     return np.array(out + list(np.geomspace(levels[-1], levels[-1] * 1e-8, tail)))
@@ -173,7 +175,8 @@ def test_gd_alignment_linear_theory_on_tiny_real_runs():
             rels.append(float(m["rel_err"][0]))
             _, g, _ = P.evaluate(W)
             W = [w - 0.05 * gw for w, gw in zip(W, g)]
-        traj += [_long(r["run_id"], "block_misalignment", range(31), mus), _long(r["run_id"], "rel_err", range(31), rels)]
+        traj += [_long(r["run_id"], "block_misalignment", range(31), mus),
+                 _long(r["run_id"], "rel_err", range(31), rels)]
     traj = pd.concat(traj)
     assert gd_alignment_linear_theory(runs, traj).passed
     s = _planted_spectrum(runs.iloc[0])

@@ -22,6 +22,7 @@ f = ½‖W2 W1 − M*‖²_F. The derivations of every prediction and threshold 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -138,8 +139,9 @@ def muon_alignment_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim
         why = []
         s = _planted_spectrum(g.iloc[0])
         for d, gd in g.groupby("problem.d"):
-            n, rank = int(gd.iloc[0]["problem.n_out"]), int(gd.iloc[0]["problem.rank"])
-            pred = muon_slope_interval(s, n, int(d), rank)
+            first = gd.iloc[0]
+            n, rank = int(first["problem.n_out"]), int(first["problem.rank"])
+            pred = muon_slope_interval(s, n, int(str(d)), rank)
             curves = {}
             for _, r in gd.iterrows():
                 if r["status"] != "ok":
@@ -266,7 +268,8 @@ def balanced_solution(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     opts = sorted(runs["optimizer.name"].unique())
     if not {"gd", "muon"} <= set(opts):
         reasons.append(f"needs GD and Muon runs, has {opts}")
-    outcomes, seen = [], {}
+    outcomes: list[Outcome] = []
+    seen: dict[str, list[tuple[float, float]]] = {}
     for sd, g in runs.groupby("seed"):
         why = []
         for opt, go in g.groupby("optimizer.name"):
@@ -277,7 +280,7 @@ def balanced_solution(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
             b = {float(r["problem.alpha"]): _final(trajectories, r["run_id"], "balance") for _, r in go.iterrows()}
             e = {float(r["problem.alpha"]): float(r["final_rel_err"]) for _, r in go.iterrows()}
             lo, hi = min(b), max(b)
-            seen.setdefault(opt, []).append((b[lo], b[hi]))
+            seen.setdefault(str(opt), []).append((b[lo], b[hi]))
             if not e[lo] <= 1e-2:
                 why.append(f"{opt} at α={lo:g} ends at rel. err {e[lo]:.3g} (not a solution)")
             if not b[lo] <= BALANCE_TOL:
@@ -332,7 +335,8 @@ def conservation_matrix_form(runs: pd.DataFrame, trajectories: pd.DataFrame) -> 
     need = {"gf_invariant_entries", "muon_invariant_entries"}
     if not need <= set(trajectories["metric"]):
         return decide(name, SEED, stmt, [], reasons=[f"the store lacks {sorted(need - set(trajectories['metric']))}"])
-    outcomes, seen = [], {"gd": [], "muon": []}
+    outcomes: list[Outcome] = []
+    seen: dict[str, list[tuple[float, float, float]]] = {"gd": [], "muon": []}
     for sd, g in runs.groupby("seed"):
         why = []
         for opt, own, other in (("gd", "gf_invariant_entries", "muon_invariant_entries"),
@@ -344,15 +348,17 @@ def conservation_matrix_form(runs: pd.DataFrame, trajectories: pd.DataFrame) -> 
                 if r["status"] != "ok":
                     why.append(f"{opt} run {r['status']}")
                     continue
-                a, b = _matrix_path(trajectories, r["run_id"], own), _matrix_path(trajectories, r["run_id"], other)
-                if a is None or b is None or a[0].max() <= T_STAR:
+                mine = _matrix_path(trajectories, r["run_id"], own)
+                theirs = _matrix_path(trajectories, r["run_id"], other)
+                if mine is None or theirs is None or mine[0].max() <= T_STAR:
                     why.append(f"{opt}: invariants not logged past t* = {T_STAR}")
                     continue
-                ratio, dist = conservation_profile(*a)
-                _, dist_other = conservation_profile(*b)
+                ratio, dist = conservation_profile(*mine)
+                _, dist_other = conservation_profile(*theirs)
                 seen[opt].append((np.abs(ratio - 1).max(), dist.max(), dist_other.max()))
                 if not dist.max() <= CONSERVED_DRIFT:
-                    why.append(f"{opt}'s own invariant moves {dist.max():.3f} (ratio off 1 by {np.abs(ratio - 1).max():.3f})")
+                    why.append(f"{opt}'s own invariant moves {dist.max():.3f} "
+                               f"(ratio off 1 by {np.abs(ratio - 1).max():.3f})")
                 if not dist_other.max() >= BROKEN_CHANGE:
                     why.append(f"{opt} moves the other invariant by only {dist_other.max():.3f}")
         outcomes.append(Outcome(seed_label(sd), not why, "; ".join(why)))
@@ -361,8 +367,8 @@ def conservation_matrix_form(runs: pd.DataFrame, trajectories: pd.DataFrame) -> 
         if v:
             a = np.array(v)
             parts.append(f"{opt}: own ratio within 1 ± {a[:, 0].max():.3g}, own relative move {a[:, 1].min():.3g}–"
-                         f"{a[:, 1].max():.3g} (need ≤ {CONSERVED_DRIFT}), other's {a[:, 2].min():.3g}–{a[:, 2].max():.3g}"
-                         f" (need ≥ {BROKEN_CHANGE})")
+                         f"{a[:, 1].max():.3g} (need ≤ {CONSERVED_DRIFT}), other's {a[:, 2].min():.3g}–"
+                         f"{a[:, 2].max():.3g} (need ≥ {BROKEN_CHANGE})")
     return decide(name, SEED, f"From t* = {T_STAR} on: " + "; ".join(parts) + ".", outcomes)
 
 
@@ -401,7 +407,7 @@ def count_plateaus(loss: np.ndarray, window: int = PLATEAU_WINDOW, drop: float =
 
 
 def _plateau_claim(runs: pd.DataFrame, trajectories: pd.DataFrame, opt: str, name: str,
-                   ok: callable, rule: str) -> Claim:  # type: ignore[valid-type]
+                   ok: Callable[[int, int], bool], rule: str) -> Claim:
     stmt = f"{opt} plateau count."
     if runs.empty or trajectories is None or trajectories.empty:
         return decide(name, SEED, stmt, [], reasons=["no runs or no trajectories in the store"])
