@@ -134,29 +134,34 @@ def muon_alignment_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim
     reasons = []
     if mu_runs["problem.d"].nunique() < 2 or mu_runs["problem.alpha"].nunique() < 2:
         reasons.append("needs >= 2 widths d and >= 2 init scales α")
-    outcomes, seen = [], []
+    outcomes: list[Outcome] = []
+    per_d: dict[int, list[tuple[float, float, float]]] = {}
+    unpredicted: dict[int, list[float]] = {}
+    regimes: dict[int, str] = {}
     for sd, g in mu_runs.groupby("seed"):
         why = []
         s = _planted_spectrum(g.iloc[0])
         for d, gd in g.groupby("problem.d"):
             first = gd.iloc[0]
+            dd = int(str(d))
             n, rank = int(first["problem.n_out"]), int(first["problem.rank"])
-            pred = muon_slope_interval(s, n, int(str(d)), rank)
+            pred = muon_slope_interval(s, n, dd, rank)
             curves = {}
             for _, r in gd.iterrows():
                 if r["status"] != "ok":
-                    why.append(f"d={d} α={r['problem.alpha']:g} run {r['status']}")
+                    why.append(f"d={dd} α={r['problem.alpha']:g} run {r['status']}")
                     continue
                 mu = _misalignment(trajectories, r["run_id"])
                 curves[float(r["problem.alpha"])] = mu
                 k = _slope(mu)
                 if pred is None:
-                    seen.append(f"d={d}: {k:.2f} (no prediction)")
+                    unpredicted.setdefault(dd, []).append(k)
                     continue
                 lo, hi, regime = pred
-                seen.append(f"d={d} α={r['problem.alpha']:g}: {k:.2f} in [{lo:.2f}, {hi:.2f}]±{SLOPE_TOL}")
+                regimes[dd] = regime.split(",")[0]
+                per_d.setdefault(dd, []).append((k, lo, hi))
                 if not (lo - SLOPE_TOL <= k <= hi + SLOPE_TOL):
-                    why.append(f"d={d} α={r['problem.alpha']:g}: slope {k:.2f}, predicted [{lo:.2f}, {hi:.2f}] "
+                    why.append(f"d={dd} α={r['problem.alpha']:g}: slope {k:.2f}, predicted [{lo:.2f}, {hi:.2f}] "
                                f"± {SLOPE_TOL} ({regime})")
             alphas = sorted(curves)
             for a in alphas[1:]:
@@ -164,11 +169,19 @@ def muon_alignment_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim
                     x, y = curves[alphas[0]].get(t), curves[a].get(t)
                     dev = abs(math.log(y / x)) if x and y and x > 0 and y > 0 else float("inf")
                     if not dev <= ALPHA_TOL:
-                        why.append(f"d={d}: μ({t}) differs between α={alphas[0]:g} and α={a:g} by {dev:.3g} in ln")
+                        why.append(f"d={dd}: μ({t}) differs between α={alphas[0]:g} and α={a:g} by {dev:.3g} in ln")
         outcomes.append(Outcome(seed_label(sd), not why, "; ".join(why)))
-    detail = (f"Log–log slope of the block misalignment over steps {T1}–{T2}, measured vs predicted "
+    parts = []
+    for dd in sorted(per_d):
+        v = np.array(per_d[dd])
+        inside = int(((v[:, 0] >= v[:, 1] - SLOPE_TOL) & (v[:, 0] <= v[:, 2] + SLOPE_TOL)).sum())
+        parts.append(f"d={dd} ({regimes[dd]}): measured {v[:, 0].min():.2f}…{v[:, 0].max():.2f}, predicted "
+                     f"[{v[:, 1].min():.2f}, {v[:, 2].max():.2f}], {inside}/{len(v)} runs within ±{SLOPE_TOL}")
+    for dd in sorted(unpredicted):
+        parts.append(f"d={dd}: measured {min(unpredicted[dd]):.2f}…{max(unpredicted[dd]):.2f} (no prediction)")
+    detail = (f"Log–log slope of the block misalignment over steps {T1}–{T2}, measured vs our predicted interval "
               f"(t0 ∈ [0, ‖W(0)‖/η]) ± {SLOPE_TOL}; the curves of different α must agree within {ALPHA_TOL} "
-              f"in ln μ. Seed {seed_label(mu_runs['seed'].min())}: " + ", ".join(seen[: 2 * 9]) + ".")
+              f"in ln μ. " + "; ".join(parts) + ".")
     return decide(name, SEED, detail, outcomes, reasons=reasons)
 
 
