@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from muonlab.engine.dynamics_metrics import singular_blocks
+from muonlab.engine.dynamics_metrics import BLOCK_GAP, pack_symmetric, singular_blocks
 from muonlab.engine.metrics import compute_metrics
 from muonlab.problems.two_factor_mf import TwoFactorMF
 
@@ -36,3 +38,36 @@ def test_aligned_product_has_zero_misalignment_and_blocks_merge_by_gap():
     m = compute_metrics(P, [W2, W1], ["block_misalignment", "balance"])
     assert float(m["block_misalignment"][0]) < 1e-12
     assert float(m["balance"][0]) < 1e-12
+
+
+@settings(max_examples=25, deadline=None)
+@given(d=st.integers(1, 9), seed=st.integers(0, 10_000))
+def test_pack_symmetric_is_an_isometry_for_every_size(d, seed):
+    g = torch.Generator().manual_seed(seed)
+    A, B = torch.randn(2, d, d, generator=g, dtype=torch.float64)
+    A, B = A + A.T, B + B.T
+    assert pack_symmetric(A).shape == (d * (d + 1) // 2,)
+    assert torch.allclose(pack_symmetric(A) @ pack_symmetric(B), (A * B).sum(), rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(1e-3, 10.0), min_size=1, max_size=12))
+def test_blocks_split_exactly_at_relative_gaps_above_the_threshold(values):
+    s = torch.tensor(sorted(values, reverse=True), dtype=torch.float64)
+    lab = singular_blocks(s)
+    assert lab[0] == 0
+    for i in range(1, len(s)):
+        step = int(lab[i] - lab[i - 1])
+        assert step == int(bool((s[i - 1] - s[i]) / s[i - 1] > BLOCK_GAP))
+
+
+@settings(max_examples=10, deadline=None)
+@given(n_out=st.integers(3, 7), n_in=st.integers(3, 7), d=st.integers(1, 8), seed=st.integers(0, 100))
+def test_block_misalignment_is_a_share_and_zero_at_the_minimizer_for_rectangular_targets(n_out, n_in, d, seed):
+    k = min(n_out, n_in)
+    P = TwoFactorMF(n_out, n_in, d, seed=[seed], spectrum="list", values=[float(2 * k - i) for i in range(k)],
+                    alpha=0.3)
+    mu = compute_metrics(P, P.init_params(), ["block_misalignment"])["block_misalignment"]
+    assert 0.0 <= float(mu[0]) <= 1.0
+    star = compute_metrics(P, P.minimizer(), ["block_misalignment"])["block_misalignment"]
+    assert float(star[0]) < 1e-10
