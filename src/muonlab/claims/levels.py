@@ -16,8 +16,9 @@ thresholds are ours, derived below (and in ``docs/annealing_and_levels.md``).
   the κ-free saddle escape (the asymptotic regime Table 1 is about). A level's step count
   is the stored first hit (``steps_to_1e-4/1e-8/1e-12``, exact) or, between them, the
   first logged step at or below ε (late by < ``log_every``).
-* **Muon's slope** is the least-squares slope of T(ε_k) against ln(1/ε_k), per seed and
-  κ; **GD's** is its steps per e-fold in the same local window from its exact stored
+* **Muon's slope** is the robust (Theil–Sen: median of pairwise slopes) slope of
+  T(ε_k) against ln(1/ε_k), per seed and κ; linearity is judged against the seed's
+  common slope (:data:`LINEAR_DECADES`); **GD's** is its steps per e-fold in the same local window from its exact stored
   first hits, or from its tail contraction where it reached fewer than two of them
   (:func:`~muonlab.claims.annealing.cost_per_efold`; 1/ρ is the slope of steps against
   ln(1/ε)). A κ where GD never entered the window within the budget is reported, not
@@ -41,14 +42,24 @@ __all__ = ["LevelFit", "fit_levels", "iterations_log_eps", "iterations_log_eps_o
 
 SEED = "001"
 
-#: Linearity: every level's step count lies within one level spacing (one decade of the
-#: fitted slope, b·ln 10 steps) of the least-squares line, plus ``log_every`` (how late a
-#: first hit read from the logged curve can be). Within one spacing the line places and
-#: orders the levels: no level costs a whole extra decade's worth of steps (a stall, as
-#: the two-level stall of findings F2/F7) or comes a whole decade early. What it does not
-#: catch: a smooth curvature — T = c·x² over 8 decades deviates from its line by only
-#: 0.58 decade — which the κ-spread rule below and GD's exponent still constrain.
-LINEAR_DECADES = 1.0
+#: Linearity: at every κ, each level's step count lies within 2 level spacings (2
+#: decades of the seed's common slope b, 2·b·ln 10 steps) of the line with that slope
+#: through the median intercept, plus ``log_every`` (how late a first hit read from the
+#: logged curve can be). The common slope is the median over κ of the per-κ Theil–Sen
+#: slopes, so a stall at one κ cannot bend the line it is judged against (a least-squares
+#: line over 9 levels absorbs a 3-decade stall midway to < 0.9 decades, its own
+#: Theil–Sen line to < 0.9 too). The 2 spacings add two allowances:
+#: * jitter, 1 spacing: Muon's error at step size η sits anywhere in (0, B(η)] with the
+#:   phase of its 2-cycle (seed 002's :func:`~muonlab.claims.seed002.muon_error_bound`
+#:   bounds it above only), so a level can be hit early when the phase is small
+#:   (measured: ≤ 0.95 spacings off each fit's own line over the 75 + 50 threshold-1e-3
+#:   fits of p1_kappa_sweep at quick and paper scale);
+#: * the slope spread the claim allows, ≈ 1 spacing: per-κ slopes within max/min 1.5
+#:   lie within a factor √1.5 = 1.22 of the median, which over the half-width of an
+#:   8-decade window moves an end level by 4 × 0.22 = 0.9 spacings off the common line.
+#: A stall of S decades' worth of steps shows as ≈ S/2 spacings midway and ≈ S at an
+#: end: stalls > 4 decades midway (> 2 at an end) fail, as F2/F7's do.
+LINEAR_DECADES = 2.0
 #: Muon's slope across κ: max/min over κ of one seed's b is ≤ 1.5 (seed 001's RATIO_MAX:
 #: ≤ 1.5× over ≥ 2 decades is a κ-exponent of at most log 1.5/log 100 = 0.088 < 0.1).
 SPREAD_MAX = RATIO_MAX
@@ -87,24 +98,30 @@ def level_steps(row: pd.Series, path: tuple[np.ndarray, np.ndarray] | None, leve
 
 
 class LevelFit:
-    """T(ε) = a + b·ln(1/ε) by least squares over the levels; ``resid`` the largest
-    |residual| in decades of the fitted slope (b·ln 10 steps), after ``slack`` steps."""
+    """T(ε) = a + b·ln(1/ε) over the levels by Theil–Sen: ``b`` the median of the pairwise
+    slopes (steps per e-fold). :meth:`resid` measures the levels against a line of a
+    given slope."""
 
     def __init__(self, levels: list[float], steps: np.ndarray, slack: float = 0.0) -> None:
         self.levels = list(levels)
         self.steps = np.asarray(steps, float)
-        x = np.log(1.0 / np.asarray(levels, float))
-        if len(x) < 3 or not np.isfinite(self.steps).all():
-            self.b = self.resid = math.nan
+        self.slack = slack
+        self.x = np.log(1.0 / np.asarray(levels, float))
+        if len(self.x) < 3 or not np.isfinite(self.steps).all():
+            self.b = math.nan
             return
-        b, a = np.polyfit(x, self.steps, 1)
-        self.b = float(b)
-        dev = float(np.abs(self.steps - (a + b * x)).max())
-        self.resid = max(0.0, dev - slack) / (self.b * math.log(10)) if self.b > 0 else math.inf
+        i, j = np.triu_indices(len(self.x), 1)
+        self.b = float(np.median((self.steps[j] - self.steps[i]) / (self.x[j] - self.x[i])))
 
-    @property
-    def linear(self) -> bool:
-        return bool(self.b > 0 and self.resid <= LINEAR_DECADES)
+    def resid(self, slope: float | None = None) -> float:
+        """The largest |T − a − slope·ln(1/ε)| (a the median intercept), less ``slack``
+        steps, in decades of ``slope`` (default: this fit's own); ∞ for a slope <= 0."""
+        b = self.b if slope is None else slope
+        if not (b > 0) or math.isnan(self.b):
+            return math.inf
+        a = float(np.median(self.steps - b * self.x))
+        dev = float(np.abs(self.steps - (a + b * self.x)).max())
+        return max(0.0, dev - self.slack) / (b * math.log(10))
 
 
 def fit_levels(row: pd.Series, path: tuple[np.ndarray, np.ndarray] | None, eps_end: float) -> LevelFit:
@@ -160,6 +177,7 @@ def _levels_claim(runs: pd.DataFrame, trajectories: pd.DataFrame | None, *, name
     for sd in sorted(set(sel["seed"])):
         why: list[str] = []
         slopes: dict[float, float] = {}
+        fits: dict[float, LevelFit] = {}
         text: list[str] = []
         for k in kappas:
             g = mu_all[(mu_all["seed"] == sd) & (mu_all["problem.kappa"] == k)]
@@ -173,11 +191,18 @@ def _levels_claim(runs: pd.DataFrame, trajectories: pd.DataFrame | None, *, name
                 why.append(f"Muon at κ = {k:g} missed a level in {fit.levels[0]:g}..{fit.levels[-1]:g}")
                 continue
             slopes[k] = fit.b
-            worst_resid = max(worst_resid, fit.resid)
-            text.append(f"{k:g}: b={fit.b:.1f}, dev {fit.resid:.2f}")
-            if not fit.linear:
-                why.append(f"Muon at κ = {k:g} not linear in ln(1/ε): a level {fit.resid:.2f} decades off the line "
-                           f"(steps {', '.join(f'{s:g}' for s in fit.steps)})")
+            fits[k] = fit
+        if slopes:
+            # One line per κ with the seed's common slope (the median over κ): a stall at one
+            # κ cannot bend the line it is judged against.
+            common = float(np.median(list(slopes.values())))
+            for k, fit in fits.items():
+                dev = fit.resid(common)
+                worst_resid = max(worst_resid, dev)
+                text.append(f"{k:g}: b={fit.b:.1f}, dev {dev:.2f}")
+                if not dev <= LINEAR_DECADES:
+                    why.append(f"Muon at κ = {k:g} not linear in ln(1/ε) with the common slope {common:.1f}: a level "
+                               f"{dev:.2f} decades off (steps {', '.join(f'{s:g}' for s in fit.steps)})")
         if len(slopes) == len(kappas) and slopes:
             spread = max(slopes.values()) / min(slopes.values())
             spreads.append(spread)
@@ -202,9 +227,9 @@ def _levels_claim(runs: pd.DataFrame, trajectories: pd.DataFrame | None, *, name
             finite = {k: v for k, v in costs.items() if math.isfinite(v)}
             e = math.inf if len(finite) < len(costs) else loglog_slope(list(finite), list(finite.values()))
             gd_exps.append(e)
-            gd_text += f" (κ-exponent {e:.2f})"
+            gd_text += f" (κ-exponent {_f2(e)})"
             if not GD_EXP_LO <= e <= GD_EXP_HI:
-                why.append(f"GD's slope ∝ κ^{e:.2f} (need {GD_EXP_LO}..{GD_EXP_HI})")
+                why.append(f"GD's slope ∝ κ^{_f2(e)} (need {GD_EXP_LO}..{GD_EXP_HI})")
         outcomes.append(Outcome(seed_label(sd), not why, "; ".join(why)))
         per_seed.append(f"[{seed_label(sd)}] Muon {'; '.join(text)} | GD steps per e-fold {gd_text}")
     if mu_max and budget < BUDGET_FACTOR * mu_max:
@@ -218,13 +243,18 @@ def _levels_claim(runs: pd.DataFrame, trajectories: pd.DataFrame | None, *, name
     detail = (
         f"symmetric MF, κ = {', '.join(f'{k:g}' for k in kappas)} ({rule}; GD at its fastest variant). Per seed: "
         f"Muon's steps to the decades from min(1e-4, 0.1·λ_min/‖M*‖) to {eps_end:g} lie within {LINEAR_DECADES:g} "
-        f"decade of their least-squares line in ln(1/ε) (worst {worst_resid:.2f}) at every κ, with slope (steps per "
+        f"decades of a line in ln(1/ε) with the seed's common slope (worst {worst_resid:.2f}) at every κ, with slope (steps per "
         f"e-fold) max/min over κ <= {SPREAD_MAX} (spreads {rng(spreads)}); GD's steps per e-fold in the same window "
         f"∝ κ^e with e in [{GD_EXP_LO}, {GD_EXP_HI}] (theory 1; {rng(gd_exps)}); {unmeasured} (seed, κ) points where "
         f"GD never entered the window: reported, not judged. Budget {budget} >= {BUDGET_FACTOR}× Muon's steps "
         f"({mu_max:g}). " + " ".join(per_seed) + "."
     )
     return decide(name, SEED, detail, outcomes, reasons=reasons)
+
+
+def _f2(x: float) -> str:
+    """Two decimals without a negative zero."""
+    return f"{round(x, 2) + 0.0:.2f}"
 
 
 def _fewest_steps(eps: float) -> Callable[[pd.DataFrame], pd.Series | None]:
@@ -250,8 +280,9 @@ def iterations_log_eps(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     Per seed (every seed must hold):
 
     * at every κ, Muon reaches every decade level of the window (module docstring) and
-      each level's steps lie within :data:`LINEAR_DECADES` = 1 decade of the fitted line
-      (+ log_every);
+      each level's steps lie within :data:`LINEAR_DECADES` = 2 decades of the line with
+      the seed's common slope (the median over κ of the per-κ Theil–Sen slopes), plus
+      log_every;
     * Muon's slope b (steps per e-fold) has max/min over κ ≤ :data:`SPREAD_MAX` = 1.5;
     * GD's steps per e-fold in the window, measured at ≥ 3 κ spanning ≥ 2 decades, has a
       κ-exponent in [0.5, 1.5] (theory 1).
