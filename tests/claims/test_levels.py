@@ -33,7 +33,7 @@ def _muon(run_id, T, *, budget, every=10):
     ts = np.array([T(x) for x in xs])
     steps = np.arange(0, int(ts[-1]) + every, every)
     value = 10.0 ** -np.interp(steps, ts, xs)
-    stored = {f"steps_to_{e:.0e}".replace("e-0", "e-"): int(math.ceil(T(-math.log10(e)))) for e in EPS}
+    stored = {f"steps_to_{e:.0e}".replace("e-0", "e-"): math.ceil(T(-math.log10(e))) for e in EPS}
     traj = pd.DataFrame({"run_id": run_id, "step": steps, "metric": "rel_err", "index": 0, "value": value})
     return stored, traj, int(ts[-1])
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -80,11 +81,11 @@ def target_spectrum(row: pd.Series) -> np.ndarray:
 
     kind = str(row.get("problem.spectrum", "logspace"))
     if kind in ("list", "diag"):
-        values = row.get("problem.values")
+        values: Any = row.get("problem.values")
         if isinstance(values, str):
             values = json.loads(values)
-        return np.sort(np.asarray(list(values), dtype=float))[::-1]
-    rank = row.get("problem.rank")
+        return np.sort(np.array([float(v) for v in values]))[::-1]
+    rank: Any = row.get("problem.rank")
     if rank is None or (isinstance(rank, float) and math.isnan(rank)):
         rank = row.get("problem.r_star")
     return spectrum(int(rank), kind, float(row["problem.kappa"])).numpy()

@@ -243,11 +243,11 @@ def _levels_claim(runs: pd.DataFrame, trajectories: pd.DataFrame | None, *, name
     detail = (
         f"symmetric MF, κ = {', '.join(f'{k:g}' for k in kappas)} ({rule}; GD at its fastest variant). Per seed: "
         f"Muon's steps to the decades from min(1e-4, 0.1·λ_min/‖M*‖) to {eps_end:g} lie within {LINEAR_DECADES:g} "
-        f"decades of a line in ln(1/ε) with the seed's common slope (worst {worst_resid:.2f}) at every κ, with slope (steps per "
-        f"e-fold) max/min over κ <= {SPREAD_MAX} (spreads {rng(spreads)}); GD's steps per e-fold in the same window "
-        f"∝ κ^e with e in [{GD_EXP_LO}, {GD_EXP_HI}] (theory 1; {rng(gd_exps)}); {unmeasured} (seed, κ) points where "
-        f"GD never entered the window: reported, not judged. Budget {budget} >= {BUDGET_FACTOR}× Muon's steps "
-        f"({mu_max:g}). " + " ".join(per_seed) + "."
+        f"decades of a line in ln(1/ε) with the seed's common slope (worst {worst_resid:.2f}) at every κ, with "
+        f"slope (steps per e-fold) max/min over κ <= {SPREAD_MAX} (spreads {rng(spreads)}); GD's steps per "
+        f"e-fold in the same window ∝ κ^e with e in [{GD_EXP_LO}, {GD_EXP_HI}] (theory 1; {rng(gd_exps)}); "
+        f"{unmeasured} (seed, κ) points where GD never entered the window: reported, not judged. "
+        f"Budget {budget} >= {BUDGET_FACTOR}× Muon's steps ({mu_max:g}). " + " ".join(per_seed) + "."
     )
     return decide(name, SEED, detail, outcomes, reasons=reasons)
 

@@ -29,7 +29,7 @@ def anneal_kappa(store_dir: str | Path) -> tuple[Figure, str]:
     paths = _series(traj, "rel_err")
     tops = {rid: v for rid, (_, v) in _series(traj, "mode_progress", 0).items()}
     runs = runs[runs["status"] != "failed"]
-    sched = runs["schedule.name"] if "schedule.name" in runs else None
+    sched = runs.get("schedule.name")
     col = steps_column(level_for(runs))
     eta_crit = 1.0 / float(target_spectrum(runs.iloc[0])[0])
     with styled():
@@ -81,8 +81,8 @@ def anneal_kappa(store_dir: str | Path) -> tuple[Figure, str]:
         ax2.set_xlabel("step size η (points of different κ shifted slightly)")
         ax2.set_ylabel("|σ₁(W₂W₁)/σ*₁ − 1| at the last log")
         ax2.legend(frameon=False, fontsize=7, loc="center right")
-    return fig, ("Left: annealed Muon (η_t = c·η₀·q^t from above GD's edge) reaches ε in the same number of steps at "
-                 "every κ, while GD's cost per e-fold in its local regime grows ∝ κ, under the bound set by the largest "
-                 "step it survives. Right: the top mode's error at the end of each constant-step run: GD converges "
-                 "it only below η_crit = 2/λ_max (and diverges or cycles above); Muon at a constant step above the edge "
-                 "stays bounded but does not converge — annealing is what converges it.")
+    return fig, ("Left: annealed Muon (η_t = c·η₀·q^t from above GD's edge) reaches ε in the same number of steps "
+                 "at every κ, while GD's cost per e-fold in its local regime grows ∝ κ, under the bound set by the "
+                 "largest step it survives. Right: the top mode's error at the end of each constant-step run: GD "
+                 "converges it only below η_crit = 2/λ_max (and diverges or cycles above); Muon at a constant step "
+                 "above the edge stays bounded but does not converge — annealing is what converges it.")

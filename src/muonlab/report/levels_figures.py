@@ -47,8 +47,9 @@ def log_eps_levels(store_dir: str | Path) -> tuple[Figure, str]:
     mu = runs[runs["optimizer.name"] == "muon"]
     if "schedule.threshold" in mu and mu["schedule.threshold"].notna().any():
         for th, g in mu.groupby("schedule.threshold"):
-            tag = "the paper's rule" if float(th) == 0 else "ours"
-            panels.append((f"Muon, plateau threshold {float(th):g} ({tag})", g))
+            t = float(str(th))
+            tag = "the paper's rule" if t == 0 else "ours"
+            panels.append((f"Muon, plateau threshold {t:g} ({tag})", g))
     elif len(mu):
         panels.append(("Muon", mu))
     gd = runs[runs["optimizer.name"] == "gd"]
@@ -59,8 +60,8 @@ def log_eps_levels(store_dir: str | Path) -> tuple[Figure, str]:
     if not panels:
         raise NothingToPlot(f"{Path(store_dir).name}: no Muon or GD runs")
     kappas = sorted(float(k) for k in runs["problem.kappa"].unique())
-    cmap = {k: c for k, c in zip(kappas, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
-                                           "tab:brown", "tab:pink", "tab:gray"], strict=False)}
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray"]
+    cmap = dict(zip(kappas, colors, strict=False))
     with styled():
         fig = new_figure((4.0 * len(panels), 3.6))
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
