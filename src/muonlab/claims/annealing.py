@@ -148,6 +148,14 @@ def top_mode_error(progress: np.ndarray | None) -> float:
     return float(abs(v[-1] - 1.0)) if len(v) else math.inf
 
 
+def _nz(x: float, fmt: str) -> str:
+    """``x`` formatted without a negative zero (−0.0004 → +0.000)."""
+    if not math.isfinite(x):
+        return f"{x}"
+    digits = int(fmt.rstrip("f").split(".")[-1])
+    return f"{round(x, digits) + 0.0:{fmt}}"
+
+
 def _series(trajectories: pd.DataFrame | None, metric: str, index: int | None = None
             ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     if trajectories is None or trajectories.empty or "metric" not in trajectories:
@@ -262,9 +270,9 @@ def muon_anneal_kappa_free(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Cl
             slope = loglog_slope(list(steps), list(steps.values()))
             mu_slopes.append(slope)
             text.append(f"Muon η_0={eta0:g} steps to {eps:g} " + ", ".join(f"{k:g}: {v:g}" for k, v in steps.items())
-                        + f" (κ-slope {slope:+.3f})")
+                        + f" (κ-slope {_nz(slope, '+.3f')})")
             if not abs(slope) <= MUON_SLOPE_MAX:
-                why.append(f"Muon from η_0 = {eta0:g}: κ-slope {slope:+.3f} (need |.| <= {MUON_SLOPE_MAX})")
+                why.append(f"Muon from η_0 = {eta0:g}: κ-slope {_nz(slope, '+.3f')} (need |.| <= {MUON_SLOPE_MAX})")
         gd = gd_all[gd_all["seed"] == sd] if "seed" in gd_all else gd_all
         costs: dict[float, float] = {}
         edges: list[str] = []
@@ -305,16 +313,16 @@ def muon_anneal_kappa_free(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Cl
             finite = {k: v for k, v in fit.items() if math.isfinite(v)}
             gslope = math.inf if len(finite) < len(fit) else loglog_slope(list(finite), list(finite.values()))
             gd_slopes.append(gslope)
-            text[-1] += f" (κ-exponent {gslope:.2f})"
+            text[-1] += f" (κ-exponent {_nz(gslope, '.2f')})"
             if not gslope > GD_SLOPE_MIN:
-                why.append(f"GD's cost per e-fold ∝ κ^{gslope:.2f} (need > {GD_SLOPE_MIN})")
+                why.append(f"GD's cost per e-fold ∝ κ^{_nz(gslope, '.2f')} (need > {GD_SLOPE_MIN})")
         outcomes.append(Outcome(seed_label(sd), not why, "; ".join(why)))
         per_seed.append(f"[{seed_label(sd)}] " + "; ".join(text))
     if mu_max and budget < BUDGET_FACTOR * mu_max:
         reasons.append(f"budget {budget} < {BUDGET_FACTOR}× Muon's largest step count {mu_max:g}")
 
     def rng(v: list[float], f: str = "+.3f") -> str:
-        return f"[{min(v):{f}}, {max(v):{f}}]" if v else "none"
+        return f"[{_nz(min(v), f)}, {_nz(max(v), f)}]" if v else "none"
 
     detail = (
         f"two-factor MF, σ* log-spaced from 1 to 1/κ, κ = {', '.join(f'{k:g}' for k in kappas)}; η_crit = 2/λ_max = "
