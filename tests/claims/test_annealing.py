@@ -135,6 +135,21 @@ def test_the_claim_fails_where_a_part_of_the_statement_fails(kw, why):
     assert not c.passed and why in c.detail, c.detail
 
 
+def test_a_gd_run_that_stopped_at_the_target_between_logs_is_stable():
+    runs, traj = _store()
+    mp = traj["metric"] == "mode_progress"
+    only_start = traj[~mp | (traj["step"] == 0)]  # the top mode logged at step 0 only
+    gd_ok = runs[(runs["optimizer.name"] == "gd") & (runs["status"] == "ok")]
+    assert gd_ok["steps_to_1e-8"].notna().any()
+    c = muon_anneal_kappa_free(runs, only_start)
+    assert "GD largest stable η 1: 0.9, 3: 0.9" in c.detail
+    # …but a run that neither reached the level nor logged a converged top mode is not
+    runs2 = runs.copy()
+    runs2.loc[runs2["optimizer.name"] == "gd", "steps_to_1e-8"] = pd.NA
+    c = muon_anneal_kappa_free(runs2, only_start)
+    assert not c.passed and "GD stable at no η < η_crit" in c.detail
+
+
 def test_gd_rate_independent_of_kappa_fails_on_its_exponent():
     # a κ-free GD within the sharpness bound (fast at every κ would break the bound first)
     c = muon_anneal_kappa_free(*_store(rate=lambda eta, k, s: min(gd_rate(eta, 300.0), 0.005)))

@@ -44,8 +44,8 @@ __all__ = ["cost_per_efold", "gd_rate_bound", "local_level", "muon_anneal_kappa_
 
 SEED = "002"
 
-#: GD counts as *stable* at η when it did not diverge and its top mode ended within 1 %
-#: of σ*_1: |σ_1(W2W1)/σ*_1 − 1| ≤ TOP_TOL at its last log. Below the edge the top mode
+#: GD counts as *stable* at η when it did not diverge and either reached the target level
+#: or its top mode ended within 1 % of σ*_1: |σ_1(W2W1)/σ*_1 − 1| ≤ TOP_TOL at its last log. Below the edge the top mode
 #: converges at |1 − 2ησ*_1| per step (0.8 at η = 0.9·η_crit: 1e-2 within 21 steps of
 #: its arrival), so a stable run is far below 1e-2 by the end of any budget ≥ 10× Muon's
 #: (~200 steps). Above the edge the balanced minimizer is unstable in the top mode: the
@@ -210,6 +210,7 @@ def muon_anneal_kappa_free(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Cl
         return decide(name, SEED, "κ sweep with annealing.", [], reasons=["no runs in the store"])
     runs = runs[runs["status"] != "failed"] if "status" in runs else runs
     eps_max = level_for(runs)
+    col_max = steps_column(eps_max)
     sched = _schedule(runs)
     paths = _series(trajectories, "rel_err")
     tops = {rid: v for rid, (_, v) in _series(trajectories, "mode_progress", 0).items()}
@@ -281,8 +282,11 @@ def muon_anneal_kappa_free(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Cl
             crit = eta_crit[k]
             stable: list[pd.Series] = []
             for _, r in gk.iterrows():
+                # Reaching the level needs the top mode within ε·‖σ*‖/σ*_1 of its target; a run
+                # that stopped there between two logs may have logged nothing after step 0.
+                reached = col_max in r and pd.notna(r[col_max])
                 top = top_mode_error(tops.get(str(r["run_id"])))
-                if r.get("status", "ok") == "ok" and top <= TOP_TOL:
+                if r.get("status", "ok") == "ok" and (reached or top <= TOP_TOL):
                     stable.append(r)
             etas = [float(r["optimizer.lr"]) for r in stable]
             largest = max(etas, default=math.nan)

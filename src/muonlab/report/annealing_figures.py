@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from muonlab.report.extra_figures import extra_figure
@@ -17,7 +18,7 @@ __all__ = ["anneal_kappa"]
 
 @extra_figure("anneal_kappa")
 def anneal_kappa(store_dir: str | Path) -> tuple[Figure, str]:
-    from muonlab.claims.annealing import _series, cost_per_efold, target_spectrum, top_mode_error
+    from muonlab.claims.annealing import TOP_TOL, _series, cost_per_efold, target_spectrum, top_mode_error
     from muonlab.claims.base import level_for, steps_column
     from muonlab.engine.store import ResultStore
 
@@ -43,7 +44,8 @@ def anneal_kappa(store_dir: str | Path) -> tuple[Figure, str]:
         gd = runs[(runs["optimizer.name"] == "gd") & (sched == "constant")] if sched is not None else runs.iloc[:0]
         pts: list[tuple[float, float]] = []
         for _, r in gd.iterrows():
-            if r["status"] != "ok" or not top_mode_error(tops.get(str(r["run_id"]))) <= 1e-2:
+            reached = col in r and pd.notna(r[col])
+            if r["status"] != "ok" or not (reached or top_mode_error(tops.get(str(r["run_id"]))) <= TOP_TOL):
                 continue
             c, _ = cost_per_efold(r, paths.get(str(r["run_id"])), target_spectrum(r))
             if math.isfinite(c):
