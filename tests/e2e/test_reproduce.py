@@ -30,8 +30,8 @@ runner = CliRunner()
 PAPER_ORDER = [
     "p1_kappa_sweep", "p1_rank_sweep", "p2_icl_kappa_sweep", "p1_geometric_thm1", "p1_signgd_hard_instance",
     "p2_icl_signgd_hard_instance", "p1_scalar_recursions", "s002_mode_order", "s002_mode_lag", "s002_alignment_rate",
-    "s002_balance", "s002_lr_stability", "s002_conservation", "s002_plateaus", "s002_two_step", "s000_equal_rate",
-    "s000_specgf", "s000_convergence",
+    "s002_balance", "s002_lr_stability", "s002_anneal_kappa", "s002_conservation", "s002_plateaus", "s002_two_step",
+    "s000_equal_rate", "s000_specgf", "s000_convergence",
 ]
 
 
@@ -56,7 +56,8 @@ def test_list_prints_plain_names_when_piped_and_json_on_request():
     assert [e["name"] for e in listed] == [*PAPER_ORDER, "demo"]
     kappa = listed[0]
     assert kappa["claims"] == ["muon_kappa_free", "muon_kappa_free_ours", "signgd_kappa_dependent",
-                               "signgd_kappa_dependent_ours"] and kappa["group"] == "paper"
+                               "signgd_kappa_dependent_ours", "iterations_log_eps",
+                               "iterations_log_eps_ours"] and kappa["group"] == "paper"
     assert kappa["scales"]["quick"][:4] == ["problem.n=40", "problem.r=4", "steps=18000", "seeds=5"]
     assert listed[-1]["group"] == "example"
     bad = runner.invoke(app, ["reproduce", "all", "--json"])
