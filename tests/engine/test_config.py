@@ -231,6 +231,40 @@ def test_duplicate_grid_points_collapse():
     assert len(expand(ExperimentConfig.model_validate(raw))) == 2
 
 
+def test_zipped_axis_sets_its_paths_together_and_crosses_the_other_axes():
+    raw = {**base_raw(), "seeds": 2, "grid": {
+        "problem.kappa": [1, 10],
+        "problem.alpha, optimizer": [[1e-5, {"name": "muon", "lr": 2e-6}], [1e-3, {"name": "muon", "lr": 2e-4}],
+                                     [1e-3, {"name": "gd", "lr": 0.05}]]}}
+    cfg = ExperimentConfig.model_validate(raw)
+    runs = expand(cfg)
+    assert len(runs) == 2 * 3 * 2
+    assert {(r.problem.kappa, r.problem.alpha, r.optimizer.name, r.optimizer.lr) for r in runs} == {
+        (k, a, o, lr) for k in (1.0, 10.0) for a, o, lr in ((1e-5, "muon", 2e-6), (1e-3, "muon", 2e-4),
+                                                            (1e-3, "gd", 0.05))}
+    # one spelling of the key: an override without the space replaces the axis
+    out = apply_overrides(raw, ["grid.problem.alpha,optimizer=[[1.0e-4, {name: gd, lr: 0.1}]]"])
+    assert len(expand(ExperimentConfig.model_validate(out))) == 2 * 1 * 2
+
+
+@pytest.mark.parametrize(("grid", "pattern"), [
+    ({"problem.alpha, optimizer.lr": [[1e-3, 0.1], [1e-4]]}, "list of 2 values"),
+    ({"problem.alpha, optimizer.lr": [0.1]}, "list of 2 values"),
+    ({"problem.alpha, optimizer.lr": [[1e-3, 0.1]], "optimizer.lr": [0.1, 0.2]}, "set by two grid axes"),
+    ({"problem.alpha, bogus.lr": [[1e-3, 0.1]]}, "cannot be a grid axis"),
+])
+def test_bad_zipped_axes_are_one_line_errors(grid, pattern):
+    with pytest.raises(ConfigError, match=pattern) as e:
+        ExperimentConfig.model_validate({**base_raw(), "grid": grid})
+    assert "\n" not in str(e.value)
+
+
+def test_plain_override_of_a_zipped_path_is_refused():
+    raw = {**base_raw(), "grid": {"problem.alpha, optimizer.lr": [[1e-3, 0.1]]}}
+    with pytest.raises(ConfigError, match="zipped grid axis"):
+        apply_overrides(raw, ["optimizer.lr=0.5"])
+
+
 def test_explicit_seed_list():
     raw = {**base_raw(), "seeds": [3, 7]}
     assert [r.seed for r in expand(ExperimentConfig.model_validate(raw))] == [3, 7]

@@ -60,18 +60,39 @@ def _seeds(value: Any) -> Any:
     raise _error(f"must be a positive integer or a list of integers, got {value!r}")
 
 
+def axis_paths(axis: str) -> list[str]:
+    """The dotted paths a grid axis sets: one (``problem.kappa``), or several joined by
+    commas for a zipped axis (``problem.alpha, optimizer``) whose entries are lists with
+    one value per path, set together."""
+    return [p.strip() for p in axis.split(",")]
+
+
 def _grid(value: Any) -> Any:
     if not isinstance(value, dict):
         raise _error(f"must be a mapping of axis → list of values, got {value!r}")
+    # One spelling per axis (`a, b` and `a,b` are one axis; the later, an override, wins).
+    value = {",".join(axis_paths(k)) if isinstance(k, str) else k: v for k, v in value.items()}
+    seen: set[str] = set()
     for key, values in value.items():
-        parts = key.split(".") if isinstance(key, str) else [""]
-        if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in parts):
-            raise _error(f"bad axis name {key!r}; use a dotted path such as problem.kappa")
-        if parts[0] not in _RUN_FIELDS:
-            allowed = ", ".join(_RUN_FIELDS)
-            raise _error(f"cannot be a grid axis; allowed: {allowed} (and dotted paths into them)", key)
+        paths = axis_paths(key) if isinstance(key, str) else [""]
+        for path in paths:
+            parts = path.split(".")
+            if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in parts):
+                raise _error(f"bad axis name {key!r}; use a dotted path such as problem.kappa, or several "
+                             "joined by commas (a zipped axis)")
+            if parts[0] not in _RUN_FIELDS:
+                allowed = ", ".join(_RUN_FIELDS)
+                raise _error(f"cannot be a grid axis; allowed: {allowed} (and dotted paths into them)", key)
+            if path in seen:  # two axes setting one path: the later would silently win
+                raise _error(f"path {path!r} is set by two grid axes", key)
+            seen.add(path)
         if not isinstance(values, list) or not values:
             raise _error(f"must be a non-empty list of values, got {_show(values)}", key)
+        if len(paths) > 1:
+            for entry in values:
+                if not isinstance(entry, list) or len(entry) != len(paths):
+                    raise _error(f"a zipped axis needs each entry to be a list of {len(paths)} values "
+                                 f"({', '.join(paths)}), got {_show(entry)}", key)
     return value
 
 
@@ -111,16 +132,18 @@ class ExperimentConfig(OneLineErrors, _RunFields):
             sizes = " × ".join([*(f"{len(v)} {k}" for k, v in axes), f"{len(self.seeds)} seeds"])
             raise _error(f"{sizes} = {count:,} runs exceed the run limit of {run_limit():,} "
                          "(raise it with --max-runs)", "__full__", "grid")
-        # Whole sub-configs first, then dotted paths into the (replaced) sub-configs.
-        order = sorted(range(len(axes)), key=lambda i: axes[i][0].count("."))
+        paths = [axis_paths(key) for key, _ in axes]
         points: list[tuple[dict[str, Any], _RunFields]] = []
         for combo in itertools.product(*(values for _, values in axes)):
             setting = {axes[i][0]: combo[i] for i in range(len(axes))}
             label = ", ".join(f"{k}={_short(v)}" for k, v in setting.items())
+            assigned = [(path, value) for i, value in enumerate(combo)
+                        for path, value in zip(paths[i], value if len(paths[i]) > 1 else [value], strict=True)]
             raw = copy.deepcopy(base)
             try:
-                for i in order:
-                    _set_path(raw, axes[i][0].split("."), copy.deepcopy(combo[i]))
+                # Whole sub-configs first, then dotted paths into the (replaced) sub-configs.
+                for path, value in sorted(assigned, key=lambda pv: pv[0].count(".")):
+                    _set_path(raw, path.split("."), copy.deepcopy(value))
                 fields = RunFields.model_validate(raw)
             except ConfigError as e:
                 raise _error(f"grid[{label}]: {e}" if label else str(e), "__full__", e.field) from None

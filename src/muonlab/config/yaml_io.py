@@ -125,6 +125,12 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
         grid = out.get("grid")
         if key != "grid" and isinstance(grid, dict):
             for axis in list(grid):
+                zipped = [a.strip() for a in str(axis).split(",")]
+                if len(zipped) > 1:
+                    if any(a == key or a.startswith(key + ".") or key.startswith(a + ".") for a in zipped):
+                        raise ConfigError(f"override {item!r}: {key} is set by the zipped grid axis {axis!r}; "
+                                          f"override the axis itself (grid.{axis}=[...])")
+                    continue
                 if axis == key or axis.startswith(key + "."):
                     del grid[axis]
                 elif key.startswith(axis + ".") and isinstance(grid[axis], list):
