@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,10 +109,12 @@ EXCURSION_FACTOR = 2.0
 
 
 def _values(row: pd.Series) -> np.ndarray:
-    values = row.get("problem.values")
+    """The run's σ* (``problem.values``, kept as JSON text in the store), descending."""
+    values: Any = row.get("problem.values")
     if isinstance(values, str):
         values = json.loads(values)
-    return np.sort(np.asarray(list(values), dtype=float))[::-1]
+    arr = np.array([float(v) for v in values], dtype=np.float64)
+    return np.sort(arr)[::-1]
 
 
 def _kept(row: pd.Series) -> int:
@@ -147,7 +150,7 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Least-squares slope of y on x and its R²."""
     slope, icpt = np.polyfit(x, y, 1)
     resid = y - (slope * x + icpt)
-    ss = float(((y - y.mean()) @ (y - y.mean()))) or 1.0
+    ss = float((y - y.mean()) @ (y - y.mean())) or 1.0
     return float(slope), 1.0 - float(resid @ resid) / ss
 
 
@@ -207,7 +210,10 @@ def equal_growth_rates(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
     missing = _missing(name, runs, trajectories, ("target_mode_values",), "seed")
     if missing is not None:
         return missing
-    items, ratios, slopes_all, settings = [], {}, [], set()
+    items: list[tuple[str, str]] = []
+    ratios: dict[str, list[float]] = {}
+    slopes_all: list[float] = []
+    settings: set[str] = set()
     for row in _runs(runs, "specgd"):
         seed, setting = seed_label(row["seed"]), _setting(row)
         settings.add(setting)
@@ -376,7 +382,8 @@ def converges_from_almost_all_inits(runs: pd.DataFrame, trajectories: pd.DataFra
     missing = _missing(name, runs, trajectories, ("dist_to_opt", "loss", "factor_norms"), "run")
     if missing is not None:
         return missing
-    outcomes, per = [], {}
+    outcomes: list[Outcome] = []
+    per: dict[float, dict[str, Any]] = {}
     for _, row in runs.sort_values(["problem.gamma", "seed"]).iterrows():
         gamma = float(row["problem.gamma"])
         unit = f"γ={gamma:g}/seed {seed_label(row['seed'])}"
@@ -469,7 +476,7 @@ def saddle_escape(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
               f"f(0) − f within ×{ESCAPE_RATE_BAND} of 2ln(1 + ησ*_j/√β)/η and final gap <= {GAP_END:g}·f(0). "
               f"Measured rate / prediction {min(ratios, default=math.nan):.3f}–{max(ratios, default=math.nan):.3f}; "
               f"escape time τ (half the saddle's gap gone) {esc or 'none'}.")
-    return decide(name, SEED, detail, outcomes, unit="run")
+    return decide(name, SEED, detail, outcomes, unit="run", reasons=reasons)
 
 
 def _returns(row: pd.Series, trajectories: pd.DataFrame) -> tuple[bool, str, float]:
@@ -503,7 +510,9 @@ def minimum_lyapunov_stable(runs: pd.DataFrame, trajectories: pd.DataFrame) -> C
     if missing is not None:
         return missing
     sub = runs[runs.get("problem.init", pd.Series(index=runs.index, dtype=object)) == "minimum"]
-    items, edge, excursions = [], {}, []
+    items: list[tuple[str, str]] = []
+    edge: dict[str, list[tuple[float, bool]]] = {}
+    excursions: list[tuple[float, float]] = []
     for _, row in sub.sort_values(["seed", "problem.gamma"]).iterrows():
         seed, eps = seed_label(row["seed"]), float(row["problem.gamma"])
         ok, why, ratio = _returns(row, trajectories)
