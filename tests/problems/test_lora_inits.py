@@ -69,7 +69,7 @@ def test_metrics_against_direct_computation():
     p = _p("random", gamma=0.3)
     A, B = p.init_params()
     m = compute_metrics(p, [A, B], ["target_mode_values", "factor_norms", "dist_to_minimizer"])
-    U, S, Vh = torch.linalg.svd(p.target())
+    U, _, Vh = torch.linalg.svd(p.target())
     direct = torch.diagonal(U[..., :4].mT @ (A @ B) @ Vh[..., :4, :].mT, dim1=-2, dim2=-1)
     assert torch.allclose(m["target_mode_values"], direct, atol=1e-12)
     assert torch.allclose(m["factor_norms"], torch.stack([A.flatten(1).norm(dim=1), B.flatten(1).norm(dim=1)], -1))
