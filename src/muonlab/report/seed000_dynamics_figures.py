@@ -62,7 +62,7 @@ def sqrt_mode_growth(store_dir: str | Path) -> tuple[Figure, str]:
 def basin_returns(store_dir: str | Path) -> tuple[Figure, str]:
     store = ResultStore(store_dir)
     runs = store.runs()
-    traj = store.trajectories(metrics=["dist_to_minimizer", "dist_to_opt", "loss"])
+    traj = store.trajectories(metrics=["dist_to_minimizer", "dist_to_opt"])
     if not len(runs) or not len(traj) or "problem.init" not in runs:
         raise NothingToPlot(f"{Path(store_dir).name}: no perturbed-minimum runs")
     sub = runs[runs["problem.init"] == "minimum"]
@@ -73,9 +73,8 @@ def basin_returns(store_dir: str | Path) -> tuple[Figure, str]:
         t = traj[traj["run_id"] == row["run_id"]]
         d = t[t["metric"] == "dist_to_minimizer"].sort_values("step")["value"].to_numpy()
         g = t[t["metric"] == "dist_to_opt"].sort_values("step")["value"].to_numpy()
-        f0 = t[(t["metric"] == "loss")].sort_values("step")["value"].to_numpy()
-        if len(d) and len(g) and len(f0):
-            rows.append((float(row["problem.gamma"]), int(row["seed"]), d.max() / d[0], max(g[-1], 0.0) / f0[0]))
+        if len(d) and len(g) and g[0] > 0:
+            rows.append((float(row["problem.gamma"]), int(row["seed"]), d.max() / d[0], max(g[-1], 0.0) / g[0]))
     if not rows:
         raise NothingToPlot(f"{Path(store_dir).name}: no dist_to_minimizer trajectories")
     df = pd.DataFrame(rows, columns=["eps", "seed", "excursion", "gap"])
@@ -95,7 +94,7 @@ def basin_returns(store_dir: str | Path) -> tuple[Figure, str]:
         a2.set_xscale("log")
         a2.set_yscale("log")
         a2.set_xlabel("perturbation ε")
-        a2.set_ylabel("final (f − f*)/f(0)")
+        a2.set_ylabel("final (f − f*)/(f(0) − f*)")
     caption = ("Perturbed global minima under T_β-SpecGD: left, the largest distance from the minimizer relative to "
                "the starting one (≤ 2, dotted, counts as staying near: Lyapunov stability); right, the final gap "
                "(≤ 1e-10, dotted, counts as returning). The largest ε meeting both is the basin's measured edge.")
