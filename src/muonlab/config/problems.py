@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from muonlab.config.base import _error, _Kappa, _Model, _NonNeg, _PosInt, _Positive
+from muonlab.config.base import _error, _Int, _Kappa, _Model, _NonNeg, _PosInt, _Positive
 from muonlab.problems import PROBLEMS as PROBLEM_CLASSES
 from muonlab.problems.base import Problem
 
@@ -193,6 +193,20 @@ class LoRAMFConfig(_Problem):
     values: list[_Positive] | None = None
     gamma: _Positive = 1e-3
     l2: _NonNeg = 0.0
+    # Initialization (seed 000 Thm 6.2, App. D.3–D.4; problems/lora_mf.py): None means the
+    # LoRA init zero_a; with saddle/minimum, gamma is the perturbation's size relative to
+    # the minimizer's norm. These fields are left out of the dump when None, so configs
+    # that do not name them keep their run ids and config hashes.
+    init: Literal["zero_a", "random", "saddle", "minimum"] | None = None
+    saddle_mode: Annotated[_Int, Field(ge=0)] | None = None  # mode missing from saddle (None: 0)
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_init(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in ("init", "saddle_mode"):
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
     @model_validator(mode="after")
     def _ranks(self) -> LoRAMFConfig:
@@ -210,6 +224,14 @@ class LoRAMFConfig(_Problem):
                 raise _error(f"must have at most min(m, n) ({small}) entries, got {len(self.values)}", "values")
         elif self.values is not None:
             raise _error(f"only used with spectrum list, not {self.spectrum!r}", "values")
+        init = self.init or "zero_a"
+        if self.saddle_mode is not None:
+            if init != "saddle":
+                raise _error(f"only used with init saddle, not {init!r}", "saddle_mode")
+            kept = min(self.r, self.r_star if self.r_star is not None else
+                       (len(self.values) if self.values else self.r))
+            if self.saddle_mode >= kept:
+                raise _error(f"must be < min(r, r_star) ({kept}), got {self.saddle_mode}", "saddle_mode")
         return self
 
     def resolved(self) -> LoRAMFConfig:

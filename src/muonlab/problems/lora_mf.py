@@ -31,6 +31,18 @@ attained by A = U_r diag(√s), B = diag(√s) V_rᵀ (soft-thresholded, balance
 sum the per-mode form, which is exactly 0 for ℓ2 = 0, r ≥ r* (no cancellation).
 
 Relative error ‖AB − W*‖_F / ‖W*‖_F (nonzero at the optimum when ℓ2 > 0).
+
+**Initializations** (``init``; seed 000 Thm 6.2, App. D.3–D.4): ``zero_a`` (default,
+the LoRA init A_0 = 0, B_0 = γ·N(0,1)); ``random`` (A_0 = γ·N(0,1) too, from its own
+stream); ``saddle`` (the balanced minimizer with target mode ``saddle_mode`` — 0-based
+among the kept min(r, r*) modes — removed: A's column and B's row of that mode are 0,
+so AB = W* minus that mode, a critical point that is not a minimum, since
+∇_A f = E Bᵀ + ℓ2 A and ∇_B f = Aᵀ E + ℓ2 B vanish when E = −σ*_j u_j v_jᵀ is
+orthogonal to the factors' spans); ``minimum`` (the balanced minimizer). ``saddle``
+and ``minimum`` add a Gaussian perturbation (P_A, P_B) rescaled so that
+sqrt(‖P_A‖² + ‖P_B‖²) = γ · sqrt(‖A*‖² + ‖B*‖²): there γ is the perturbation's size
+relative to the minimizer's norm (its own random stream). γ is thus the init's scale
+in every case, and per run (one batch may mix scales).
 """
 
 from __future__ import annotations
@@ -46,7 +58,10 @@ from muonlab.problems.base import Problem
 from muonlab.problems.targets import SPECTRA, generator, low_rank_factors
 from muonlab.problems.targets import spectrum as make_spectrum
 
-__all__ = ["LoRAMF"]
+__all__ = ["INITS", "LoRAMF"]
+
+#: Initializations of :class:`LoRAMF` (the first is the default).
+INITS = ("zero_a", "random", "saddle", "minimum")
 
 
 class LoRAMF(Problem):
@@ -58,6 +73,9 @@ class LoRAMF(Problem):
         seed: int or one per run. kappa: σ*_1/σ*_{r*}, scalar or per run.
         spectrum: ``logspace`` | ``linspace`` | ``list``; values: σ* for ``list``.
         gamma: scale of B_0 = γ·N(0,1) (> 0), scalar or per run. l2: ridge weight ℓ2 ≥ 0.
+        init: one of :data:`INITS` (None: ``zero_a``); for ``saddle``/``minimum``, γ is the
+            perturbation's relative size. saddle_mode: the kept target mode missing
+            from ``saddle`` (None: 0, the largest).
     """
 
     kind = "lora_mf"
@@ -76,6 +94,8 @@ class LoRAMF(Problem):
         values: Sequence[float] | None = None,
         gamma: float | Sequence[float] = 1e-3,
         l2: float = 0.0,
+        init: str | None = None,
+        saddle_mode: int | None = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -110,6 +130,12 @@ class LoRAMF(Problem):
             V.append(v)
             sig.append(make_spectrum(self.r_star, self.spectrum, k, self.values))
         self._U64, self._V64, self._sig64 = torch.stack(U), torch.stack(V), torch.stack(sig)
+        self.init = _fields.choice("init", INITS[0] if init is None else init, INITS)
+        kept = min(self.r, self.r_star)
+        if saddle_mode is not None and self.init != "saddle":
+            raise MuonlabError(f"saddle_mode: only used with init 'saddle', not {self.init!r}", field="saddle_mode")
+        self.saddle_mode = 0 if saddle_mode is None else _fields.integer(
+            "saddle_mode", saddle_mode, lower=0, upper=kept - 1, upper_name="min(r, r_star) − 1")
         W = (self._U64 * self._sig64.unsqueeze(-2)) @ self._V64.mT
         self._W = W.to(dtype=dtype, device=self.device)
         self._W_norm = self._sig64.norm(dim=-1).to(dtype=dtype, device=self.device)
@@ -117,12 +143,37 @@ class LoRAMF(Problem):
     # --- Problem interface -------------------------------------------------------
 
     def init_params(self) -> list[Tensor]:
+        if self.init in ("saddle", "minimum"):
+            return self._near_critical_init()
         B = [g * torch.randn(self.r, self.n, generator=generator(s, "init"), dtype=torch.float64, device="cpu")
              for s, g in zip(self.seed, self.gamma)]
-        return [
-            torch.zeros(self.n_runs, self.m, self.r, dtype=self.dtype, device=self.device),
-            torch.stack(B).to(dtype=self.dtype, device=self.device),
-        ]
+        if self.init == "random":
+            A = torch.stack([g * torch.randn(self.m, self.r, generator=generator(s, "init_a"), dtype=torch.float64,
+                                             device="cpu") for s, g in zip(self.seed, self.gamma)])
+        else:
+            A = torch.zeros(self.n_runs, self.m, self.r, dtype=torch.float64, device="cpu")
+        return [A.to(dtype=self.dtype, device=self.device), torch.stack(B).to(dtype=self.dtype, device=self.device)]
+
+    def _near_critical_init(self) -> list[Tensor]:
+        """``saddle``/``minimum``: the balanced minimizer (mode ``saddle_mode`` removed for a
+        saddle) plus a Gaussian perturbation of joint Frobenius norm γ·‖(A*, B*)‖_F."""
+        A, B = (p.to(dtype=torch.float64, device="cpu") for p in self.minimizer())
+        gamma = torch.tensor(self.gamma, dtype=torch.float64)
+        scale = gamma * (A.square().sum((-2, -1)) + B.square().sum((-2, -1))).sqrt()  # (R,)
+        if self.init == "saddle":
+            j = self.saddle_mode
+            A[:, :, j] = 0.0
+            B[:, j, :] = 0.0
+        PA, PB = [], []
+        for s in self.seed:
+            g = generator(s, "perturb")
+            PA.append(torch.randn(self.m, self.r, generator=g, dtype=torch.float64, device="cpu"))
+            PB.append(torch.randn(self.r, self.n, generator=g, dtype=torch.float64, device="cpu"))
+        pa, pb = torch.stack(PA), torch.stack(PB)
+        norm = (pa.square().sum((-2, -1)) + pb.square().sum((-2, -1))).sqrt()
+        k = (scale / norm).view(-1, 1, 1)
+        A, B = A + k * pa, B + k * pb
+        return [A.to(dtype=self.dtype, device=self.device), B.to(dtype=self.dtype, device=self.device)]
 
     def _residual(self, A: Tensor, B: Tensor) -> Tensor:
         return A @ B - self._W
