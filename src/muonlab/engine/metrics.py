@@ -445,12 +445,12 @@ def _load_metric_modules() -> None:
     """Import every ``muonlab.engine.*_metrics`` module (they register themselves)."""
     import importlib
     import pkgutil
+    from pathlib import Path
 
-    import muonlab.engine as package
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+    package = __name__.rpartition(".")[0]  # the package itself is not imported: no cycle through its __init__
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
         if info.name.endswith("_metrics"):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+            importlib.import_module(f"{package}.{info.name}")
 
 
 _load_metric_modules()

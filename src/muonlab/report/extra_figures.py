@@ -221,12 +221,12 @@ def extra_figure(name: str | None = None) -> Callable[[ExtraFigure], ExtraFigure
 def _load_figure_modules() -> None:
     import importlib
     import pkgutil
+    from pathlib import Path
 
-    import muonlab.report as package
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+    package = __name__.rpartition(".")[0]  # the package itself is not imported: no cycle through its __init__
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
         if info.name.endswith("_figures") and info.name != "extra_figures":
-            importlib.import_module(f"{package.__name__}.{info.name}")
+            importlib.import_module(f"{package}.{info.name}")
 
 
 _load_figure_modules()
