@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from muonlab.accuracy import EPSILON_COLUMNS, EPSILONS, eps_column, steps_to
 from muonlab.config import ExperimentConfig
@@ -44,3 +45,22 @@ def test_step_clock_reads_dt_for_a_flow_and_lr_otherwise():
                          "optimizer.lr": [float("nan"), 0.05]})
     assert [step_clock(r) for _, r in rows.iterrows()] == [0.01, 0.05]
     assert step_clock(pd.Series({"optimizer.lr": 0.2})) == 0.2
+
+
+def test_trajectories_long_form_is_step_then_run_then_index_and_keeps_only_ok_rows():
+    from muonlab.engine.runbook import _trajectories
+
+    class Run:
+        def __init__(self, i):
+            self.run_id = f"run{i}"
+
+    runs = [Run(i) for i in range(3)]
+    g = torch.Generator().manual_seed(0)
+    records = [(t, torch.tensor([True, t < 4, False]), torch.randn(3, 2, generator=g, dtype=torch.float64))
+               for t in (0, 2, 4)]
+    out = _trajectories(runs, {"sv": records, "none": [(0, torch.zeros(3, dtype=torch.bool), torch.ones(3, 1))]})
+    expected = [("run0" if r == 0 else "run1", t, "sv", i, float(v[r, i]))
+                for t, ok, v in records for r in range(3) if ok[r] for i in range(2)]
+    assert list(out.itertuples(index=False, name=None)) == expected
+    assert out["step"].dtype == np.int64 and out["index"].dtype == np.int64
+    assert len(_trajectories(runs, {"x": []})) == 0 and isinstance(_trajectories(runs, {}), pd.DataFrame)

@@ -138,27 +138,39 @@ class RunBook:
 
 
 def _trajectories(runs: Sequence[RunSpec], logged: dict[str, list[tuple[int, Tensor, Tensor]]]) -> pd.DataFrame:
-    """Long form (run_id, step, metric, index, value), vectorized with numpy."""
+    """Long form (run_id, step, metric, index, value): per metric, rows in step order,
+    then run order, then index.
+
+    One frame per metric, built from the stacked records (T, R, k) and their flags (T, R):
+    a frame per record cost more than the runs themselves for short, small runs.
+    """
     ids = np.array([r.run_id for r in runs], dtype=object)
     frames = []
     for metric, records in logged.items():
-        for step, ok, values in records:
-            rows = torch.nonzero(ok).flatten().numpy()
-            if rows.size == 0:
-                continue
-            vals = values[rows].numpy()
-            k = vals.shape[1]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "run_id": np.repeat(ids[rows], k),
-                        "step": np.full(rows.size * k, step, dtype=np.int64),
-                        "metric": metric,
-                        "index": np.tile(np.arange(k, dtype=np.int64), rows.size),
-                        "value": vals.reshape(-1),
-                    }
-                )
+        if not records:
+            continue
+        if len({tuple(values.shape) for _, _, values in records}) != 1:  # a metric whose width changed
+            parts = [_trajectories(runs, {metric: [rec]}) for rec in records]
+            frames.extend(f for f in parts if len(f))
+            continue
+        steps = np.array([step for step, _, _ in records], dtype=np.int64)
+        ok = torch.stack([flags for _, flags, _ in records]).numpy()  # (T, R)
+        vals = torch.stack([values for _, _, values in records]).numpy()  # (T, R, k)
+        t_idx, r_idx = np.nonzero(ok)
+        if t_idx.size == 0:
+            continue
+        k = vals.shape[2]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run_id": np.repeat(ids[r_idx], k),
+                    "step": np.repeat(steps[t_idx], k),
+                    "metric": metric,
+                    "index": np.tile(np.arange(k, dtype=np.int64), t_idx.size),
+                    "value": vals[t_idx, r_idx].reshape(-1),
+                }
             )
+        )
     if not frames:
         return pd.DataFrame({"run_id": [], "step": [], "metric": [], "index": [], "value": []})
     return pd.concat(frames, ignore_index=True)
