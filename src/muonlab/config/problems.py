@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from muonlab.config.base import _error, _Kappa, _Model, _NonNeg, _PosInt, _Positive
 from muonlab.problems import PROBLEMS as PROBLEM_CLASSES
@@ -109,6 +109,21 @@ class ICLConfig(_Problem):
     kappa: _Kappa = 1.0
     covariance: Literal["rotated", "diagonal", "paired"] = "rotated"
     n_design: _PosInt | None = None  # default: the problem's (4·d)
+    # Monte-Carlo training (App. D): None = the closed-form expected loss; P = the loss
+    # and gradient of P sampled prompts per step (fresh each step, or one fixed set).
+    # Both are left out of dumps while None, so configs without them keep their hashes.
+    prompts: _PosInt | None = None
+    prompt_sampling: Literal["fresh", "fixed"] | None = None
+
+    _ADDITIVE: ClassVar[tuple[str, ...]] = ("prompts", "prompt_sampling")
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_additive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in self._ADDITIVE:
+            if data.get(key, 0) is None:
+                del data[key]
+        return data
 
     @model_validator(mode="after")
     def _design(self) -> ICLConfig:
@@ -116,6 +131,8 @@ class ICLConfig(_Problem):
             raise _error(
                 f"must be >= d ({self.d}) for the covariance to be invertible, got {self.n_design}", "n_design"
             )
+        if self.prompt_sampling is not None and self.prompts is None:
+            raise _error("only used with prompts (a number of prompts per step)", "prompt_sampling")
         return self
 
     def footprint(self) -> Footprint:
