@@ -37,7 +37,8 @@ def test_preconditioner_claims_pass_and_fail() -> None:
     assert not muon_scaledgd_similar(runs.iloc[0:0], traj.iloc[0:0]).passed
 
 
-def _icl_store(steps_by_kappa: dict[float, float], floor: dict[float, list[float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _icl_store(steps_by_kappa: dict[float, float], floor: dict[float, list[float]]
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     ps = [30, 100, 300]
     runs, rows = [], []
     for seed in range(5):

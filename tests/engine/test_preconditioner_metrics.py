@@ -27,7 +27,8 @@ def test_metrics_on_symmetric_mf() -> None:
     X = X * 100
     G = prob.grad([X])[0]
     direct = (orthogonalize(G, method="svd") * (G @ torch.linalg.inv(X.mT @ X))).sum((-2, -1))
-    direct = direct / (orthogonalize(G, method="svd").norm(dim=(-2, -1)) * (G @ scaledgd_preconditioner(X)).norm(dim=(-2, -1)))
+    O, S = orthogonalize(G, method="svd"), G @ scaledgd_preconditioner(X)
+    direct = direct / (O.norm(dim=(-2, -1)) * S.norm(dim=(-2, -1)))
     torch.testing.assert_close(METRICS["precond_cos_update"](prob, [X]), direct)
     sign = METRICS["precond_cos_sign"](prob, [X])
     assert sign.shape == (2,) and bool((sign.abs() <= 1).all())

@@ -35,7 +35,7 @@ def test_prompt_gradient_matches_autograd_through_linear_attention() -> None:
 def test_fresh_prompts_are_unbiased_and_per_run() -> None:
     prob = InContextRegression(3, seed=[5], kappa=10.0, prompts=20000)
     G = torch.randn(1, 3, 3, dtype=torch.float64)
-    loss, (g,) = prob.loss_and_grad([G])
+    _, (g,) = prob.loss_and_grad([G])
     torch.testing.assert_close(g, prob.grad([G])[0], rtol=0.1, atol=0.05)
     # a run's draws do not depend on its batch
     a = InContextRegression(3, seed=[5, 6], kappa=10.0, prompts=4).training_prompts()

@@ -121,5 +121,6 @@ def preconditioners_not_diagonal(runs: pd.DataFrame, trajectories: pd.DataFrame)
             parts.append(f"κ={kappa:g}: offdiag Muon {om:.2f}, ScaledGD {os_:.2f}; cos gap {gap:.2f}")
         outcomes.append(Outcome(seed_label(seed), ok, "; ".join(parts)))
     if offs:
-        detail += f" Off-diagonal fractions {min(offs):.2f}…{max(offs):.2f}; cosine gaps {min(gaps):.2f}…{max(gaps):.2f}."
+        detail += (f" Off-diagonal fractions {min(offs):.2f}…{max(offs):.2f}; "
+                   f"cosine gaps {min(gaps):.2f}…{max(gaps):.2f}.")
     return decide("preconditioners_not_diagonal", SEED, detail, outcomes)

@@ -109,7 +109,7 @@ def _schedule_floor(runs: pd.DataFrame) -> float:
     q = row.get("schedule.q")
     if q is None or (isinstance(q, float) and math.isnan(q)):
         return 1e-16
-    return float(q) ** float(row["max_steps"] if "max_steps" in row else 0)
+    return float(q) ** float(row.get("max_steps", 0))
 
 
 @claim(reads=("runs",))
