@@ -36,3 +36,18 @@ def test_metrics_on_symmetric_mf() -> None:
         v = METRICS[name](prob, [X])
         assert v.shape == (2,) and bool(torch.isfinite(v).all())
     assert not METRICS["precond_cos_update"].cheap
+
+
+def test_scaledgd_preconditioner_is_the_inverse_and_a_pseudo_inverse_when_singular() -> None:
+    X = torch.randn(2, 9, 3, dtype=torch.float64)
+    torch.testing.assert_close(scaledgd_preconditioner(X), torch.linalg.inv(X.mT @ X))
+    Xs = torch.cat([X[..., :2], torch.zeros(2, 9, 1, dtype=torch.float64)], -1)  # rank 2
+    torch.testing.assert_close(scaledgd_preconditioner(Xs), torch.linalg.pinv(Xs.mT @ Xs))
+
+
+def test_metrics_at_an_overparameterized_minimizer_are_finite() -> None:
+    prob = SymmetricMF(12, 5, 3, seed=[1, 2], kappa=[1.0, 100.0], alpha=0.1)
+    star = prob.minimizer()  # rank 3 < r = 5 and ∇f = 0
+    for name in ("precond_cos_update", "precond_cos_matrix", "precond_offdiag_muon", "precond_offdiag_scaledgd",
+                 "precond_cos_sign"):
+        assert bool(torch.isfinite(METRICS[name](prob, star)).all()), name

@@ -138,7 +138,12 @@ class ICLConfig(_Problem):
     def footprint(self) -> Footprint:
         d, N = self.d, self.n_design or 4 * self.d
         # Σ, Σ⁻¹ (both dtypes), the design (d × N) it came from; ΓΣ − I and Σ A Σ.
-        return Footprint(data=6 * d * d + d * N, params=d * d, work=4 * d * d, width=d)
+        # With prompts: each step's P tasks, context labels (P × N), queries, contexts.
+        P = self.prompts or 0
+        fixed = self.prompt_sampling == "fixed"
+        prompt_work = P * (N + 3 * d + 2)
+        return Footprint(data=6 * d * d + d * N + (P * (2 * d + 1) if fixed else 0), params=d * d,
+                         work=4 * d * d + prompt_work, width=d)
 
 
 class TwoFactorMFConfig(_Problem):

@@ -45,30 +45,40 @@ def _grad(problem: Any, params: list[Tensor], cache: dict) -> Tensor:
     return cache["precond_grad"]
 
 
-def muon_preconditioner(G: Tensor, rtol: float = RTOL) -> Tensor:
-    """(GᵀG)^{-1/2} over the retained directions, (R, r, r); msign(G) = G @ it."""
-    evals, V = torch.linalg.eigh(G.mT @ G)
+def _gram_power(M: Tensor, power: float, rtol: float) -> Tensor:
+    """(MᵀM)^power over the singular values of M above rtol·s_max (0 on the rest), (R, r, r)."""
+    evals, V = torch.linalg.eigh(M.mT @ M)
     s = evals.clamp_min(0).sqrt()
     keep = s > rtol * s.amax(-1, keepdim=True)
-    inv = torch.where(keep, 1.0 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
-    return (V * inv.unsqueeze(-2)) @ V.mT
+    p = torch.where(keep, torch.where(keep, s, torch.ones_like(s)) ** (2 * power), torch.zeros_like(s))
+    return (V * p.unsqueeze(-2)) @ V.mT
 
 
-def scaledgd_preconditioner(X: Tensor) -> Tensor:
-    """(XᵀX)^{-1}, (R, r, r)."""
-    return torch.linalg.inv(X.mT @ X)
+def muon_preconditioner(G: Tensor, rtol: float = RTOL) -> Tensor:
+    """(GᵀG)^{-1/2} over the retained directions, (R, r, r); msign(G) = G @ it (0 for G = 0)."""
+    return _gram_power(G, -0.5, rtol)
+
+
+def scaledgd_preconditioner(X: Tensor, rtol: float = RTOL) -> Tensor:
+    """(XᵀX)⁻¹, (R, r, r); a pseudo-inverse over X's singular values above rtol·s_max
+    (a rank-deficient X, e.g. an over-parameterized minimizer, has no inverse)."""
+    return _gram_power(X, -1.0, rtol)
 
 
 def offdiag_fraction(P: Tensor) -> Tensor:
     """‖offdiag(P)‖_F / ‖P‖_F per run: the distance of P/‖P‖_F from the nearest diagonal matrix."""
     diag = torch.diagonal(P, dim1=-2, dim2=-1)
     total = P.square().sum((-2, -1))
-    return (total - diag.square().sum(-1)).clamp_min(0).sqrt() / total.sqrt()
+    off = (total - diag.square().sum(-1)).clamp_min(0).sqrt()
+    return torch.where(total > 0, off / torch.where(total > 0, total, torch.ones_like(total)).sqrt(),
+                       torch.zeros_like(total))
 
 
 def _cos(A: Tensor, B: Tensor) -> Tensor:
+    """Cosine of two matrices per run; 0 where either is 0 (no direction to compare)."""
     num = (A * B).sum((-2, -1))
-    return num / (torch.linalg.matrix_norm(A) * torch.linalg.matrix_norm(B))
+    den = torch.linalg.matrix_norm(A) * torch.linalg.matrix_norm(B)
+    return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
 
 
 def _pm(problem: Any, params: list[Tensor], cache: dict) -> Tensor:
