@@ -48,4 +48,5 @@ def mc_floor(store_dir: str | Path) -> tuple[Figure, str]:
     return fig, ("Muon (lr = κ, geometric schedule) trained on P fresh prompts per step: the population error it "
                  "ends at (dots: seeds, line: median) against P, per κ. The floor falls with P, and the P needed "
                  "to get below the dotted level grows with κ. The fall is a threshold, far steeper than the "
-                 "additive-noise law (dashed): the noise here vanishes at Γ* (docs/preconditioners_and_transformer.md).")
+                 "additive-noise law (dashed): the noise here vanishes at Γ* "
+                 "(docs/preconditioners_and_transformer.md).")
