@@ -86,5 +86,5 @@ def preconditioner_heatmaps(store_dir: str | Path) -> tuple[Figure, str]:
     return fig, (f"Muon's right preconditioner (GᵀG)^(-1/2) (top) and ScaledGD's (XᵀX)⁻¹ (bottom) along one "
                  f"Muon run (κ = {row['problem.kappa']:g}, seed {int(row['seed'])}, rerun alone from its config: "
                  "its steps can differ by a few from the stored batched run's, as the plateau rule's comparisons "
-                 "amplify rounding), each scaled to max |entry| = 1, at the first step reaching each relative error. Compare the patterns "
-                 "(sign and off-diagonal mass), not the scales; the claims measure the same by cosines.")
+                 "amplify rounding), each scaled to max |entry| = 1, at the first step reaching each relative "
+                 "error. Compare the patterns (sign and off-diagonal mass), not the scales; the claims measure the same by cosines.")
