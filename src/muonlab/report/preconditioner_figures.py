@@ -83,8 +83,11 @@ def preconditioner_heatmaps(store_dir: str | Path) -> tuple[Figure, str]:
                 if i == 0:
                     axes[i, j].set_title(f"step {t}, rel. err {rel:.0e}", fontsize=8)
         fig.colorbar(im, ax=axes, shrink=0.7, label="entry / max |entry|")
-    return fig, (f"Muon's right preconditioner (GᵀG)^(-1/2) (top) and ScaledGD's (XᵀX)⁻¹ (bottom) along one "
-                 f"Muon run (κ = {row['problem.kappa']:g}, seed {int(row['seed'])}, rerun alone from its config: "
-                 "its steps can differ by a few from the stored batched run's, as the plateau rule's comparisons "
-                 "amplify rounding), each scaled to max |entry| = 1, at the first step reaching each relative "
-                 "error. Compare the patterns (sign and off-diagonal mass), not the scales; the claims measure the same by cosines.")
+    caption = (
+        "Muon's right preconditioner (GᵀG)^(-1/2) (top) and ScaledGD's (XᵀX)⁻¹ (bottom) along one Muon run "
+        "(κ = {kappa:g}, seed {seed}, rerun alone from its config: its steps can differ by a few from the "
+        "stored batched run's, as the plateau rule's comparisons amplify rounding), each scaled to max "
+        "|entry| = 1, at the first step reaching each relative error. Compare the patterns (sign and "
+        "off-diagonal mass), not the scales; the claims measure the same by cosines."
+    )
+    return fig, caption.format(kappa=float(row["problem.kappa"]), seed=int(row["seed"]))
