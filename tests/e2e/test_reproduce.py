@@ -28,10 +28,11 @@ runner = CliRunner()
 
 #: `reproduce all`, in the order it had when the registry was a dict in reproduce.py.
 PAPER_ORDER = [
-    "p1_kappa_sweep", "p1_rank_sweep", "p2_icl_kappa_sweep", "p1_geometric_thm1", "p1_signgd_hard_instance",
-    "p2_icl_signgd_hard_instance", "p1_scalar_recursions", "s002_mode_order", "s002_mode_lag", "s002_alignment_rate",
-    "s002_balance", "s002_lr_stability", "s002_anneal_kappa", "s002_conservation", "s002_plateaus", "s002_two_step",
-    "s000_equal_rate", "s000_specgf", "s000_convergence",
+    "p1_kappa_sweep", "p1_rank_sweep", "p2_icl_kappa_sweep", "p2_icl_transformer", "p1_geometric_thm1",
+    "p1_preconditioners", "p1_signgd_hard_instance", "p2_icl_signgd_hard_instance", "p1_scalar_recursions",
+    "s002_mode_order", "s002_mode_lag", "s002_alignment_rate", "s002_balance", "s002_lr_stability", "s002_anneal_kappa",
+    "s002_conservation", "s002_plateaus", "s002_two_step", "s000_equal_rate", "s000_rates", "s000_specgf",
+    "s000_convergence", "s000_inits", "s000_stability",
 ]
 
 

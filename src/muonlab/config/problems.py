@@ -109,6 +109,21 @@ class ICLConfig(_Problem):
     kappa: _Kappa = 1.0
     covariance: Literal["rotated", "diagonal", "paired"] = "rotated"
     n_design: _PosInt | None = None  # default: the problem's (4·d)
+    # Monte-Carlo training (App. D): None = the closed-form expected loss; P = the loss
+    # and gradient of P sampled prompts per step (fresh each step, or one fixed set).
+    # Both are left out of dumps while None, so configs without them keep their hashes.
+    prompts: _PosInt | None = None
+    prompt_sampling: Literal["fresh", "fixed"] | None = None
+
+    _ADDITIVE: ClassVar[tuple[str, ...]] = ("prompts", "prompt_sampling")
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_additive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in self._ADDITIVE:
+            if data.get(key, 0) is None:
+                del data[key]
+        return data
 
     @model_validator(mode="after")
     def _design(self) -> ICLConfig:
@@ -116,12 +131,19 @@ class ICLConfig(_Problem):
             raise _error(
                 f"must be >= d ({self.d}) for the covariance to be invertible, got {self.n_design}", "n_design"
             )
+        if self.prompt_sampling is not None and self.prompts is None:
+            raise _error("only used with prompts (a number of prompts per step)", "prompt_sampling")
         return self
 
     def footprint(self) -> Footprint:
         d, N = self.d, self.n_design or 4 * self.d
         # Σ, Σ⁻¹ (both dtypes), the design (d × N) it came from; ΓΣ − I and Σ A Σ.
-        return Footprint(data=6 * d * d + d * N, params=d * d, work=4 * d * d, width=d)
+        # With prompts: each step's P tasks, context labels (P × N), queries, contexts.
+        P = self.prompts or 0
+        fixed = self.prompt_sampling == "fixed"
+        prompt_work = P * (N + 3 * d + 2)
+        return Footprint(data=6 * d * d + d * N + (P * (2 * d + 1) if fixed else 0), params=d * d,
+                         work=4 * d * d + prompt_work, width=d)
 
 
 class TwoFactorMFConfig(_Problem):

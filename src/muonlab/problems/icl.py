@@ -110,6 +110,15 @@ class InContextRegression(Problem):
         kappa: condition number of Σ (≥ 1), scalar or per run.
         covariance: ``rotated`` | ``diagonal`` | ``paired`` (eigenbasis of Σ).
         n_design: support-set size N (≥ d; default 4d).
+        prompts: None (default): the closed-form expected loss f(Γ) and its gradient.
+            An integer P: :meth:`evaluate` / :meth:`loss_and_grad` return the Monte-Carlo
+            training loss ½(1/P) Σ_p (ŷ_p − y_q,p)² over P sampled prompts and its exact
+            gradient (App. D's meta-learning protocol, as a transformer is trained);
+            :meth:`loss` and :meth:`rel_err` stay the population quantities.
+        prompt_sampling: ``fresh`` (default with ``prompts``): P new prompts at every
+            step, from each run's own stream ``"prompts"`` (a run's draws do not depend
+            on its batch); ``fixed``: one set of P prompts per run, drawn once (training
+            on a finite prompt set, i.e. empirical risk).
     """
 
     kind = "icl"
@@ -123,6 +132,8 @@ class InContextRegression(Problem):
         kappa: float | Sequence[float] = 1.0,
         covariance: str = "rotated",
         n_design: int | None = None,
+        prompts: int | None = None,
+        prompt_sampling: str | None = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -157,6 +168,17 @@ class InContextRegression(Problem):
         self._Sigma_inv_norm = self._cast((1.0 / self._lam64).norm(dim=-1))
         self._eye = torch.eye(self.d, dtype=dtype, device=self.device)
 
+        self.prompts = None if prompts is None else _fields.integer("prompts", prompts)
+        if prompt_sampling is not None and self.prompts is None:
+            raise MuonlabError("prompt_sampling: only used with prompts (a number of prompts)", field="prompt_sampling")
+        self.prompt_sampling = _fields.choice(
+            "prompt_sampling", prompt_sampling or "fresh", ("fresh", "fixed")
+        )
+        self._prompt_gens = [generator(s, "prompts") for s in self.seed]
+        self._fixed: tuple[Tensor, Tensor, Tensor] | None = None
+        if self.prompts is not None and self.prompt_sampling == "fixed":
+            self._fixed = self._draw(self.prompts)
+
     def _cast(self, t: Tensor) -> Tensor:
         return t.to(dtype=self.dtype, device=self.device)
 
@@ -180,6 +202,9 @@ class InContextRegression(Problem):
 
     def loss_and_grad(self, params: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
         (G,) = params
+        if self.prompts is not None:  # the Monte-Carlo training loss on this step's prompts
+            loss, grad = self.prompt_loss_and_grad(G, *self.training_prompts())
+            return loss, [grad]
         A = self._residual(G)
         SA = self._Sigma @ A
         return 0.5 * (A * SA).sum((-2, -1)), [SA @ self._Sigma]
@@ -205,6 +230,50 @@ class InContextRegression(Problem):
     def target_spectrum(self) -> Tensor:
         """Singular values of Σ⁻¹ (= 1/λ), descending."""
         return self._cast(torch.flip(1.0 / self._lam64, dims=(-1,)))
+
+    # --- Monte-Carlo training (App. D's protocol) ------------------------------------
+
+    @property
+    def stochastic(self) -> bool:
+        """True when the training loss and gradient come from sampled prompts."""
+        return self.prompts is not None
+
+    def _draw(self, n_prompts: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x_q, h, y_q)`` of P prompts per run, each run from its own stream, float64 CPU draws.
+
+        w ~ N(0, I_d), query index uniform on the design, h = (1/N) Σ_i y_i x_i with
+        y_i = wᵀx_i computed from the design itself (so h = Σ_design w to rounding), and
+        y_q = wᵀx_q. Shapes (R, P, d), (R, P, d), (R, P).
+        """
+        N, d = self.n_design, self.d
+        xs, hs, ys = [], [], []
+        for r, g in enumerate(self._prompt_gens):
+            w = torch.randn(n_prompts, d, generator=g, dtype=torch.float64)
+            q = torch.randint(N, (n_prompts,), generator=g)
+            X = self._design64[r]
+            y = w @ X.T  # (P, N)
+            xs.append(X[q])
+            hs.append(y @ X / N)
+            ys.append(y.gather(1, q.unsqueeze(1)).squeeze(1))
+        return self._cast(torch.stack(xs)), self._cast(torch.stack(hs)), self._cast(torch.stack(ys))
+
+    def training_prompts(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The prompts of the next training step: the fixed set, or P fresh ones (advances the streams)."""
+        if self.prompts is None:
+            raise MuonlabError("prompts: this problem uses the closed-form loss (prompts not set)", field="prompts")
+        return self._fixed if self._fixed is not None else self._draw(self.prompts)
+
+    @staticmethod
+    def prompt_loss_and_grad(Gamma: Tensor, x_q: Tensor, h: Tensor, y_q: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean prompt loss L = (1/2P) Σ_p (x_pᵀ Γ h_p − y_p)² and ∇_Γ L = (1/P) Σ_p e_p x_p h_pᵀ.
+
+        Γ (R, d, d); x_q, h (R, P, d); y_q (R, P). The gradient: dL = (1/P) Σ e_p x_pᵀ dΓ h_p
+        = tr(dΓ · (1/P) Σ e_p h_p x_pᵀ), so ∇L = (1/P) Σ e_p x_p h_pᵀ (tested against autograd
+        through :class:`LinearAttention`, whose K = Γᵀ).
+        """
+        P = x_q.shape[-2]
+        e = (x_q * (h @ Gamma.mT)).sum(-1) - y_q  # (R, P)
+        return 0.5 * e.square().mean(-1), (x_q * e.unsqueeze(-1)).mT @ h / P
 
     # --- the ICL view --------------------------------------------------------------
 
