@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-import torch  # noqa: E402
+import torch
 
-from muonlab.lora.adapters import apply_lora, check_lora_targets, lora_factors  # noqa: E402
-from muonlab.reproduce import SHIPPED_ROOT, discover  # noqa: E402
+from muonlab.lora.adapters import apply_lora, check_lora_targets, lora_factors
+from muonlab.reproduce import SHIPPED_ROOT, discover
 
 # name: (model_type, layers, {target: (d_out, d_in)}, parameters in billions (with the task head))
 PAPER = {

@@ -158,7 +158,7 @@ def lora_muon_rank_above_adamw(runs: pd.DataFrame, trajectories: pd.DataFrame) -
         outcomes.append(Outcome(seed, gap >= RANK_GAP,
                                 f"Muon {means['muon']:.2f} vs AdamW {means['adamw']:.2f} (gap {gap:.2f})"))
     if gaps:
-        detail += (f" Measured over {len(gaps)} seeds: Muon {min(g[0] for g in gaps):.2f}–{max(g[0] for g in gaps):.2f}, "
-                   f"AdamW {min(g[1] for g in gaps):.2f}–{max(g[1] for g in gaps):.2f}, "
+        detail += (f" Measured over {len(gaps)} seeds: Muon {min(g[0] for g in gaps):.2f}–"
+                   f"{max(g[0] for g in gaps):.2f}, AdamW {min(g[1] for g in gaps):.2f}–{max(g[1] for g in gaps):.2f}, "
                    f"smallest gap {min(g[2] for g in gaps):.2f}.")
     return decide(name, SEED, detail, outcomes)

@@ -137,7 +137,7 @@ def lora_figures(store_dir: str | Path) -> list[tuple[str, Figure, str]]:
                 wide = sub.pivot_table(index="step", columns="index", values="value", aggfunc="last").sort_index()
                 for k in wide.columns:
                     ax.plot(wide.index, wide[k].to_numpy(dtype=float), linewidth=1.2,
-                            color=colors(0.1 + 0.8 * k / max(r - 1, 1)), label=f"σ{int(k) + 1}")
+                            color=colors(0.1 + 0.8 * int(k) / max(r - 1, 1)), label=f"σ{int(k) + 1}")
                 ax.set_title(_label(opt, seed, several))
                 ax.set_xlabel("step")
                 ax.set_ylim(bottom=0)
