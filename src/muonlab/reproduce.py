@@ -368,7 +368,7 @@ def reproduce(
             on_plan(n, _FinetunePlan(fexp.n_runs, fexp.steps, len(fexp.seeds)))
         t0 = time.perf_counter()
         with _torch_threads(threads):
-            fres = run_finetune_experiment(fexp, out / n, overrides=used[n], on_run=on_batch, on_step=on_step)
+            fres = run_finetune_experiment(fexp, out / n, overrides=used[n], on_run=on_batch)
         walls[n] = time.perf_counter() - t0
         executed[n], skipped[n] = fres.executed, fres.skipped
     entries = _describe(out, exps, names, scale, overrides, configs)

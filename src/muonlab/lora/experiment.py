@@ -133,16 +133,15 @@ def run_finetune_experiment(
     store_dir: str | Path,
     *,
     overrides: Iterable[str] = (),
-    on_run: Callable[[int, int], None] | None = None,
-    on_step: Callable[[int], None] | None = None,
+    on_run: Callable[..., None] | None = None,
     on_status: Callable[[str], None] | None = None,
 ) -> FinetuneExperimentResult:
     """Run every seed × optimizer of ``exp`` into the store ``store_dir`` (resuming).
 
     Each seed is one call of :func:`muonlab.lora.finetune.finetune` (the real Trainer,
     the spectral monitor, checkpoints under ``store_dir/work/``); its rows get the
-    experiment's ``config_hash``. ``on_run(done, total)`` after each run,
-    ``on_step(1)`` after each training step, ``on_status(text)`` for events.
+    experiment's ``config_hash``. ``on_run(done, total)`` reports progress in runs
+    (fractional within a run, after each training step), ``on_status(text)`` events.
 
     Raises:
         StoreConfigError: the store holds runs of another configuration.
@@ -162,19 +161,16 @@ def run_finetune_experiment(
                           "seeds": exp.seeds})
     result = FinetuneExperimentResult(store_dir)
     total, done = exp.n_runs, 0
-    last = [0]
+    run_steps = [1]
+
+    def started(opt: str, steps: int) -> None:
+        run_steps[0] = max(int(steps), 1)
 
     def step(k: int, _total: int) -> None:
-        if on_step is not None and k > last[0]:
-            on_step(k - last[0])
-        last[0] = k
+        if on_run is not None:  # a fraction of the current run: the bar moves within a run
+            on_run(done + min(k / run_steps[0], 1.0), total)
 
     for cfg in exp.configs():
-        last[0] = 0
-
-        def started(opt: str, steps: int) -> None:
-            last[0] = 0
-
         res = finetune(cfg, store_dir, store_dir=store_dir, work_dir=store_dir / WORK, extra={"config_hash": h},
                        on_run=started, on_step=step, on_status=on_status, report=False)
         result.executed += len(res.executed)
