@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from muonlab.config.reproduce_spec import ReproduceSpec
 from muonlab.lora.finetune import FinetuneConfig
 
 __all__ = ["FinetuneExperiment", "FinetuneExperimentResult", "load_finetune_experiment", "run_finetune_experiment"]
@@ -48,7 +49,7 @@ class FinetuneExperiment(BaseModel):
     # The model's config.json content (model_type + sizes): lets tests and checks build the
     # architecture on the meta device without the Hub. Not part of the runs.
     architecture: dict[str, Any] | None = None
-    reproduce: dict[str, Any] | None = None  # validated by muonlab.config.reproduce_spec
+    reproduce: ReproduceSpec | None = None  # how `muonlab reproduce` presents and judges it
 
     @field_validator("finetune")
     @classmethod
