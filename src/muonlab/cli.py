@@ -336,7 +336,7 @@ def _list_experiments(experiments: dict[str, Any], as_json: bool) -> None:
 
     if as_json:
         typer.echo(_json.dumps([
-            {"name": e.name, "group": e.spec.group, "seed": e.spec.seed, "order": e.spec.order,
+            {"name": e.name, "group": e.spec.group, "kind": e.spec.kind, "seed": e.spec.seed, "order": e.spec.order,
              "title": e.spec.title, "description": e.spec.description, "claims": list(e.spec.claims),
              "scales": e.spec.scales.model_dump(), "path": str(e.path)}
             for e in experiments.values()
@@ -349,12 +349,13 @@ def _list_experiments(experiments: dict[str, Any], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="muonlab reproduce NAME|all   ('all': the paper group)", title_justify="left")
-    for col in ("name", "group", "seed", "claims"):
+    table = Table(title="muonlab reproduce NAME|all   ('all': the paper group's sweeps; finetune: by name)",
+                  title_justify="left")
+    for col in ("name", "group", "kind", "seed", "claims"):
         table.add_column(col)
     table.add_column("description", overflow="fold")
     for e in experiments.values():
-        table.add_row(e.name, e.spec.group, e.spec.seed, ", ".join(e.spec.claims), e.spec.description)
+        table.add_row(e.name, e.spec.group, e.spec.kind, e.spec.seed, ", ".join(e.spec.claims), e.spec.description)
     Console().print(table)
 
 

@@ -10,7 +10,9 @@ experiments here.
 Order: ``reproduce all``, experiments.json and claims.json list experiments by
 ``reproduce.order`` (ascending; experiments without one come after, by name). ``all``
 means the papers' experiments (``group: paper``); ``group: example`` ones, such as the
-demo, run only by name.
+demo, run only by name, and so do fine-tuning experiments (``kind: finetune``: LoRA on a
+real transformer, :mod:`muonlab.lora.experiment`; they need the ``lora`` extra and take
+minutes per run, beyond ``all --quick``'s budget).
 
 :func:`reproduce` runs each experiment into ``DIR/<name>/`` (resuming: the engine skips
 runs already in the store), writes ``DIR/experiments.json``, evaluates the claims into
@@ -94,10 +96,20 @@ class Experiment:
         """The ``--set`` overrides of a run: the scale's (quick or paper) first, then ``extra``."""
         return [*self.spec.overrides(check_scale(scale)), *extra]
 
+    @property
+    def finetune(self) -> bool:
+        """A fine-tuning experiment (``kind: finetune``), not an engine sweep."""
+        return self.spec.kind == "finetune"
+
     def config(self, scale: Scale = "paper", overrides: Iterable[str] = ()) -> ExperimentConfig:
-        """The validated config with :meth:`overrides` applied."""
+        """The validated config with :meth:`overrides` applied (a
+        :class:`~muonlab.lora.experiment.FinetuneExperiment` for ``kind: finetune``)."""
         from muonlab.config import load_config
 
+        if self.finetune:
+            from muonlab.lora.experiment import load_finetune_experiment
+
+            return load_finetune_experiment(self.path, self.overrides(scale, overrides))  # type: ignore[return-value]
         return load_config(self.path, self.overrides(scale, overrides))
 
     def info(self) -> dict[str, Any]:
@@ -158,13 +170,14 @@ def discover(root: str | Path | None = None) -> dict[str, Experiment]:
 
 
 def resolve_names(name: str, experiments: dict[str, Experiment] | None = None) -> list[str]:
-    """``all`` → every ``group: paper`` experiment; a known name → [name]; else an error.
+    """``all`` → every ``group: paper`` sweep (not ``kind: finetune``); a known name →
+    [name]; else an error.
 
     ``experiments``: the discovered experiments (default: :func:`discover`).
     """
     exps = discover() if experiments is None else experiments
     if name == "all":
-        papers = [n for n, e in exps.items() if e.spec.group == "paper"]
+        papers = [n for n, e in exps.items() if e.spec.group == "paper" and not e.finetune]
         if not papers:
             raise UnknownExperimentError(f"'all' has nothing to run: no experiment with group: paper; allowed: "
                                          f"{', '.join(exps) or 'none'}", field="name")
@@ -192,6 +205,38 @@ def build_report(out: Path) -> Path | None:
     except ImportError:
         return None
     return Path(_build(Path(out)))
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """torch's intra-op threads set to ``threads`` (None: unchanged) for the block.
+
+    Fine-tuning runs in this process; with more threads than free cores torch's
+    workers spin against each other (measured: ~3 s per MiniLM step with 2 threads on
+    2 busy cores, against 0.3 s on idle ones)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class _FinetunePlan:
+    """What ``on_plan`` gets for a fine-tuning experiment (a sweep gets the engine's plan)."""
+
+    runs: int
+    steps: int
+    seeds: int
+
+    def describe(self) -> str:
+        steps = f"{self.steps} steps each" if self.steps > 1 else "steps from the epochs"
+        return (f"{self.runs} fine-tuning runs (optimizers × {self.seeds} seeds), {steps}, one after another "
+                "with transformers' Trainer in this process")
 
 
 @dataclass
@@ -288,26 +333,44 @@ def reproduce(
     configs = {n: exps[n].config(scale, overrides) for n in names}  # validate all first
     used = {n: exps[n].overrides(scale, overrides) for n in names}
     budget = max_memory if max_memory is not None else default_budget(workers or usable_cores())
+    sweeps = [n for n in names if not exps[n].finetune]
+    tunes = [n for n in names if exps[n].finetune]
     for n in names:  # refuse a stale store or a run too large for memory before running anything
         done: set[str] = set()
         if (out / n).is_dir():
             ResultStore(out / n).check_config(configs[n].config_hash, used[n])
             done = ResultStore(out / n).completed_ids()
-        plan(configs[n], done, max_memory=budget)
+        if n in sweeps:
+            plan(configs[n], done, max_memory=budget)
     executed, skipped, walls = {}, {}, {}
-    cuda = any(c.device.startswith("cuda") for c in configs.values())
-    # One pool (or Ray connection) for every experiment: a spawned worker takes seconds to start.
-    with make_executor(backend, workers, address=address, threads=threads, on_step=on_step,
-                       gpus_per_task=1 if cuda else 0) as executor:
-        for n in names:
-            cfg = configs[n]
-            if on_experiment is not None:
-                on_experiment(n, len(expand(cfg)), cfg.steps)
-            t0 = time.perf_counter()
-            res = run_experiment(cfg, out / n, overrides=used[n], max_memory=max_memory, executor=executor,
-                                 on_batch=on_batch, on_plan=None if on_plan is None else functools.partial(on_plan, n))
-            walls[n] = time.perf_counter() - t0
-            executed[n], skipped[n] = res.executed, res.skipped
+    if sweeps:
+        cuda = any(configs[n].device.startswith("cuda") for n in sweeps)
+        # One pool (or Ray connection) for every experiment: a spawned worker takes seconds to start.
+        with make_executor(backend, workers, address=address, threads=threads, on_step=on_step,
+                           gpus_per_task=1 if cuda else 0) as executor:
+            for n in sweeps:
+                cfg = configs[n]
+                if on_experiment is not None:
+                    on_experiment(n, len(expand(cfg)), cfg.steps)
+                t0 = time.perf_counter()
+                res = run_experiment(cfg, out / n, overrides=used[n], max_memory=max_memory, executor=executor,
+                                     on_batch=on_batch,
+                                     on_plan=None if on_plan is None else functools.partial(on_plan, n))
+                walls[n] = time.perf_counter() - t0
+                executed[n], skipped[n] = res.executed, res.skipped
+    for n in tunes:  # LoRA fine-tuning: one Trainer run per optimizer × seed, in this process
+        from muonlab.lora.experiment import run_finetune_experiment
+
+        fexp: Any = configs[n]
+        if on_experiment is not None:
+            on_experiment(n, fexp.n_runs, fexp.steps)
+        if on_plan is not None:
+            on_plan(n, _FinetunePlan(fexp.n_runs, fexp.steps, len(fexp.seeds)))
+        t0 = time.perf_counter()
+        with _torch_threads(threads):
+            fres = run_finetune_experiment(fexp, out / n, overrides=used[n], on_run=on_batch)
+        walls[n] = time.perf_counter() - t0
+        executed[n], skipped[n] = fres.executed, fres.skipped
     entries = _describe(out, exps, names, scale, overrides, configs)
     claims = evaluate_claims(out, {n: exps[n].spec.claims for n in entries},
                              provenance={n: (e.get("config_hash"), e.get("scale") or "") for n, e in entries.items()})

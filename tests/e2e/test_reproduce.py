@@ -35,6 +35,9 @@ PAPER_ORDER = [
     "s000_convergence", "s000_inits", "s000_stability",
 ]
 
+#: Fine-tuning experiments (kind: finetune): listed, run by name only, never in `all`.
+FINETUNE = ["lora", "lora_roberta_sst2", "lora_llama_alpaca"]
+
 
 def test_all_is_the_papers_experiments_in_a_stable_order():
     assert resolve_names("all") == PAPER_ORDER
@@ -50,11 +53,11 @@ def test_all_needs_a_paper_experiment():
 def test_list_prints_plain_names_when_piped_and_json_on_request():
     result = runner.invoke(app, ["reproduce", "--list"])  # CliRunner's stdout is not a terminal
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == [*PAPER_ORDER, "demo"]
+    assert result.output.splitlines() == [*PAPER_ORDER, *FINETUNE, "demo"]
     result = runner.invoke(app, ["reproduce", "--list", "--json"])
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)
-    assert [e["name"] for e in listed] == [*PAPER_ORDER, "demo"]
+    assert [e["name"] for e in listed] == [*PAPER_ORDER, *FINETUNE, "demo"]
     kappa = listed[0]
     assert kappa["claims"] == ["muon_kappa_free", "muon_kappa_free_ours", "signgd_kappa_dependent",
                                "signgd_kappa_dependent_ours", "iterations_log_eps",
@@ -211,7 +214,7 @@ def test_experiment_yamls_ship_inside_the_package():
     import muonlab
 
     assert SHIPPED_ROOT.resolve().is_relative_to(Path(muonlab.__file__).resolve().parent)
-    assert set(discover(SHIPPED_ROOT)) == {*PAPER_ORDER, "demo"}
+    assert set(discover(SHIPPED_ROOT)) == {*PAPER_ORDER, *FINETUNE, "demo"}
 
 
 #: Experiments with nothing random in them (fixed init and target, deterministic schedule):

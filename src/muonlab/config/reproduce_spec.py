@@ -6,6 +6,8 @@ judges and scales the experiment, declared next to its problem and grid.
     reproduce:
       seed: "001"                 # the paper seed it reproduces (shown in the report)
       group: paper                # paper: part of `reproduce all`; example: only by name
+      kind: sweep                 # sweep (the engine, the default) or finetune (LoRA on a
+                                  # transformer, muonlab.lora.experiment; only by name)
       order: 10                   # position in `reproduce all` and in the report
       title: "Seed 001, Fig. 1(a–c): symmetric MF, κ sweep"
       description: "Muon's steps to the target are κ-free; GD ∝ κ."
@@ -87,6 +89,11 @@ class ReproduceSpec(_Section):
     description: str
     seed: str  # the paper seed, "000", "001", … (a string: YAML would read 001 as 1)
     group: Literal["paper", "example"] = "paper"
+    # sweep: a muonlab.config.ExperimentConfig run by the engine. finetune: a
+    # muonlab.lora.experiment.FinetuneExperiment (LoRA fine-tuning with transformers'
+    # Trainer, the `lora` extra); never part of `reproduce all` (minutes per run, and
+    # it needs transformers), so it runs by name only.
+    kind: Literal["sweep", "finetune"] = "sweep"
     order: int | None = None  # sort key of `reproduce all`; None: after the numbered ones, by name
     figure: FigureSpec = Field(default_factory=FigureSpec)
     claims: list[str] = Field(default_factory=list)

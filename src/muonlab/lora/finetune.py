@@ -381,11 +381,18 @@ def finetune(
     on_step: Callable[[int, int], None] | None = None,
     on_status: Callable[[str], None] | None = None,
     report: bool = True,
+    store_dir: str | Path | None = None,
+    work_dir: str | Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> FinetuneResult:
     """Run every optimizer of ``cfg`` into ``out/finetune`` (resuming), then the report.
 
     ``on_run(optimizer, total_steps)`` starts a run, ``on_step(step, total)`` reports
     progress, ``on_status(text)`` reports events (resume, skip, failure).
+    ``store_dir`` (default ``out/finetune``) and ``work_dir`` (checkpoints and monitor
+    parts, default ``out/runs``) place the store elsewhere, and ``extra`` adds columns
+    to every row (``muonlab reproduce`` adds its ``config_hash``;
+    :mod:`muonlab.lora.experiment`).
     """
     from muonlab.engine.store import ResultStore
     from muonlab.lora.data import _first_line, load_table, train_eval_split
@@ -397,10 +404,12 @@ def finetune(
     num_labels = int(table["label"].nunique()) if cfg.task == "classification" else None
     _quiet_transformers()
     preflight(cfg)  # bad model / target modules / rank: one line, before any run starts
-    store = ResultStore(out / STORE)
+    store_path = Path(store_dir) if store_dir is not None else out / STORE
+    work_root = Path(work_dir) if work_dir is not None else out / "runs"
+    store = ResultStore(store_path)
     run_ids: dict[str, str] = {o: cfg.run_id(o) for o in cfg.optimizers}
     result = FinetuneResult(out, run_ids)
-    done = store.completed_ids() if (out / STORE).exists() else set()
+    done = store.completed_ids() if store_path.exists() else set()
     for opt in cfg.optimizers:
         rid = run_ids[opt]
         if rid in done:
@@ -410,7 +419,7 @@ def finetune(
             continue
         if on_run is not None:
             on_run(opt, _total_steps(cfg, len(train_df)))
-        work = out / "runs" / f"{opt}-{rid}"
+        work = work_root / f"{opt}-{rid}"
         try:
             row, traj = _run_one(cfg, opt, rid, work, (train_df, eval_df, num_labels), on_step, on_status)
         except LoraError:
@@ -421,6 +430,7 @@ def finetune(
             result.failed[opt] = msg
             if on_status is not None:
                 on_status(f"{opt}: failed ({msg})")
+        row = {**row, **(extra or {})}
         with store.lock():
             store.append([row], traj)
         if row["status"] == "ok":

@@ -265,6 +265,7 @@ def _section(
     from muonlab.report.lora_figures import is_lora_store
 
     if len(runs) and is_lora_store(runs):
+        sec.claims = _claim_rows([c for c in claims if str(c.get("experiment", "")) == name], {})
         return _lora_section(sec, store_dir, runs, out_dir)
     if not len(runs):
         sec.notice = "The results store holds no runs yet."
@@ -323,7 +324,7 @@ def _extra_figures(names: Sequence[str], store_dir: Path, out_dir: Path, slug: s
 
 
 _LORA_COLUMNS = {
-    "optimizer": "optimizer", "status": "status", "steps": "steps", "final_loss": "train loss",
+    "optimizer": "optimizer", "seed": "seed", "status": "status", "steps": "steps", "final_loss": "train loss",
     "eval_loss": "eval loss", "eval_accuracy": "eval accuracy", "final_effective_rank_mean": "mean eff. rank (end)",
     "monitor_overhead": "monitor / step", "wall_s": "wall s",
 }
@@ -333,7 +334,7 @@ _LORA_TITLE = "LoRA fine-tuning: Muon vs AdamW, spectra of every adapter"
 _LORA_DESCRIPTION = ("LoRA fine-tuning, Muon on each adapter factor vs AdamW, same schedule; every adapter's "
                      "ΔW spectrum recorded by the spectral monitor (seed 000 §3).")
 _LORA_SETTINGS = ("model", "data", "task", "rank", "alpha", "target_modules", "lr", "batch_size", "epochs",
-                  "max_steps", "seed")
+                  "max_steps")
 
 
 def _lora_section(sec: Section, store_dir: Path, runs: pd.DataFrame, out_dir: Path) -> Section:
@@ -347,6 +348,12 @@ def _lora_section(sec: Section, store_dir: Path, runs: pd.DataFrame, out_dir: Pa
     sec.layout, sec.n_runs, sec.store = "lora", len(runs), store_dir.name
     first = runs.iloc[0]
     sec.meta = ", ".join(f"{k} = {first.get(k)}" for k in _LORA_SETTINGS if k in runs.columns)
+    if "seed" in runs.columns:
+        seeds = sorted({int(s) for s in runs["seed"].dropna()})
+        sec.meta += f", seed{'s' if len(seeds) > 1 else ''} = {', '.join(map(str, seeds))}"
+    if {"optimizer", "seed"} <= set(runs.columns):  # Muon first, then by seed
+        rank = runs["optimizer"].map({"muon": 0, "adamw": 1}).fillna(9)
+        runs = runs.assign(_o=rank).sort_values(["_o", "seed"], kind="stable").drop(columns="_o")
     table = runs[[c for c in _LORA_COLUMNS if c in runs.columns]].rename(columns=_LORA_COLUMNS).copy()
     if "monitor / step" in table:
         table["monitor / step"] = [
