@@ -145,7 +145,7 @@ def _trajectories(runs: Sequence[RunSpec], logged: dict[str, list[tuple[int, Ten
     a frame per record cost more than the runs themselves for short, small runs.
     """
     ids = np.array([r.run_id for r in runs], dtype=object)
-    frames = []
+    frames: list[pd.DataFrame] = []
     for metric, records in logged.items():
         if not records:
             continue
