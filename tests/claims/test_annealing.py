@@ -158,7 +158,7 @@ def test_gd_rate_independent_of_kappa_fails_on_its_exponent():
 
 def test_gd_never_in_its_local_regime_is_not_judged_but_needs_three_kappas():
     c = muon_anneal_kappa_free(*_store(rate=lambda eta, k, s: 1e-6 if k == 300 else gd_rate(eta, k)))
-    assert not c.passed and "GD's rate measured at 2 κ > 1 (3, 30)" in c.detail
+    assert not c.passed and "GD's rate (κ > 1) measured at 2 κ (3, 30)" in c.detail
     assert "5 (seed, κ) points where GD never reached its local regime" in c.detail
 
 

@@ -35,7 +35,17 @@ import numpy as np
 import pandas as pd
 
 from muonlab.accuracy import EPSILONS
-from muonlab.claims.base import Claim, Outcome, claim, decide, level_for, loglog_slope, seed_label, steps_column
+from muonlab.claims.base import (
+    Claim,
+    Outcome,
+    claim,
+    decide,
+    kappa_exponent,
+    level_for,
+    loglog_slope,
+    seed_label,
+    steps_column,
+)
 from muonlab.claims.seed001 import BUDGET_FACTOR, GD_SLOPE_MIN, MUON_SLOPE_MAX, contraction_rate
 from muonlab.claims.seed002 import EDGE_MARGIN, anneal_reach_min
 
@@ -310,12 +320,10 @@ def muon_anneal_kappa_free(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Cl
         fit = {k: v for k, v in costs.items() if k != TRIVIAL_KAPPA}
         text.append("GD largest stable η " + ", ".join(edges) + "; GD steps per e-fold "
                     + (", ".join(f"{k:g}: {v:.3g}" for k, v in costs.items()) or "none measured"))
-        if len(fit) < 3 or max(fit) / min(fit) < 100:
-            why.append(f"GD's rate measured at {len(fit)} κ > 1 ({', '.join(f'{k:g}' for k in fit) or 'none'}); "
-                       "need >= 3 spanning >= 2 decades")
+        gslope, unjudged = kappa_exponent(fit, "GD's rate (κ > 1)")
+        if unjudged is not None:
+            why.append(unjudged)
         else:
-            finite = {k: v for k, v in fit.items() if math.isfinite(v)}
-            gslope = math.inf if len(finite) < len(fit) else loglog_slope(list(finite), list(finite.values()))
             gd_slopes.append(gslope)
             text[-1] += f" (κ-exponent {_nz(gslope, '.2f')})"
             if not gslope > GD_SLOPE_MIN:

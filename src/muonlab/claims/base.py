@@ -286,3 +286,17 @@ def loglog_slope(xs: list[float], ys: list[float]) -> float:
     if len(set(lx.tolist())) < 2:
         return float("nan")
     return float(np.polyfit(lx, ly, 1)[0])
+
+
+def kappa_exponent(costs: dict[float, float], what: str) -> tuple[float, str | None]:
+    """The κ-exponent e of ``costs`` (κ → steps per e-fold, or any cost) ∝ κ^e: the
+    log-log slope (+inf when a cost is infinite), with the reason it cannot be judged
+    (None when it can): it needs ≥ 3 κ spanning ≥ 2 decades. ``what`` names the cost in
+    the reason."""
+    if len(costs) < 3 or max(costs) / min(costs) < 100:
+        listed = ", ".join(f"{k:g}" for k in costs) or "none"
+        return float("nan"), f"{what} measured at {len(costs)} κ ({listed}); need >= 3 spanning >= 2 decades"
+    finite = {k: v for k, v in costs.items() if math.isfinite(v)}
+    if len(finite) < len(costs):
+        return math.inf, None
+    return loglog_slope(list(finite), list(finite.values())), None

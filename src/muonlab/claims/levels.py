@@ -35,7 +35,16 @@ import pandas as pd
 
 from muonlab.accuracy import EPSILONS
 from muonlab.claims.annealing import cost_per_efold, local_level, target_spectrum
-from muonlab.claims.base import Claim, Outcome, claim, decide, level_for, loglog_slope, seed_label, steps_column
+from muonlab.claims.base import (
+    Claim,
+    Outcome,
+    claim,
+    decide,
+    kappa_exponent,
+    level_for,
+    seed_label,
+    steps_column,
+)
 from muonlab.claims.seed001 import BUDGET_FACTOR, GD_SLOPE_MIN, GD_SLOPE_THEORY, PAPER_THRESHOLD, RATIO_MAX
 
 __all__ = ["LevelFit", "fit_levels", "iterations_log_eps", "iterations_log_eps_ours", "level_steps", "levels_for"]
@@ -220,12 +229,10 @@ def _levels_claim(runs: pd.DataFrame, trajectories: pd.DataFrame | None, *, name
             else:
                 costs[k] = best
         gd_text = ", ".join(f"{k:g}: {v:.3g}" for k, v in costs.items()) or "none measured"
-        if len(costs) < 3 or max(costs) / min(costs) < 100:
-            why.append(f"GD's slope measured at {len(costs)} κ ({', '.join(f'{k:g}' for k in costs) or 'none'}); "
-                       "need >= 3 spanning >= 2 decades")
+        e, unjudged = kappa_exponent(costs, "GD's slope")
+        if unjudged is not None:
+            why.append(unjudged)
         else:
-            finite = {k: v for k, v in costs.items() if math.isfinite(v)}
-            e = math.inf if len(finite) < len(costs) else loglog_slope(list(finite), list(finite.values()))
             gd_exps.append(e)
             gd_text += f" (κ-exponent {_f2(e)})"
             if not GD_EXP_LO <= e <= GD_EXP_HI:
