@@ -187,12 +187,21 @@ def test_cli_run_and_bad_config(tmp_path):
 def test_shipped_experiment_configs_validate():
     from pathlib import Path
 
+    import yaml
+
     from muonlab.config import load_config
+    from muonlab.lora.experiment import load_finetune_experiment
 
     files = sorted((Path(__file__).resolve().parents[2] / "experiments").rglob("*.yaml"))
     assert files
+    kinds = {f: (yaml.safe_load(f.read_text(encoding="utf-8")).get("reproduce") or {}).get("kind", "sweep")
+             for f in files}
     for f in files:
-        assert expand(load_config(f)), f
+        if kinds[f] == "finetune":  # LoRA fine-tuning experiments: their own loader (muonlab.lora.experiment)
+            assert load_finetune_experiment(f).n_runs >= 2, f
+        else:
+            assert expand(load_config(f)), f
+    assert sum(k == "finetune" for k in kinds.values()) == 3
 
 
 def test_top_level_run_is_the_engine():
