@@ -418,13 +418,13 @@ class ResultStore:
             missing = self._missing_parts(path)
             if missing == []:
                 _warn_once(
-                    f"results store {self.path}: {path.name} is damaged ({d.reason}); read from its parts "
+                    f"results store {self.path}: {path.name} is damaged ({d.why}); read from its parts "
                     f"instead (the next muonlab run/reproduce into {self.path} rebuilds it)"
                 )
                 return None, None
             raise _Damaged(
-                path, d.reason,
-                f"results store {self.path}: {path.name} is damaged ({d.reason}) and parts/ cannot rebuild it "
+                path, d.why,
+                f"results store {self.path}: {path.name} is damaged ({d.why}) and parts/ cannot rebuild it "
                 f"({_lost_text(self._lost_ids(path, missing))}); run the experiment into {self.path} again "
                 "(same --out): it rebuilds the store and runs the lost runs again"
             ) from None
@@ -859,8 +859,9 @@ class _Damaged(StoreError):
     """A Parquet file of the store that cannot be read back intact."""
 
     def __init__(self, path: Path, error: BaseException | str, message: str | None = None) -> None:
-        self.path, self.reason = path, error if isinstance(error, str) else _reason(error)
-        super().__init__(message or f"cannot read {path}: {self.reason}")
+        why = error if isinstance(error, str) else _reason(error)
+        super().__init__(message or f"cannot read {path}: {why}")
+        self.path, self.why = path, why
 
 
 def _reason(error: BaseException) -> str:
