@@ -226,7 +226,9 @@ def test_a_damaged_unconsolidated_part_is_detected_and_its_runs_run_again(store_
     # Never read back silently: a one-line error naming the part and how to recover.
     with pytest.raises(StoreError) as info:
         frames(store_dir)
-    assert "is damaged" in str(info.value) and "parts/" in str(info.value) and "\n" not in str(info.value)
+    msg = str(info.value)
+    assert msg.startswith("cannot read ") and "/parts/" in msg and "damaged" in msg and "\n" not in msg
+    assert "run the experiment into" in msg
     result, lines = resume(store_dir, caplog)
     assert result.executed == len(lost) == 1
     assert any("moved its batch to" in m for m in lines)
@@ -241,7 +243,8 @@ def test_parts_damaged_too_name_the_file_and_the_runs_and_a_resume_runs_them_aga
     with pytest.raises(StoreError) as info:
         ResultStore(store_dir).trajectories()
     msg = str(info.value)
-    assert "trajectories.parquet is damaged" in msg and "cannot rebuild" in msg and "\n" not in msg
+    assert msg.startswith("cannot read ") and "trajectories.parquet: damaged" in msg and "cannot rebuild" in msg
+    assert "\n" not in msg
     assert "4 run(s)" in msg  # named from runs.parquet
     result, lines = resume(store_dir, caplog)
     assert result.executed == 4

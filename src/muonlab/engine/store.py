@@ -424,9 +424,9 @@ class ResultStore:
                 return None, None
             raise _Damaged(
                 path, d.why,
-                f"results store {self.path}: {path.name} is damaged ({d.why}) and parts/ cannot rebuild it "
+                f"cannot read {path}: damaged ({d.why}), and parts/ cannot rebuild it "
                 f"({_lost_text(self._lost_ids(path, missing))}); run the experiment into {self.path} again "
-                "(same --out): it rebuilds the store and runs the lost runs again"
+                "(muonlab run/reproduce, same --out): it rebuilds the store and runs the lost runs again"
             ) from None
 
     def damage(self) -> list[str]:
@@ -693,9 +693,8 @@ class ResultStore:
         except (OSError, pa.ArrowException) as e:
             raise _Damaged(
                 path, e,
-                f"results store {self.path}: {_rel(path, self.path)} is damaged ({_reason(e)}); "
-                f"run the experiment into {self.path} again (muonlab run/reproduce with the same --out): "
-                "it moves the damaged part aside and runs its runs again"
+                f"cannot read {path}: damaged ({_reason(e)}); run the experiment into {self.path} again "
+                "(muonlab run/reproduce, same --out): it moves the damaged part aside and runs its runs again"
             ) from None
 
     # -- writing ------------------------------------------------------------------
