@@ -46,6 +46,7 @@ it ends, so a writer that died never blocks the next one. Readers never need the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -112,6 +113,7 @@ _TRAJ_FILE = "trajectories.parquet"
 _PART_RE = re.compile(r"^runs-([0-9a-f]{32})\.parquet$")
 _KEY_PARTS = b"muonlab.parts"
 _KEY_SEQ = b"muonlab.seq"
+_KEY_CHECK = b"muonlab.check"
 _log = logging.getLogger("muonlab")
 
 
@@ -155,8 +157,27 @@ def _metadata(kind: str, **extra: bytes) -> dict[bytes, bytes]:
     return meta
 
 
+def _fingerprint(schema: pa.Schema, num_rows: int) -> bytes:
+    """A digest of a file's column names, types and row count, kept in its footer: the
+    Parquet footer has no checksum of its own (page checksums cover only the pages), so
+    a flipped bit that renames a column or changes a type is caught by this instead."""
+    digest = hashlib.sha256(schema.remove_metadata().serialize().to_pybytes())
+    digest.update(str(int(num_rows)).encode())
+    return digest.hexdigest()[:32].encode()
+
+
+def _check_footer(pf: pq.ParquetFile) -> None:
+    """Raise ValueError when a file's footer does not match its fingerprint (files
+    written before fingerprints were recorded are not checked)."""
+    want = (pf.metadata.metadata or {}).get(_KEY_CHECK)  # the file's key-value metadata
+    if want is not None and want != _fingerprint(pf.schema_arrow, pf.metadata.num_rows):
+        raise ValueError("footer checksum mismatch (column names, types or row count)")
+
+
 def _write_table(table: pa.Table, path: Path, metadata: Mapping[bytes, bytes]) -> None:
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    meta = {**(table.schema.metadata or {}), **metadata}
+    meta[_KEY_CHECK] = _fingerprint(table.schema, table.num_rows)
+    table = table.replace_schema_metadata(meta)
     with atomic_file(path) as f:
         pq.write_table(table, f, write_page_checksum=True)
 
@@ -366,9 +387,11 @@ class ResultStore:
             raise StoreError(f"cannot read {path}: {e}") from None
         with f:
             try:
-                meta = pq.ParquetFile(f, page_checksum_verification=True).schema_arrow.metadata or {}
+                pf = pq.ParquetFile(f, page_checksum_verification=True)
+                _check_footer(pf)
+                meta = pf.schema_arrow.metadata or {}
                 table = pq.read_table(f, columns=columns, filters=filters, page_checksum_verification=True)
-            except (OSError, pa.ArrowException) as e:
+            except (OSError, ValueError, pa.ArrowException) as e:
                 raise _Damaged(path, e) from None
         try:
             listed = [str(x) for x in json.loads(meta.get(_KEY_PARTS, b"[]"))]
@@ -563,18 +586,23 @@ class ResultStore:
         drop_traj = traj_ids - ids if rows_lost else set()
         drop_rows = ids - traj_ids - intact if traj_lost else set()
         if drop_rows and table is not None:
-            meta = pq.read_schema(self.runs_path).metadata or {}
+            meta = {k: v for k, v in (pq.read_schema(self.runs_path).metadata or {}).items() if k != _KEY_CHECK}
             _write_table(_drop_runs(table, drop_rows).replace_schema_metadata(None), self.runs_path, meta)
         if drop_traj:
             old = pq.ParquetFile(str(self.trajectories_path), page_checksum_verification=True)
             try:
                 with atomic_file(self.trajectories_path) as f:
-                    writer = pq.ParquetWriter(f, old.schema_arrow, write_page_checksum=True)
+                    schema = old.schema_arrow
+                    schema = schema.with_metadata({k: v for k, v in (schema.metadata or {}).items() if k != _KEY_CHECK})
+                    writer = pq.ParquetWriter(f, schema, write_page_checksum=True)
+                    rows = 0
                     try:
                         for i in range(old.num_row_groups):
                             t = _drop_runs(old.read_row_group(i), drop_traj)
                             if t.num_rows:
-                                writer.write_table(t)
+                                writer.write_table(t.replace_schema_metadata(schema.metadata))
+                                rows += t.num_rows
+                        writer.add_key_value_metadata({_KEY_CHECK: _fingerprint(schema, rows)})
                     finally:
                         writer.close()
             finally:
@@ -669,7 +697,10 @@ class ResultStore:
             path = self._traj_part(part)
             if path.exists():
                 tables.append(_drop_runs(self._read(path, filters=expr), gone))
-        tables = [t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA) for t in tables]
+        try:
+            tables = [t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA) for t in tables]
+        except (ValueError, pa.ArrowException) as e:
+            raise StoreError(f"cannot read the trajectories of {self.path}: {_reason(e)}") from None
         if not tables:
             return TRAJECTORY_SCHEMA.empty_table().to_pandas()
         return pa.concat_tables(tables).to_pandas()
@@ -687,10 +718,12 @@ class ResultStore:
         """Read a part file (page checksums verified); a damaged one is a one-line
         :class:`StoreError` naming it and saying how to recover."""
         try:
+            with pq.ParquetFile(str(path), page_checksum_verification=True) as pf:
+                _check_footer(pf)
             return pq.read_table(path, columns=columns, filters=filters, page_checksum_verification=True)
         except PermissionError as e:
             raise StoreError(f"cannot read {path}: {e}") from None
-        except (OSError, pa.ArrowException) as e:
+        except (OSError, ValueError, pa.ArrowException) as e:
             raise _Damaged(
                 path, e,
                 f"cannot read {path}: damaged ({_reason(e)}); run the experiment into {self.path} again "
@@ -815,6 +848,7 @@ class ResultStore:
         if self.trajectories_path.exists():
             try:
                 old = pq.ParquetFile(str(self.trajectories_path), page_checksum_verification=True)
+                _check_footer(old)
                 listed = [str(x) for x in json.loads((old.schema_arrow.metadata or {}).get(_KEY_PARTS, b"[]"))]
             except (OSError, ValueError, pa.ArrowException) as e:
                 raise _Damaged(self.trajectories_path, e) from None
@@ -827,6 +861,7 @@ class ResultStore:
         # Streamed row group by row group: memory stays one part, whatever the store's size.
         with atomic_file(self.trajectories_path) as f:
             writer = pq.ParquetWriter(f, schema, write_page_checksum=True)
+            rows = 0
             try:
                 if old is not None:
                     for i in range(old.num_row_groups):
@@ -836,12 +871,15 @@ class ResultStore:
                             raise _Damaged(self.trajectories_path, e) from None
                         t = _drop_runs(t, later[0])
                         writer.write_table(t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA))
+                        rows += t.num_rows
                 for p, gone in zip(extra, later[1:]):
                     path = self._traj_part(p)
                     if path.exists():
                         t = _drop_runs(self._read(path), gone)
                         if t.num_rows:
                             writer.write_table(t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA))
+                            rows += t.num_rows
+                writer.add_key_value_metadata({_KEY_CHECK: _fingerprint(TRAJECTORY_SCHEMA, rows)})
             finally:
                 writer.close()
                 if old is not None:
@@ -887,6 +925,7 @@ def _verify(path: Path, *, full: bool) -> str | None:
     except (OSError, pa.ArrowException, ValueError) as e:
         return _reason(e)
     try:
+        _check_footer(f)
         if full:
             for i in range(f.num_row_groups):
                 f.read_row_group(i)
