@@ -85,6 +85,16 @@ def flip_value(path: Path, column: str) -> None:
     path.write_bytes(bytes(data))
 
 
+def flip_footer_name(path: Path, name: bytes) -> None:
+    """Flip one bit of a column's name in the footer (which page checksums do not cover)."""
+    data = bytearray(path.read_bytes())
+    footer = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    at = data.find(name, footer)  # the schema's element (it comes first in the footer)
+    assert at > 0
+    data[at + len(name) - 1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
 def parts(path: Path, kind: str) -> list[Path]:
     return sorted((path / "parts").glob(f"{kind}-*.parquet"))
 
@@ -128,7 +138,8 @@ def test_parquet_is_written_with_page_checksums(store_dir):
 
 CASES = ["truncated runs.parquet", "truncated trajectories.parquet", "zero-byte runs.parquet",
          "bit flip in runs.parquet final_loss", "bit flip in trajectories.parquet value",
-         "both consolidated files truncated", "zero-byte listed runs part", "zero-byte listed trajectory part",
+         "both consolidated files truncated", "bit flip in runs.parquet footer",
+         "bit flip in trajectories.parquet footer", "zero-byte listed runs part", "zero-byte listed trajectory part",
          "bit flip in a listed runs part", "zero-byte unconsolidated runs part",
          "bit flip in an unconsolidated runs part final_loss", "truncated unconsolidated trajectory part",
          "truncated trajectories.parquet, store without parts"]
@@ -136,7 +147,8 @@ CASES = ["truncated runs.parquet", "truncated trajectories.parquet", "zero-byte 
 
 @pytest.mark.parametrize("damage", ["truncated runs.parquet", "truncated trajectories.parquet",
                                     "zero-byte runs.parquet", "bit flip in runs.parquet final_loss",
-                                    "bit flip in trajectories.parquet value", "both consolidated files truncated"])
+                                    "bit flip in trajectories.parquet value", "both consolidated files truncated",
+                                    "bit flip in runs.parquet footer", "bit flip in trajectories.parquet footer"])
 def test_a_damaged_consolidated_file_is_rebuilt_from_its_parts(store_dir, template, caplog, damage):
     runs_file, traj_file = store_dir / "runs.parquet", store_dir / "trajectories.parquet"
     if damage == "truncated runs.parquet":
@@ -152,6 +164,10 @@ def test_a_damaged_consolidated_file_is_rebuilt_from_its_parts(store_dir, templa
         assert (plain != frames(template)[0]["final_loss"].to_numpy()).any()
     elif damage == "bit flip in trajectories.parquet value":
         flip_value(traj_file, "value")
+    elif damage == "bit flip in runs.parquet footer":
+        flip_footer_name(runs_file, b"final_loss")
+    elif damage == "bit flip in trajectories.parquet footer":
+        flip_footer_name(traj_file, b"metric")
     else:
         truncate(runs_file)
         truncate(traj_file, 0.3)
