@@ -72,17 +72,31 @@ def main() -> int:
                next(p for p in sorted((template / "parts").iterdir()) if p.name.startswith("runs-")),
                next(p for p in sorted((template / "parts").iterdir()) if p.name.startswith("traj-"))]
     targets = [t if isinstance(t, str) else str(t.relative_to(template)) for t in targets]
+    # A second template whose last batch the consolidated files do not hold yet (as after
+    # a crash before consolidation): damage to its parts loses runs, which a resume reruns.
+    pending = root / "pending"
+    shutil.copytree(template, pending)
+    last = ResultStore(pending)._extras(None)[-1]
+    saved = {p: p.read_bytes() for p in (pending / "parts").glob(f"*-{last}.parquet")}
+    for p in saved:
+        p.unlink()
+    for name in ("runs.parquet", "trajectories.parquet"):
+        (pending / name).unlink()
+    ResultStore(pending).consolidate()
+    for p, data in saved.items():
+        p.write_bytes(data)
+    targets += [f"pending:parts/{kind}-{last}.parquet" for kind in ("runs", "traj")]
     cases: list[tuple[str, str, int | None]] = []
     for t in targets:
-        size = (template / t).stat().st_size
+        size = (template / t).stat().st_size if not t.startswith("pending:") else (pending / t[8:]).stat().st_size
         cases.append((t, "zero-byte", 0))
         cases += [(t, "truncate", rng.randrange(1, size)) for _ in range(3)]
         cases += [(t, "bit flip", rng.randrange(size)) for _ in range(args.flips)]
     tally: collections.Counter[tuple[str, str, str]] = collections.Counter()
     for i, (target, kind, where) in enumerate(cases):
         path = root / f"case{i}"
-        shutil.copytree(template, path)
-        f = path / target
+        shutil.copytree(pending if target.startswith("pending:") else template, path)
+        f = path / target.removeprefix("pending:")
         data = bytearray(f.read_bytes())
         if kind == "zero-byte":
             data = bytearray()
