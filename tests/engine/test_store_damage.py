@@ -142,7 +142,7 @@ CASES = ["truncated runs.parquet", "truncated trajectories.parquet", "zero-byte 
          "bit flip in trajectories.parquet footer", "zero-byte listed runs part", "zero-byte listed trajectory part",
          "bit flip in a listed runs part", "zero-byte unconsolidated runs part",
          "bit flip in an unconsolidated runs part final_loss", "truncated unconsolidated trajectory part",
-         "truncated trajectories.parquet, store without parts"]
+         "truncated trajectories.parquet, store without parts", "truncated runs.parquet, store without parts"]
 
 
 @pytest.mark.parametrize("damage", ["truncated runs.parquet", "truncated trajectories.parquet",
@@ -252,16 +252,22 @@ def test_a_damaged_unconsolidated_part_is_detected_and_its_runs_run_again(store_
     assert_same_store(store_dir, template, timing=False)
 
 
-def test_parts_damaged_too_name_the_file_and_the_runs_and_a_resume_runs_them_again(store_dir, template, caplog):
-    """A store copied without its parts: nothing can rebuild a damaged trajectories file."""
+@pytest.mark.parametrize("name", ["trajectories.parquet", "runs.parquet"])
+def test_parts_damaged_too_name_the_file_and_the_runs_and_a_resume_runs_them_again(store_dir, template, caplog,
+                                                                                    name):
+    """A store copied without its parts: nothing can rebuild a damaged consolidated file."""
     shutil.rmtree(store_dir / "parts")
-    truncate(store_dir / "trajectories.parquet")
+    truncate(store_dir / name)
+    store = ResultStore(store_dir)
     with pytest.raises(StoreError) as info:
-        ResultStore(store_dir).trajectories()
+        store.trajectories() if name.startswith("traj") else store.runs()
     msg = str(info.value)
-    assert msg.startswith("cannot read ") and "trajectories.parquet: damaged" in msg and "cannot rebuild" in msg
+    assert msg.startswith("cannot read ") and f"{name}: damaged" in msg and "cannot rebuild" in msg
     assert "\n" not in msg
-    assert "4 run(s)" in msg  # named from runs.parquet
+    assert "4 run(s)" in msg  # named from the other consolidated file
+    # What a resume asks first (reproduce checks every store before running) still answers:
+    store.check_config(CONFIG.config_hash)
+    assert len(store.completed_ids()) == (4 if name.startswith("traj") else 0)
     result, lines = resume(store_dir, caplog)
     assert result.executed == 4
     assert any("runs lost" in m and "4 run(s)" in m for m in lines), lines

@@ -430,11 +430,13 @@ class ResultStore:
         return lost if lost or not missing else None
 
     def _open_or_parts(
-        self, path: Path, columns: Sequence[str] | None = None, filters: Any = None
+        self, path: Path, columns: Sequence[str] | None = None, filters: Any = None, *, lenient: bool = False
     ) -> tuple[pa.Table | None, list[str] | None]:
         """:meth:`_open`, but a damaged consolidated file that parts/ can rebuild is read
         from its parts instead (a one-line warning, once); one that parts/ cannot rebuild
-        is a one-line :class:`StoreError` naming it and the run ids lost."""
+        is a one-line :class:`StoreError` naming it and the run ids lost, or, ``lenient``
+        (which runs are complete, for a resume), read from the parts all the same with
+        that line as a warning: the runs lost are not complete, so a resume runs them."""
         try:
             return self._open(path, columns, filters)
         except _Damaged as d:
@@ -445,12 +447,15 @@ class ResultStore:
                     f"instead (the next muonlab run/reproduce into {self.path} rebuilds it)"
                 )
                 return None, None
-            raise _Damaged(
-                path, d.why,
+            message = (
                 f"cannot read {path}: damaged ({d.why}), and parts/ cannot rebuild it "
                 f"({_lost_text(self._lost_ids(path, missing))}); run the experiment into {self.path} again "
                 "(muonlab run/reproduce, same --out): it rebuilds the store and runs the lost runs again"
-            ) from None
+            )
+            if lenient:
+                _warn_once(message)
+                return None, None
+            raise _Damaged(path, d.why, message) from None
 
     def damage(self) -> list[str]:
         """Read-only check of the consolidated files and the parts they lack (page
@@ -615,7 +620,7 @@ class ResultStore:
         """Run ids whose row is final (``ok`` or ``diverged``): resuming skips them.
         A ``failed`` run is not complete, so resuming runs it again."""
         columns = ["run_id", "status"]
-        table, listed = self._open_or_parts(self.runs_path, columns=columns)
+        table, listed = self._open_or_parts(self.runs_path, columns=columns, lenient=True)
         tables = ([] if table is None else [table]) + [
             self._read(self._runs_part(p), columns=columns) for p in self._extras(listed)
         ]
@@ -627,7 +632,7 @@ class ResultStore:
     def config_hashes(self) -> set[str | None]:
         """The ``config_hash`` values of the store's runs (None for rows that do not
         record one: stores written before provenance was recorded); empty if no runs."""
-        table, _, _ = self._runs_table()
+        table, _, _ = self._runs_table(lenient=True)
         if table is None or table.num_rows == 0:
             return set()
         if "config_hash" not in table.column_names:
@@ -652,11 +657,11 @@ class ResultStore:
             field="out",
         )
 
-    def _runs_table(self, strict: bool = False) -> tuple[pa.Table | None, list[str], list[str]]:
+    def _runs_table(self, strict: bool = False, lenient: bool = False) -> tuple[pa.Table | None, list[str], list[str]]:
         """(the current row of every run as one table, parts the consolidated file
         holds, parts it lacks). ``strict``: a damaged runs.parquet raises :class:`_Damaged`
         (writers repair it) rather than being read from its parts."""
-        table, listed = (self._open if strict else self._open_or_parts)(self.runs_path)
+        table, listed = self._open(self.runs_path) if strict else self._open_or_parts(self.runs_path, lenient=lenient)
         extra = self._extras(listed)
         tables = ([] if table is None else [table]) + [self._read(self._runs_part(p)) for p in extra]
         if not tables:
