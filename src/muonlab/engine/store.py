@@ -36,6 +36,19 @@ lock) writes a later row only over a ``failed`` one, that is the final row when
 there is one. Parts are ordered by a sequence number that never goes back, even if
 the wall clock does.
 
+Damage (a disk, a copy or a hand that truncates or flips bits). Every Parquet file is
+written with page checksums (verified on every read) and a footer fingerprint
+(``muonlab.check``: its column names, types and row count), so damage is an error, never
+different data. Readers read a damaged consolidated file from its parts instead (one
+warning line), or, when parts/ cannot rebuild it, raise one line naming the file and
+the run ids lost. :meth:`ResultStore.repair` (``muonlab run`` calls it under the lock
+before any batch runs; a writer's consolidation calls it when it meets damage) moves
+damaged files to ``DIR/damaged/``, rebuilds the consolidated files from the parts, and
+drops the runs whose row or trajectories nothing intact holds any more, naming them: they
+are no longer complete, so the resume runs them again. A part is the only copy of its
+batch until a consolidated file holds it; after that, the footers of the parts are read
+but not their pages (a bit flip there waits until a rebuild needs the part).
+
 One writer at a time: writing takes an OS-level lock (``flock``, through the
 ``filelock`` library) on ``DIR/.lock``. A second writer, in another process or through
 another :class:`ResultStore` object, is refused at once with a one-line
