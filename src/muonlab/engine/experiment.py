@@ -32,7 +32,7 @@ from muonlab.config import (
 from muonlab.engine.backends import Executor, make_executor
 from muonlab.engine.memory import default_budget
 from muonlab.engine.plan import Plan, group_runs, plan
-from muonlab.engine.store import ResultStore
+from muonlab.engine.store import ResultStore, StoreError
 from muonlab.errors import MuonlabError
 
 __all__ = ["ResourceError", "Result", "group_runs", "run"]
@@ -132,8 +132,11 @@ def run(
         n_workers = getattr(executor, "workers", 1)
         budget = max_memory if max_memory is not None else default_budget(n_workers)
         # A plan that cannot run is refused before the store (even its lock file) exists.
-        plan(config, store.completed_ids() if Path(out).is_dir() else (), max_batch, max_memory=budget)
+        plan(config, _completed_before_repair(store) if Path(out).is_dir() else (), max_batch, max_memory=budget)
         with store.lock():
+            # A damaged store is repaired (or its losses named) before any batch runs.
+            for line in store.repair():
+                _log.warning(line)
             store.check_config(config.config_hash, overrides)
             todo = plan(config, store.completed_ids(), max_batch, max_memory=budget, workers=n_workers)
             if on_plan is not None:
@@ -148,6 +151,15 @@ def run(
             f"(a rerun retries them): {unfit[0][1]}",
         )
     return Result(Path(out), store.runs(), skipped=todo.skipped, executed=todo.todo)
+
+
+def _completed_before_repair(store: ResultStore) -> set[str]:
+    """The completed runs for the early plan check; a store that cannot be read yet is
+    repaired under the lock just after (the plan is made again there)."""
+    try:
+        return store.completed_ids()
+    except StoreError:
+        return set()
 
 
 class ResourceError(MuonlabError):

@@ -36,6 +36,19 @@ lock) writes a later row only over a ``failed`` one, that is the final row when
 there is one. Parts are ordered by a sequence number that never goes back, even if
 the wall clock does.
 
+Damage (a disk, a copy or a hand that truncates or flips bits). Every Parquet file is
+written with page checksums (verified on every read) and a footer fingerprint
+(``muonlab.check``: its column names, types and row count), so damage is an error, never
+different data. Readers read a damaged consolidated file from its parts instead (one
+warning line), or, when parts/ cannot rebuild it, raise one line naming the file and
+the run ids lost. :meth:`ResultStore.repair` (``muonlab run`` calls it under the lock
+before any batch runs; a writer's consolidation calls it when it meets damage) moves
+damaged files to ``DIR/damaged/``, rebuilds the consolidated files from the parts, and
+drops the runs whose row or trajectories nothing intact holds any more, naming them: they
+are no longer complete, so the resume runs them again. A part is the only copy of its
+batch until a consolidated file holds it; after that, the footers of the parts are read
+but not their pages (a bit flip there waits until a rebuild needs the part).
+
 One writer at a time: writing takes an OS-level lock (``flock``, through the
 ``filelock`` library) on ``DIR/.lock``. A second writer, in another process or through
 another :class:`ResultStore` object, is refused at once with a one-line
@@ -46,8 +59,11 @@ it ends, so a writer that died never blocks the next one. Readers never need the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import math
+import os
 import platform
 import re
 import time
@@ -66,7 +82,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from muonlab.accuracy import EPSILON_COLUMNS
-from muonlab.atomic import TMP_MARK, atomic_file, write_json
+from muonlab.atomic import TMP_MARK, atomic_file, fsync_dir, write_json
 from muonlab.errors import MuonlabError
 
 if TYPE_CHECKING:  # typing.Self needs Python 3.11
@@ -110,6 +126,8 @@ _TRAJ_FILE = "trajectories.parquet"
 _PART_RE = re.compile(r"^runs-([0-9a-f]{32})\.parquet$")
 _KEY_PARTS = b"muonlab.parts"
 _KEY_SEQ = b"muonlab.seq"
+_KEY_CHECK = b"muonlab.check"
+_log = logging.getLogger("muonlab")
 
 
 
@@ -152,10 +170,29 @@ def _metadata(kind: str, **extra: bytes) -> dict[bytes, bytes]:
     return meta
 
 
+def _fingerprint(schema: pa.Schema, num_rows: int) -> bytes:
+    """A digest of a file's column names, types and row count, kept in its footer: the
+    Parquet footer has no checksum of its own (page checksums cover only the pages), so
+    a flipped bit that renames a column or changes a type is caught by this instead."""
+    digest = hashlib.sha256(schema.remove_metadata().serialize().to_pybytes())
+    digest.update(str(int(num_rows)).encode())
+    return digest.hexdigest()[:32].encode()
+
+
+def _check_footer(pf: pq.ParquetFile) -> None:
+    """Raise ValueError when a file's footer does not match its fingerprint (files
+    written before fingerprints were recorded are not checked)."""
+    want = (pf.metadata.metadata or {}).get(_KEY_CHECK)  # the file's key-value metadata
+    if want is not None and want != _fingerprint(pf.schema_arrow, pf.metadata.num_rows):
+        raise ValueError("footer checksum mismatch (column names, types or row count)")
+
+
 def _write_table(table: pa.Table, path: Path, metadata: Mapping[bytes, bytes]) -> None:
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    meta = {**(table.schema.metadata or {}), **metadata}
+    meta[_KEY_CHECK] = _fingerprint(table.schema, table.num_rows)
+    table = table.replace_schema_metadata(meta)
     with atomic_file(path) as f:
-        pq.write_table(table, f)
+        pq.write_table(table, f, write_page_checksum=True)
 
 
 # ----------------------------------------------------------------------------- store
@@ -177,6 +214,7 @@ class ResultStore:
         self._depth = 0
         # Sequence number of the latest part, known while this object holds the lock.
         self._seq: int | None = None
+        self._repairing = False
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.path)!r})"
@@ -324,8 +362,8 @@ class ResultStore:
                     meta = pq.read_schema(self.runs_path).metadata or {}
                     listed = [str(x) for x in json.loads(meta.get(_KEY_PARTS, b"[]"))]
                     last = int(meta.get(_KEY_SEQ, b"0"))
-                except (OSError, ValueError, TypeError, pa.ArrowException) as e:
-                    raise StoreError(f"cannot read {self.runs_path}: {e}") from None
+                except (OSError, ValueError, TypeError, pa.ArrowException):
+                    listed, last = None, 0  # damaged: every part's seq is read instead
             self._seq = max([last, *(self._part_seq(p) for p in self._extras(listed))])
         self._seq = max(time.time_ns(), self._seq + 1)
         return self._seq
@@ -362,15 +400,232 @@ class ResultStore:
             raise StoreError(f"cannot read {path}: {e}") from None
         with f:
             try:
-                meta = pq.ParquetFile(f).schema_arrow.metadata or {}
-                table = pq.read_table(f, columns=columns, filters=filters)
-            except (OSError, pa.ArrowException) as e:
-                raise StoreError(f"cannot read {path}: {e}") from None
+                pf = pq.ParquetFile(f, page_checksum_verification=True)
+                _check_footer(pf)
+                meta = pf.schema_arrow.metadata or {}
+                table = pq.read_table(f, columns=columns, filters=filters, page_checksum_verification=True)
+            except (OSError, ValueError, pa.ArrowException) as e:
+                raise _Damaged(path, e) from None
         try:
             listed = [str(x) for x in json.loads(meta.get(_KEY_PARTS, b"[]"))]
         except (ValueError, TypeError):
             listed = []
         return table, listed
+
+    # -- damage -------------------------------------------------------------------
+
+    def _sibling(self, path: Path) -> Path:
+        return self.trajectories_path if path == self.runs_path else self.runs_path
+
+    def _missing_parts(self, path: Path) -> list[str] | None:
+        """For a damaged consolidated file: the parts it holds that parts/ lacks ([] when
+        parts/ can rebuild it), or None when that cannot be told (its footer and the
+        other consolidated file's are unreadable, and parts/ is empty)."""
+        listed = _listed_parts(path)
+        if listed is None:
+            listed = _listed_parts(self._sibling(path))
+        present = set(self._committed_ids())
+        if listed is None:
+            return [] if present else None
+        return [p for p in listed if p not in present]
+
+    def _lost_ids(self, path: Path, missing: Sequence[str] | None) -> list[str] | None:
+        """Best effort: the run ids that a damaged consolidated file alone held (None: unknown)."""
+        ids = _run_ids(path)
+        if ids is None:  # the file's run_id column is unreadable too: ask the other file
+            ids = _run_ids(self._sibling(path))
+        if ids is None:
+            return None
+        held: set[str] = set()
+        for p in self._committed_ids():
+            held |= set(_run_ids(self._runs_part(p)) or ())
+        lost = sorted(set(ids) - held)
+        return lost if lost or not missing else None
+
+    def _open_or_parts(
+        self, path: Path, columns: Sequence[str] | None = None, filters: Any = None, *, lenient: bool = False
+    ) -> tuple[pa.Table | None, list[str] | None]:
+        """:meth:`_open`, but a damaged consolidated file that parts/ can rebuild is read
+        from its parts instead (a one-line warning, once); one that parts/ cannot rebuild
+        is a one-line :class:`StoreError` naming it and the run ids lost, or, ``lenient``
+        (which runs are complete, for a resume), read from the parts all the same with
+        that line as a warning: the runs lost are not complete, so a resume runs them."""
+        try:
+            return self._open(path, columns, filters)
+        except _Damaged as d:
+            missing = self._missing_parts(path)
+            if missing == []:
+                _warn_once(
+                    f"results store {self.path}: {path.name} is damaged ({d.why}); read from its parts "
+                    f"instead (the next muonlab run/reproduce into {self.path} rebuilds it)"
+                )
+                return None, None
+            message = (
+                f"cannot read {path}: damaged ({d.why}), and parts/ cannot rebuild it "
+                f"({_lost_text(self._lost_ids(path, missing))}); run the experiment into {self.path} again "
+                "(muonlab run/reproduce, same --out): it rebuilds the store and runs the lost runs again"
+            )
+            if lenient:
+                _warn_once(message)
+                return None, None
+            raise _Damaged(path, d.why, message) from None
+
+    def damage(self) -> list[str]:
+        """Read-only check of the consolidated files and the parts they lack (page
+        checksums verified): one line per damaged file, [] when intact. Writes nothing;
+        :meth:`repair` (under the lock) fixes what it finds."""
+        lines = []
+        listed: dict[Path, list[str] | None] = {}
+        for path in (self.runs_path, self.trajectories_path):
+            if not path.exists():
+                continue
+            why = _verify(path, full=True)
+            listed[path] = _listed_parts(path) if why is None else None
+            if why is not None:
+                missing = self._missing_parts(path)
+                how = ("parts/ can rebuild it" if missing == [] else
+                       f"parts/ cannot rebuild it: {_lost_text(self._lost_ids(path, missing))}")
+                lines.append(f"{path.name} is damaged ({why}); {how}")
+        for p in sorted(self._committed_ids()):
+            for path, cons in ((self._runs_part(p), self.runs_path), (self._traj_part(p), self.trajectories_path)):
+                held = listed.get(cons)
+                why = _verify(path, full=held is None or p not in held)
+                if why is not None and not (why == "missing" and held is not None and p in held):
+                    lines.append(f"{_rel(path, self.path)} is damaged ({why})")
+        return lines
+
+    def repair(self) -> list[str]:
+        """Check the store and repair what is damaged, under the lock; returns one line
+        per repair ([] when the store is intact). ``muonlab run`` calls it before it runs
+        any batch.
+
+        Every consolidated file and every part a consolidated file lacks is read whole
+        (page checksums verified); the other parts' footers are read. Then:
+
+        - a damaged consolidated file is moved to ``DIR/damaged/`` and rebuilt from the
+          parts (exact when parts/ holds every part it listed: the normal case);
+        - a batch with a damaged part file (runs or trajectories) has both its files
+          moved to ``DIR/damaged/``; when the consolidated files still hold the batch,
+          nothing is lost;
+        - rows or trajectories that nothing intact holds any more are lost: the runs
+          concerned are dropped from the store (a run is kept only with its row and its
+          trajectories), so they are no longer complete and this resume runs them
+          again; the last line names them.
+        """
+        with self._locked():
+            self._repairing = True
+            try:
+                return self._repair()
+            finally:
+                self._repairing = False
+
+    def _repair(self) -> list[str]:
+        lines: list[str] = []
+        state: dict[Path, str | None] = {}
+        listed: dict[Path, list[str] | None] = {}
+        for path in (self.runs_path, self.trajectories_path):
+            state[path] = _verify(path, full=True) if path.exists() else None
+            listed[path] = _listed_parts(path) if state[path] is None and path.exists() else None
+        damaged_files = [p for p in (self.runs_path, self.trajectories_path) if state[p] is not None]
+        if not damaged_files and not self.parts_dir.is_dir():
+            return []
+        runs_held = set(listed[self.runs_path] or ())
+        traj_held = set(listed[self.trajectories_path] or ())
+        # Consolidated files to rebuild: what they listed must be in parts/.
+        missing: dict[Path, list[str] | None] = {p: self._missing_parts(p) for p in damaged_files}
+        lost_ids: set[str] = set()
+        unknown = False
+        rows_lost = traj_lost = False
+        for path in damaged_files:
+            if missing[path] != []:
+                ids = self._lost_ids(path, missing[path])
+                unknown |= ids is None
+                lost_ids |= set(ids or ())
+                rows_lost |= path == self.runs_path
+                traj_lost |= path == self.trajectories_path
+        # Parts: the ones a consolidated file lacks are read whole.
+        bad: dict[str, str] = {}
+        for p in sorted(self._committed_ids()):
+            for path, held in ((self._runs_part(p), runs_held), (self._traj_part(p), traj_held)):
+                why = _verify(path, full=p not in held)
+                if why == "missing" and p in held:
+                    continue  # the consolidated file holds it (a store copied without parts)
+                if why is not None:
+                    bad[p] = f"{_rel(path, self.path)} is damaged ({why})"
+                    break
+        quarantine = self.path / _DAMAGED_DIR
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for p, why in bad.items():
+            ids = _run_ids(self._runs_part(p)) or _run_ids(self._traj_part(p))
+            safe = p in runs_held and p in traj_held
+            if not safe:
+                rows_lost |= p not in runs_held
+                traj_lost |= p not in traj_held
+                unknown |= ids is None
+                lost_ids |= set(ids or ())
+            for path in (self._runs_part(p), self._traj_part(p)):
+                _move_aside(path, quarantine, stamp)
+            lines.append(f"results store {self.path}: {why}: moved its batch to {quarantine}/"
+                         + ("; runs.parquet and trajectories.parquet still hold it" if safe else ""))
+        for path in damaged_files:
+            _move_aside(path, quarantine, stamp)
+            n = len(self._committed_ids())
+            lines.append(
+                f"results store {self.path}: {path.name} was damaged ({state[path]}); "
+                + (f"rebuilt from its {n} part(s)" if missing[path] == [] else
+                   "rebuilt from the intact parts; what only it held is lost")
+                + f" (the damaged file is in {quarantine}/)"
+            )
+        self.consolidate()
+        if rows_lost or traj_lost:
+            dropped = self._drop_incomplete(rows_lost, traj_lost)
+            lost_ids |= dropped
+            runs_now = set(self.runs()["run_id"])
+            lost_ids -= runs_now
+            if lost_ids or unknown:
+                lines.append(
+                    f"results store {self.path}: runs lost with the damaged files: "
+                    f"{_lost_text(sorted(lost_ids) if lost_ids else None)}; they are no longer recorded, "
+                    "so this run (a resume) runs them again"
+                )
+        self._seq = None
+        return lines
+
+    def _drop_incomplete(self, rows_lost: bool, traj_lost: bool) -> set[str]:
+        """After a loss: drop trajectories without a run row (``rows_lost``) and run rows
+        whose trajectories were lost (``traj_lost``: rows without trajectories that no
+        intact part holds), so that a resume runs those runs again. Returns their ids."""
+        table, _ = self._open(self.runs_path)
+        ids = set(table.column("run_id").to_pylist()) if table is not None else set()
+        traj_ids = set(_run_ids(self.trajectories_path) or ())
+        intact: set[str] = set()
+        for p in self._committed_ids():
+            intact |= set(_run_ids(self._runs_part(p)) or ())
+        drop_traj = traj_ids - ids if rows_lost else set()
+        drop_rows = ids - traj_ids - intact if traj_lost else set()
+        if drop_rows and table is not None:
+            meta = {k: v for k, v in (pq.read_schema(self.runs_path).metadata or {}).items() if k != _KEY_CHECK}
+            _write_table(_drop_runs(table, drop_rows).replace_schema_metadata(None), self.runs_path, meta)
+        if drop_traj:
+            old = pq.ParquetFile(str(self.trajectories_path), page_checksum_verification=True)
+            try:
+                with atomic_file(self.trajectories_path) as f:
+                    schema = old.schema_arrow
+                    schema = schema.with_metadata({k: v for k, v in (schema.metadata or {}).items() if k != _KEY_CHECK})
+                    writer = pq.ParquetWriter(f, schema, write_page_checksum=True)
+                    rows = 0
+                    try:
+                        for i in range(old.num_row_groups):
+                            t = _drop_runs(old.read_row_group(i), drop_traj)
+                            if t.num_rows:
+                                writer.write_table(t.replace_schema_metadata(schema.metadata))
+                                rows += t.num_rows
+                        writer.add_key_value_metadata({_KEY_CHECK: _fingerprint(schema, rows)})
+                    finally:
+                        writer.close()
+            finally:
+                old.close()
+        return drop_rows | drop_traj
 
     # -- reading ------------------------------------------------------------------
 
@@ -378,7 +633,7 @@ class ResultStore:
         """Run ids whose row is final (``ok`` or ``diverged``): resuming skips them.
         A ``failed`` run is not complete, so resuming runs it again."""
         columns = ["run_id", "status"]
-        table, listed = self._open(self.runs_path, columns=columns)
+        table, listed = self._open_or_parts(self.runs_path, columns=columns, lenient=True)
         tables = ([] if table is None else [table]) + [
             self._read(self._runs_part(p), columns=columns) for p in self._extras(listed)
         ]
@@ -390,7 +645,7 @@ class ResultStore:
     def config_hashes(self) -> set[str | None]:
         """The ``config_hash`` values of the store's runs (None for rows that do not
         record one: stores written before provenance was recorded); empty if no runs."""
-        table, _, _ = self._runs_table()
+        table, _, _ = self._runs_table(lenient=True)
         if table is None or table.num_rows == 0:
             return set()
         if "config_hash" not in table.column_names:
@@ -415,10 +670,11 @@ class ResultStore:
             field="out",
         )
 
-    def _runs_table(self) -> tuple[pa.Table | None, list[str], list[str]]:
+    def _runs_table(self, strict: bool = False, lenient: bool = False) -> tuple[pa.Table | None, list[str], list[str]]:
         """(the current row of every run as one table, parts the consolidated file
-        holds, parts it lacks)."""
-        table, listed = self._open(self.runs_path)
+        holds, parts it lacks). ``strict``: a damaged runs.parquet raises :class:`_Damaged`
+        (writers repair it) rather than being read from its parts."""
+        table, listed = self._open(self.runs_path) if strict else self._open_or_parts(self.runs_path, lenient=lenient)
         extra = self._extras(listed)
         tables = ([] if table is None else [table]) + [self._read(self._runs_part(p)) for p in extra]
         if not tables:
@@ -451,7 +707,7 @@ class ResultStore:
         if metrics is not None:
             m = ds.field("metric").isin(pa.array([str(x) for x in _as_list(metrics)], pa.string()))
             expr = m if expr is None else expr & m
-        table, listed = self._open(self.trajectories_path, filters=expr)
+        table, listed = self._open_or_parts(self.trajectories_path, filters=expr)
         extra = self._extras(listed)
         later = self._superseded(extra)
         tables = [] if table is None else [_drop_runs(table, later[0])]
@@ -459,7 +715,10 @@ class ResultStore:
             path = self._traj_part(part)
             if path.exists():
                 tables.append(_drop_runs(self._read(path, filters=expr), gone))
-        tables = [t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA) for t in tables]
+        try:
+            tables = [t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA) for t in tables]
+        except (ValueError, pa.ArrowException) as e:
+            raise StoreError(f"cannot read the trajectories of {self.path}: {_reason(e)}") from None
         if not tables:
             return TRAJECTORY_SCHEMA.empty_table().to_pandas()
         return pa.concat_tables(tables).to_pandas()
@@ -473,12 +732,21 @@ class ResultStore:
         except (OSError, ValueError) as e:
             raise StoreError(f"cannot read {self.meta_path}: {e}") from None
 
-    @staticmethod
-    def _read(path: Path, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
+    def _read(self, path: Path, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
+        """Read a part file (page checksums verified); a damaged one is a one-line
+        :class:`StoreError` naming it and saying how to recover."""
         try:
-            return pq.read_table(path, columns=columns, filters=filters)
-        except (OSError, pa.ArrowException) as e:
+            with pq.ParquetFile(str(path), page_checksum_verification=True) as pf:
+                _check_footer(pf)
+            return pq.read_table(path, columns=columns, filters=filters, page_checksum_verification=True)
+        except PermissionError as e:
             raise StoreError(f"cannot read {path}: {e}") from None
+        except (OSError, ValueError, pa.ArrowException) as e:
+            raise _Damaged(
+                path, e,
+                f"cannot read {path}: damaged ({_reason(e)}); run the experiment into {self.path} again "
+                "(muonlab run/reproduce, same --out): it moves the damaged part aside and runs its runs again"
+            ) from None
 
     # -- writing ------------------------------------------------------------------
 
@@ -521,7 +789,12 @@ class ResultStore:
         """
         rows = [_check_row(i, r) for i, r in enumerate(runs)]
         with self._locked():
-            done = self.completed_ids()
+            try:
+                done = self.completed_ids()
+            except _Damaged:  # parts/ cannot rebuild a consolidated file: repair first
+                for line in self.repair():
+                    _log.warning(line)
+                done = self.completed_ids()
             new_rows: list[dict[str, Any]] = []
             seen: set[str] = set()
             for row in rows:
@@ -552,9 +825,12 @@ class ResultStore:
         schemas = [table.schema]
         listed = None
         if self.runs_path.exists():
-            main = pq.read_schema(self.runs_path)
-            schemas.append(main)
-            listed = json.loads((main.metadata or {}).get(_KEY_PARTS, b"[]"))
+            try:
+                main = pq.read_schema(self.runs_path)
+                schemas.append(main)
+                listed = json.loads((main.metadata or {}).get(_KEY_PARTS, b"[]"))
+            except (OSError, ValueError, pa.ArrowException):
+                listed = None  # damaged: checked against every part (consolidate rebuilds it)
         schemas += [pq.read_schema(self._runs_part(p)) for p in self._extras(listed)]
         try:
             pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
@@ -565,25 +841,35 @@ class ResultStore:
         """Rewrite ``runs.parquet`` and ``trajectories.parquet`` to hold every committed
         part (each atomically). ``append`` calls it; it is a no-op when they are fresh."""
         with self._locked():
-            table, held, extra = self._runs_table()
-            if table is not None and extra:
-                parts = json.dumps(held + extra).encode()
-                # The latest part's seq, so that a later append can continue above it
-                # without reading every part.
-                seq = max([_seq_of(self.runs_path), *(self._part_seq(p) for p in extra)])
-                meta = _metadata("runs", **{_KEY_PARTS.decode(): parts, _KEY_SEQ.decode(): str(seq).encode()})
-                _write_table(table, self.runs_path, meta)
-            self._consolidate_trajectories()
+            try:
+                self._consolidate()
+            except _Damaged:
+                if self._repairing:
+                    raise
+                for line in self.repair():
+                    _log.warning(line)
+
+    def _consolidate(self) -> None:
+        table, held, extra = self._runs_table(strict=True)
+        if table is not None and extra:
+            parts = json.dumps(held + extra).encode()
+            # The latest part's seq, so that a later append can continue above it
+            # without reading every part.
+            seq = max([_seq_of(self.runs_path), *(self._part_seq(p) for p in extra)])
+            meta = _metadata("runs", **{_KEY_PARTS.decode(): parts, _KEY_SEQ.decode(): str(seq).encode()})
+            _write_table(table, self.runs_path, meta)
+        self._consolidate_trajectories()
 
     def _consolidate_trajectories(self) -> None:
         old = None
         listed: list[str] | None = None
         if self.trajectories_path.exists():
             try:
-                old = pq.ParquetFile(str(self.trajectories_path))
+                old = pq.ParquetFile(str(self.trajectories_path), page_checksum_verification=True)
+                _check_footer(old)
                 listed = [str(x) for x in json.loads((old.schema_arrow.metadata or {}).get(_KEY_PARTS, b"[]"))]
             except (OSError, ValueError, pa.ArrowException) as e:
-                raise StoreError(f"cannot read {self.trajectories_path}: {e}") from None
+                raise _Damaged(self.trajectories_path, e) from None
         extra = self._extras(listed)
         if not extra:
             return
@@ -592,22 +878,124 @@ class ResultStore:
         schema = TRAJECTORY_SCHEMA.with_metadata(_metadata("trajectories", **{_KEY_PARTS.decode(): parts}))
         # Streamed row group by row group: memory stays one part, whatever the store's size.
         with atomic_file(self.trajectories_path) as f:
-            writer = pq.ParquetWriter(f, schema)
+            writer = pq.ParquetWriter(f, schema, write_page_checksum=True)
+            rows = 0
             try:
                 if old is not None:
                     for i in range(old.num_row_groups):
-                        t = _drop_runs(old.read_row_group(i), later[0])
+                        try:
+                            t = old.read_row_group(i)
+                        except (OSError, ValueError, pa.ArrowException) as e:
+                            raise _Damaged(self.trajectories_path, e) from None
+                        t = _drop_runs(t, later[0])
                         writer.write_table(t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA))
+                        rows += t.num_rows
                 for p, gone in zip(extra, later[1:]):
                     path = self._traj_part(p)
                     if path.exists():
                         t = _drop_runs(self._read(path), gone)
                         if t.num_rows:
                             writer.write_table(t.replace_schema_metadata(None).cast(TRAJECTORY_SCHEMA))
+                            rows += t.num_rows
+                writer.add_key_value_metadata({_KEY_CHECK: _fingerprint(TRAJECTORY_SCHEMA, rows)})
             finally:
                 writer.close()
                 if old is not None:
                     old.close()
+
+
+# ----------------------------------------------------------------------------- damage helpers
+
+_DAMAGED_DIR = "damaged"
+_warned: set[str] = set()
+
+
+class _Damaged(StoreError):
+    """A Parquet file of the store that cannot be read back intact."""
+
+    def __init__(self, path: Path, error: BaseException | str, message: str | None = None) -> None:
+        why = error if isinstance(error, str) else _reason(error)
+        super().__init__(message or f"cannot read {path}: {why}")
+        self.path, self.why = path, why
+
+
+def _reason(error: BaseException) -> str:
+    """An exception as one short line."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:  # pragma: no cover
+        return str(path)
+
+
+def _verify(path: Path, *, full: bool) -> str | None:
+    """None if the Parquet file ``path`` reads back intact, else why not (one line):
+    ``missing``, or the reader's error. ``full``: read every page (checksums verified),
+    else only the footer."""
+    try:
+        f = pq.ParquetFile(str(path), page_checksum_verification=True)
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, pa.ArrowException, ValueError) as e:
+        return _reason(e)
+    try:
+        _check_footer(f)
+        if full:
+            for i in range(f.num_row_groups):
+                f.read_row_group(i)
+    except (OSError, pa.ArrowException, ValueError) as e:
+        return _reason(e)
+    finally:
+        f.close()
+    return None
+
+
+def _listed_parts(path: Path) -> list[str] | None:
+    """The parts a consolidated file lists (None: absent, or its footer is unreadable)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return [str(x) for x in json.loads(meta.get(_KEY_PARTS, b"[]"))]
+    except (OSError, ValueError, TypeError, pa.ArrowException):
+        return None
+
+
+def _run_ids(path: Path) -> list[str] | None:
+    """The ``run_id`` column of a store file, if it can still be read (None otherwise)."""
+    try:
+        table = pq.read_table(path, columns=["run_id"], page_checksum_verification=True)
+        return [str(x) for x in table.column("run_id").to_pylist()]
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None
+
+
+def _lost_text(ids: Sequence[str] | None, limit: int = 10) -> str:
+    if ids is None:
+        return "run ids unknown"
+    ids = sorted(set(ids))
+    shown = ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+    return f"{len(ids)} run(s): {shown}"
+
+
+def _move_aside(path: Path, folder: Path, stamp: str) -> None:
+    """Move a damaged file into ``folder`` (kept for inspection, never read again)."""
+    if not path.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    os.replace(path, folder / f"{stamp}-{path.name}")
+    fsync_dir(folder)
+    fsync_dir(path.parent)
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` as a warning once per process."""
+    if message in _warned:
+        return
+    _warned.add(message)
+    _log.warning(message)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -22,6 +22,7 @@ and nothing here builds markup.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,8 @@ from muonlab.report.figures import (
     steps_table,
 )
 from muonlab.report.verdicts import Verdict, scale_counts, verdict_of
+
+_log = logging.getLogger("muonlab")
 
 __all__ = ["build_report", "find_experiments", "load_claims", "load_experiment_specs"]
 
@@ -193,6 +196,7 @@ class Section:
     table: Table | None = None
     errors: list[tuple[str, int]] = field(default_factory=list)  # (message, runs)
     claims: list[ClaimRow] = field(default_factory=list)
+    damage: list[str] = field(default_factory=list)  # damaged files of its store, one line each
 
 
 def _cell(col: str, value: Any) -> Cell:
@@ -257,6 +261,29 @@ def _section(
     if store_dir is None:
         sec.notice = "No results store for this experiment yet."
         return sec
+    # A damaged store is a notice, never a traceback: the page names the damaged files
+    # (read-only check; the next ``muonlab run`` into the store repairs it).
+    try:
+        sec.damage = ResultStore(store_dir).damage()
+    except (StoreError, OSError, ValueError) as e:
+        sec.damage = [f"the results store could not be checked: {e}"]
+    try:
+        _fill_section(sec, name, store_dir, spec, slug, out_dir, claims)
+    except (StoreError, OSError) as e:
+        sec.notice = f"The results store could not be read: {e}"
+    sec.figures[:0] = [f"Damaged store: {line}" for line in sec.damage]
+    return sec
+
+
+def _fill_section(
+    sec: Section,
+    name: str,
+    store_dir: Path,
+    spec: Mapping[str, Any] | None,
+    slug: str,
+    out_dir: Path,
+    claims: Sequence[Mapping[str, Any]],
+) -> Section:
     try:
         runs = ResultStore(store_dir).runs()
     except (StoreError, OSError, ValueError) as e:
@@ -402,6 +429,9 @@ def build_report(dir: str | Path) -> Path:
     slugs = {name: _slug(name, taken) for name, _ in order}
     sections = [_section(name, stores.get(name), spec, slugs[name], out_dir, claim_list) for name, spec in order]
 
+    damaged = [f"{sec.name}: damaged results store: {line}" for sec in sections for line in sec.damage]
+    for line in damaged:
+        _log.warning(line)
     page = _environment().get_template("report.html.j2").render(
         folder=root.resolve().name,
         version=_version(),
@@ -410,7 +440,7 @@ def build_report(dir: str | Path) -> Path:
         n_pass=sum(_passed(c) for c in claim_list),
         scales=scale_counts(claim_list),
         failing=[c.get("name") for c in claim_list if not _passed(c)],
-        notices=[m for m in (spec_error, claims_error) if m],
+        notices=[m for m in (spec_error, claims_error) if m] + damaged,
         toc=[(slugs[n], (s or {}).get("title") or n) for n, s in order],
         sections=sections,
     )
