@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import hypothesis.strategies as st
 import pytest
 import torch
 from hypothesis import given, settings
 
-from muonlab.optim import Muon, ScaledGD, SignGD, SpecGD
-from muonlab.optim.optimizers import NonFiniteGradientError
+from muonlab.optim import Muon, NonFiniteGradientError, NonFiniteUpdateError, ScaledGD, SignGD, SpecGD
 
 OPTIMIZERS = {
     "muon": lambda ps, **kw: Muon(ps, lr=0.1, momentum=0.9, nesterov=True, **kw),
@@ -249,3 +249,61 @@ def test_property_any_bad_gradient_leaves_everything_untouched(name, bad, kind, 
         opt.step()
     assert all(torch.equal(p.detach(), q) for p, q in zip(params, before, strict=True))
     assert _same_state(opt.state_dict(), state)
+
+
+@pytest.mark.parametrize("name", ["muon", "specgd"])
+def test_a_finite_gradient_whose_update_overflows_changes_nothing(name):
+    """Finite float32 gradients near 3e38 overflow the momentum buffer on the next step:
+    SpecGD's SVD used to raise LinAlgError, and Muon to write NaN, after the first
+    parameter had already been updated."""
+    a, b = (torch.nn.Parameter(torch.randn(3, 3, generator=torch.Generator().manual_seed(s))) for s in (0, 1))
+    opt = OPTIMIZERS[name]([a, b])
+    taken = 0
+    for _ in range(6):  # the buffer grows by 1e38 per step until it overflows
+        before, state = _snapshot(opt, [a, b])
+        a.grad, b.grad = torch.randn(3, 3), torch.full((3, 3), 1e38)
+        try:
+            opt.step()
+        except ValueError as error:
+            assert isinstance(error, NonFiniteUpdateError)
+            assert re.match(
+                r"^params: param_groups\[0\]\['params'\]\[1\] \(shape \(3, 3\)\): the update "
+                r"(is not finite|could not be computed).*nothing was changed$", str(error)
+            ), str(error)
+            break
+        taken += 1
+    else:
+        pytest.fail("the momentum buffer never overflowed")
+    assert taken >= 1
+    assert all(torch.equal(p.detach(), q) for p, q in zip((a, b), before, strict=True))
+    assert _same_state(opt.state_dict(), state)
+
+
+def test_catching_the_error_is_skipping_the_step():
+    """GradScaler's policy by hand: an optimizer that met (and skipped) a bad step ends
+    bit for bit where one that never saw it does."""
+    p1, q1 = _params(3)[:2]
+    p2, q2 = (torch.nn.Parameter(t.detach().clone()) for t in (p1, q1))
+    o1 = Muon([p1, q1], lr=0.1, momentum=0.9, nesterov=True)
+    o2 = Muon([p2, q2], lr=0.1, momentum=0.9, nesterov=True)
+    for step in range(4):
+        if step == 2:
+            _grads([p1, q1], 99)
+            q1.grad[0, 0] = float("nan")
+            with pytest.raises(NonFiniteGradientError):
+                o1.step()
+        for ps, o in (([p1, q1], o1), ([p2, q2], o2)):
+            _grads(ps, step)
+            o.step()
+    assert torch.equal(p1, p2) and torch.equal(q1, q2)
+
+
+def test_gradscaler_still_skips_steps_on_its_own():
+    p = torch.nn.Parameter(torch.randn(4, 3))
+    opt = Muon([p], lr=0.1, momentum=0.9)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**127)
+    scaler.scale((p * 1e30).sum()).backward()  # inf gradients after scaling
+    p0 = p.detach().clone()
+    scaler.step(opt)  # skips: no error from muonlab
+    scaler.update()
+    assert torch.equal(p.detach(), p0) and scaler.get_scale() < 2.0**127

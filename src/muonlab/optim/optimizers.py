@@ -21,7 +21,9 @@ from muonlab.linalg.orthogonalize import METHODS, resolve_coefficients
 from muonlab.optim import updates
 from muonlab.optim.updates import ADJUST_LR, MOMENTUM_FORMS
 
-__all__ = ["Muon", "NonFiniteGradientError", "ScaledGD", "SignGD", "SpecGD", "torch_compatible_muon"]
+__all__ = [
+    "Muon", "NonFiniteGradientError", "NonFiniteUpdateError", "ScaledGD", "SignGD", "SpecGD", "torch_compatible_muon",
+]
 
 _ALGORITHMS = ("muon", "adamw")
 
@@ -38,6 +40,11 @@ class NonFiniteGradientError(MuonlabError):
         super().__init__(message, field="params")
         self.group = group
         self.index = index
+
+
+class NonFiniteUpdateError(NonFiniteGradientError):
+    """Finite gradients gave a non-finite step (the momentum buffer or the update overflowed,
+    or the SVD failed on it); raised before anything was changed, like its base class."""
 
 
 def _number(name: str, value: Any) -> float:
@@ -119,9 +126,13 @@ class _GroupwiseOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self._check_step()
+        self._apply()
+        return loss
+
+    def _apply(self) -> None:
+        """Update every param group (the gradients are checked)."""
         for group in self.param_groups:
             self._step_group(group)
-        return loss
 
     def _check_step(self) -> None:
         """Validate every gradient (and float lr) of this step; raise before any change.
@@ -320,31 +331,78 @@ class Muon(_GroupwiseOptimizer):
     def _validate_hyperparameters(self, h: dict[str, Any]) -> None:
         _validate_muon_hyperparameters(h)
 
-    def _step_group(self, group: dict[str, Any]) -> None:
-        if group["algorithm"] == "adamw":
-            self._adamw_step(group)
-        else:
-            self._muon_step(group)
 
-    def _muon_step(self, group: dict[str, Any]) -> None:
-        params, grads = self._with_grads(group)
-        momentum = group["momentum"]
-        updates.muon(
-            params,
-            grads,
-            [self._momentum_buffer(p, momentum) for p in params],
-            lr=group["lr"],
-            momentum=momentum,
-            nesterov=group["nesterov"],
-            momentum_form=group["momentum_form"],
-            weight_decay=group["weight_decay"],
-            method=group["method"],
-            table=updates.coefficient_table(group["method"], group["coefficients"], group["ns_steps"]),
-            ns_dtype=group["ns_dtype"],
-            beta=group["beta"],
-            eps=group["eps"],
-            adjust_lr=group["adjust_lr"],
-        )
+    def _apply(self) -> None:
+        """Two phases, so that a step is all or nothing even when finite gradients overflow:
+        first the new momentum buffers and orth(D) of every Muon parameter (nothing is
+        changed; an SVD failure or a non-finite result raises :class:`NonFiniteUpdateError`),
+        then the Muon updates and the AdamW part (elementwise, cannot raise)."""
+        plans = {
+            gi: self._plan_muon(gi, group)
+            for gi, group in enumerate(self.param_groups)
+            if group["algorithm"] != "adamw"
+        }
+        self._check_plans(plans)
+        for gi, group in enumerate(self.param_groups):
+            if gi in plans:
+                self._commit_muon(group, plans[gi])
+            else:
+                self._adamw_step(group)
+
+    def _plan_muon(self, gi: int, group: dict[str, Any]) -> list[tuple[int, Tensor, Tensor | None, Tensor]]:
+        """(position, parameter, new momentum buffer, orth(D)) per parameter with a gradient."""
+        table = updates.coefficient_table(group["method"], group["coefficients"], group["ns_steps"])
+        plan = []
+        for i, p in enumerate(group["params"]):
+            if p.grad is None:
+                continue
+            buf = self.state.get(p, {}).get("momentum_buffer")
+            try:
+                (new_buf,), (update,) = updates.muon_directions(
+                    [p.grad], [buf], momentum=group["momentum"], nesterov=group["nesterov"],
+                    momentum_form=group["momentum_form"], method=group["method"], table=table,
+                    ns_dtype=group["ns_dtype"], beta=group["beta"], eps=group["eps"],
+                )
+            except torch.linalg.LinAlgError as error:
+                raise NonFiniteUpdateError(
+                    f"params: {_where(gi, i, p)}: the update could not be computed ({str(error).splitlines()[0]}); "
+                    "the step was not taken and nothing was changed", gi, i
+                ) from None
+            plan.append((i, p, new_buf, update))
+        return plan
+
+    @staticmethod
+    def _check_plans(plans: dict[int, list[tuple[int, Tensor, Tensor | None, Tensor]]]) -> None:
+        """Raise before any change if a new buffer or update is not finite (one sync per device)."""
+        flags: dict[torch.device, list[Tensor]] = {}
+        for plan in plans.values():
+            for _, _, new_buf, update in plan:
+                flags.setdefault(update.device, []).append(torch.isfinite(update).all())
+                if new_buf is not None:
+                    flags[update.device].append(torch.isfinite(new_buf).all())
+        if all(bool(torch.stack(f).all()) for f in flags.values()):
+            return
+        for gi, plan in plans.items():
+            for i, p, new_buf, update in plan:
+                finite = bool(torch.isfinite(update).all()) and (new_buf is None or bool(torch.isfinite(new_buf).all()))
+                if not finite:
+                    raise NonFiniteUpdateError(
+                        f"params: {_where(gi, i, p)}: the update is not finite although the gradient is "
+                        "(the momentum buffer overflowed?); the step was not taken and nothing was changed", gi, i
+                    )
+
+    def _commit_muon(self, group: dict[str, Any], plan: list[tuple[int, Tensor, Tensor | None, Tensor]]) -> None:
+        for _, p, new_buf, update in plan:
+            if new_buf is not None:
+                state = self.state[p]
+                if "momentum_buffer" in state:
+                    state["momentum_buffer"].copy_(new_buf)
+                else:
+                    state["momentum_buffer"] = new_buf
+            updates.apply_muon_update_(
+                p, update, lr=group["lr"], weight_decay=group["weight_decay"],
+                scale=updates.scale_factor(updates.as_matrix(p).shape, group["adjust_lr"]),
+            )
 
     def _adamw_step(self, group: dict[str, Any]) -> None:
         params, grads = self._with_grads(group)
