@@ -184,3 +184,16 @@ def test_beta_must_be_finite_and_nonnegative(beta):
 def test_symmetric_refuses_non_square_even_when_empty():
     with pytest.raises(ValueError, match="^method: 'symmetric' needs square matrices"):
         orthogonalize(torch.zeros(0, 3, 4), "symmetric")
+
+
+@pytest.mark.parametrize("method", ["svd", "symmetric", "gram", *POLYNOMIAL])
+def test_singular_values_beyond_float32_do_not_give_zero(method):
+    """σ_max of a 4×4 float32 matrix with entries near 3e38 exceeds float32's range: the SVD
+    gave inf singular values and a zero result."""
+    g = torch.Generator().manual_seed(6)
+    A = torch.rand(4, 4, generator=g, dtype=torch.float64)
+    G = (3e38 * (0.5 + 0.5 * (A + A.T) / 2)).float()  # symmetric, positive, full rank
+    ref = orthogonalize(G.double(), "svd")
+    out = orthogonalize(G, method)
+    tol = 1e-4 if method in EXACT else 0.35  # Newton–Schulz (keller, 5 steps) is only ~msign
+    assert torch.isfinite(out).all() and (out.double() - ref).abs().max().item() < tol

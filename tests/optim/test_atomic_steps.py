@@ -307,3 +307,21 @@ def test_gradscaler_still_skips_steps_on_its_own():
     scaler.step(opt)  # skips: no error from muonlab
     scaler.update()
     assert torch.equal(p.detach(), p0) and scaler.get_scale() < 2.0**127
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_finite_gradients_whose_sum_overflows_still_step(name):
+    """The fast finiteness check sums each gradient; a sum that overflows from finite
+    entries must fall back to the exact check, not refuse the step."""
+    p = torch.nn.Parameter(torch.randn(3, 3))
+    opt = {"muon": Muon, "specgd": SpecGD, "signgd": SignGD}[name]([p], lr=0.1)
+    # Positive (so their float32 sum overflows) and of full rank.
+    p.grad = 3e38 * (0.5 + 0.5 * torch.rand(3, 3, generator=torch.Generator().manual_seed(5)))
+    p0 = p.detach().clone()
+    opt.step()
+    assert torch.isfinite(p).all() and not torch.equal(p.detach(), p0)
+    if name != "signgd":  # the update is msign(G), not 0 (‖G‖_F overflowed float32)
+        ref = torch.linalg.svd(p.grad.double())
+        polar = (ref.U @ ref.Vh).float()
+        tol = 0.02 if name == "specgd" else 0.35  # Newton–Schulz (keller) is only ~msign
+        assert (p0 - p.detach() - 0.1 * polar).abs().max() < tol * 0.1

@@ -45,6 +45,7 @@ __all__ = [
     "orthogonalize_many",
     "polynomial_map",
     "resolve_coefficients",
+    "scale_down_huge",
 ]
 
 METHODS = (
@@ -273,9 +274,9 @@ def orthogonalize(
         A tensor of ``G``'s shape and dtype.
 
     Empty input (any dim of size 0, e.g. a batch ``(0, m, n)``) returns an empty tensor
-    of the same shape and dtype; a zero matrix maps to zero with every method.  The
-    polynomial methods scale a matrix whose Frobenius norm would overflow by an exact
-    power of two first (msign is scale-invariant), and ``gram`` always does.
+    of the same shape and dtype; a zero matrix maps to zero with every method.  Every
+    method but ``beta`` scales a matrix whose Frobenius norm would overflow by an
+    exact power of two first (msign is scale-invariant), and ``gram`` always does.
 
     Raises:
         ValueError: non-matrix input, complex or integer dtype, NaN/Inf entries, or
@@ -303,8 +304,8 @@ def orthogonalize(
         table = resolve_coefficients("polar_express", steps)
     else:
         table = []
-    if method in POLYNOMIAL_METHODS and G.numel() > 0:
-        G = _avoid_norm_overflow(G, dtype or G.dtype)
+    if method != "beta" and G.numel() > 0:  # T_β is not scale-invariant
+        G = scale_down_huge(G, dtype or G.dtype, skip_if_unneeded=True)
     return orthogonalize_unchecked(
         G, method, table=table, dtype=dtype, beta=beta, rtol=rtol, eps=eps
     )
@@ -327,10 +328,16 @@ def _ldexp(X: Tensor, e: Tensor) -> Tensor:
     return X * torch.exp2(half.to(X.dtype)) * torch.exp2((e - half).to(X.dtype))
 
 
-def _avoid_norm_overflow(G: Tensor, dtype: torch.dtype) -> Tensor:
+def scale_down_huge(G: Tensor, dtype: torch.dtype, *, skip_if_unneeded: bool = False) -> Tensor:
     """Scale each matrix whose ‖·‖_F would overflow ``dtype`` by a power of two to max|G| < 1.
 
-    The polynomial methods normalize by the Frobenius norm. Its sum of squares is
+    For every method but ``beta`` (msign(cG) = msign(G), c > 0). Without
+    ``skip_if_unneeded`` no host sync is made (the optimizers' per-step path): every
+    matrix is multiplied by 2^0 = 1 or by its power of two, so ordinary inputs come
+    back bit for bit, at the cost of a few elementwise passes.
+
+    The polynomial methods normalize by the Frobenius norm (and the SVD's largest
+    singular value is at most that norm). Its sum of squares is
     accumulated in float32 for half inputs (float64 for float64) and overflows once
     max|G|·sqrt(mn) > sqrt(finfo(accumulator).max) (≈ 1.8e19 in float32/bfloat16),
     and the norm itself must fit the dtype (65504 in float16): past either, the result
@@ -345,7 +352,7 @@ def _avoid_norm_overflow(G: Tensor, dtype: torch.dtype) -> Tensor:
     e = _pow2_exponents(work)
     amax = work.abs().amax(dim=(-2, -1), keepdim=True)
     big = amax.double() * math.sqrt(m * n) > limit
-    if not bool(big.any()):
+    if skip_if_unneeded and not bool(big.any()):
         return G
     return _ldexp(work, torch.where(big, -e, torch.zeros_like(e))).to(G.dtype)
 

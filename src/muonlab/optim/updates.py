@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from muonlab.errors import MuonlabError
-from muonlab.linalg.orthogonalize import orthogonalize_unchecked, resolve_coefficients
+from muonlab.linalg.orthogonalize import orthogonalize_unchecked, resolve_coefficients, scale_down_huge
 
 __all__ = [
     "ADJUST_LR",
@@ -203,7 +203,12 @@ def muon_directions(
             else:
                 new_buf = base.lerp(g, 1 - momentum)
                 d = g.lerp(new_buf, momentum) if nesterov else new_buf
-        update = orthogonalize_unchecked(as_matrix(d), method, table=table, dtype=ns_dtype, beta=beta, eps=eps)
+        mats = as_matrix(d)
+        if method != "beta" and mats.numel() > 0:
+            # Without it, float32 entries above ~1e19 overflow ‖D‖_F (or σ_max) and the
+            # update is silently 0; sync-free, bit for bit the same on ordinary input.
+            mats = scale_down_huge(mats, ns_dtype or mats.dtype)
+        update = orthogonalize_unchecked(mats, method, table=table, dtype=ns_dtype, beta=beta, eps=eps)
         new_buffers.append(new_buf)
         directions.append(update.view(d.shape))
     return new_buffers, directions
