@@ -325,3 +325,11 @@ def test_finite_gradients_whose_sum_overflows_still_step(name):
         polar = (ref.U @ ref.Vh).float()
         tol = 0.02 if name == "specgd" else 0.35  # Newton–Schulz (keller) is only ~msign
         assert (p0 - p.detach() - 0.1 * polar).abs().max() < tol * 0.1
+
+
+@pytest.mark.parametrize("build", [lambda ps: SignGD(ps, lr=0.1), lambda ps: Muon(ps, lr=0.1)])
+def test_add_param_group_reads_a_generator_once(build):
+    opt = build([torch.nn.Parameter(torch.randn(2, 2))])
+    new = [torch.nn.Parameter(torch.randn(3, 2)) for _ in range(2)]
+    opt.add_param_group({"params": (p for p in new)})
+    assert [p for g in opt.param_groups[1:] for p in g["params"]] == new

@@ -115,6 +115,9 @@ class _GroupwiseOptimizer(Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group after checking its hyper-parameters and refusing complex parameters."""
         self._validate_hyperparameters(dict(self.defaults, **param_group))
+        params = param_group["params"]
+        if not isinstance(params, (Tensor, set)):  # a generator is read once (torch refuses sets)
+            param_group = dict(param_group, params=list(params))
         group = len(self.param_groups)
         for i, p in enumerate(_as_list(param_group["params"])):
             if isinstance(p, Tensor) and torch.is_complex(p):
