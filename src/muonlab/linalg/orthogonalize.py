@@ -45,6 +45,7 @@ __all__ = [
     "orthogonalize_many",
     "polynomial_map",
     "resolve_coefficients",
+    "scale_down_huge",
 ]
 
 METHODS = (
@@ -112,7 +113,13 @@ def resolve_coefficients(
             rows = [rows]
         table = []
         for row in rows:
-            values = [float(x) for x in row]
+            try:
+                values = [float(x) for x in row]
+            except (TypeError, ValueError):
+                raise MuonlabError(
+                    f"coefficients: each row must be an (a, b, c) triple of numbers, got {row!r}",
+                    field="coefficients",
+                ) from None
             if len(values) != 3:
                 raise MuonlabError(
                     f"coefficients: each row must be an (a, b, c) triple, got {len(values)} values",
@@ -121,6 +128,11 @@ def resolve_coefficients(
             table.append((values[0], values[1], values[2]))
         if not table:
             raise MuonlabError("coefficients: the table is empty; give at least one (a, b, c)", field="coefficients")
+        for row in table:
+            if not all(math.isfinite(x) for x in row):
+                raise MuonlabError(
+                    f"coefficients: must be finite numbers, got the row {row!r}", field="coefficients"
+                )
     if steps is None:
         # A single triple is Keller-style (5 repeats); a table means one row per step.
         steps = len(table) if len(table) > 1 else _DEFAULT_STEPS
@@ -255,14 +267,21 @@ def orthogonalize(
             exact msign (default ``max(m, n) · finfo(dtype).eps``, as in
             ``torch.linalg.matrix_rank``; for ``gram`` the default is
             ``sqrt(max(m, n) · eps)``, the smallest singular value a Gram matrix resolves).
-        eps: floor of ‖G‖_F in the polynomial methods' normalization (so msign(0) = 0).
+        eps: floor of ‖G‖_F in the polynomial methods' normalization (so msign(0) = 0);
+            a finite number > 0.
 
     Returns:
         A tensor of ``G``'s shape and dtype.
 
+    Empty input (any dim of size 0, e.g. a batch ``(0, m, n)``) returns an empty tensor
+    of the same shape and dtype; a zero matrix maps to zero with every method.  Every
+    method but ``beta`` scales a matrix whose Frobenius norm would overflow by an
+    exact power of two first (msign is scale-invariant), and ``gram`` always does.
+
     Raises:
         ValueError: non-matrix input, complex or integer dtype, NaN/Inf entries, or
-            an unknown method / bad option (the message names the field).
+            an unknown method / bad option, e.g. a non-finite or non-positive ``eps``,
+            a non-finite ``beta`` or coefficient (one line that names the field).
     """
     _check_input(G)
     if method not in METHODS:
@@ -271,19 +290,71 @@ def orthogonalize(
         raise MuonlabError(
             f"dtype: {dtype} is not supported; allowed: bfloat16, float16, float32, float64", field="dtype"
         )
-    if not beta >= 0.0:
-        raise MuonlabError(f"beta: must be >= 0, got {beta!r}", field="beta")
-    if rtol is not None and not rtol >= 0.0:
-        raise MuonlabError(f"rtol: must be >= 0, got {rtol!r}", field="rtol")
+    if not _is_number(beta) or not (math.isfinite(beta) and beta >= 0.0):
+        raise MuonlabError(f"beta: must be a finite number >= 0, got {beta!r}", field="beta")
+    if rtol is not None and not (_is_number(rtol) and rtol >= 0.0):
+        raise MuonlabError(f"rtol: must be a number >= 0, got {rtol!r}", field="rtol")
+    if not _is_number(eps) or not (math.isfinite(eps) and eps > 0.0):
+        raise MuonlabError(f"eps: must be a finite number > 0, got {eps!r}", field="eps")
+    if method == "symmetric" and G.shape[-1] != G.shape[-2]:
+        raise MuonlabError(f"method: 'symmetric' needs square matrices, got shape {tuple(G.shape)}", field="method")
     if method in ("newton_schulz", "gram_newton_schulz", "auto"):
         table = resolve_coefficients(coefficients, steps)
     elif method == "polar_express":
         table = resolve_coefficients("polar_express", steps)
     else:
         table = []
+    if method != "beta" and G.numel() > 0:  # T_β is not scale-invariant
+        G = scale_down_huge(G, dtype or G.dtype, skip_if_unneeded=True)
     return orthogonalize_unchecked(
         G, method, table=table, dtype=dtype, beta=beta, rtol=rtol, eps=eps
     )
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _pow2_exponents(X: Tensor) -> Tensor:
+    """Per matrix of ``X`` (..., m, n): e with max|X| = f·2^e, f in [0.5, 1) (0 for a zero matrix)."""
+    amax = X.abs().amax(dim=(-2, -1), keepdim=True)
+    return torch.frexp(amax.to(torch.promote_types(amax.dtype, torch.float32)))[1]
+
+
+def _ldexp(X: Tensor, e: Tensor) -> Tensor:
+    """X·2^e, exact (no rounding) while the result is a normal number; two factors so that
+    neither 2^(e/2) over/underflows X's dtype even for e ≈ ±(2 × its exponent range)."""
+    half = torch.div(e, 2, rounding_mode="floor")
+    return X * torch.exp2(half.to(X.dtype)) * torch.exp2((e - half).to(X.dtype))
+
+
+def scale_down_huge(G: Tensor, dtype: torch.dtype, *, skip_if_unneeded: bool = False) -> Tensor:
+    """Scale each matrix whose ‖·‖_F would overflow ``dtype`` by a power of two to max|G| < 1.
+
+    For every method but ``beta`` (msign(cG) = msign(G), c > 0). Without
+    ``skip_if_unneeded`` no host sync is made (the optimizers' per-step path): every
+    matrix is multiplied by 2^0 = 1 or by its power of two, so ordinary inputs come
+    back bit for bit, at the cost of a few elementwise passes.
+
+    The polynomial methods normalize by the Frobenius norm (and the SVD's largest
+    singular value is at most that norm). Its sum of squares is
+    accumulated in float32 for half inputs (float64 for float64) and overflows once
+    max|G|·sqrt(mn) > sqrt(finfo(accumulator).max) (≈ 1.8e19 in float32/bfloat16),
+    and the norm itself must fit the dtype (65504 in float16): past either, the result
+    would silently be 0. msign is invariant to a positive scale, and a power of two is
+    exact, so only matrices that would have overflowed change; the others (and the
+    ``eps`` floor on small norms) are left bit for bit as they were.
+    """
+    accumulate = torch.float64 if torch.float64 in (dtype, G.dtype) else torch.float32
+    limit = min(torch.finfo(dtype).max, torch.finfo(G.dtype).max, torch.finfo(accumulate).max ** 0.5) / 2
+    m, n = G.shape[-2:]
+    work = G if G.dtype in (torch.float32, torch.float64) else G.float()
+    e = _pow2_exponents(work)
+    amax = work.abs().amax(dim=(-2, -1), keepdim=True)
+    big = amax.double() * math.sqrt(m * n) > limit
+    if skip_if_unneeded and not bool(big.any()):
+        return G
+    return _ldexp(work, torch.where(big, -e, torch.zeros_like(e))).to(G.dtype)
 
 
 def orthogonalize_unchecked(
@@ -382,6 +453,10 @@ def _gram_msign(G: Tensor, *, rtol: float | None, dtype: torch.dtype | None) -> 
     if transpose:
         X = X.mT
     m, n = X.shape[-2:]
+    # msign(cX) = msign(X) for c > 0: scale each matrix by a power of two (exact) to
+    # max|X| in [0.5, 1), so that XᵀX neither overflows (float32 entries near 1e38 made
+    # eigh fail) nor underflows (entries near 1e-30 made it 0).
+    X = _ldexp(X, -_pow2_exponents(X))
     evals, V = torch.linalg.eigh(X.mT @ X)
     s = evals.clamp_min(0.0).sqrt()
     tol = rtol if rtol is not None else math.sqrt(max(m, n) * torch.finfo(work).eps)

@@ -2,6 +2,8 @@
 
 from muonlab.optim.optimizers import (
     Muon,
+    NonFiniteGradientError,
+    NonFiniteUpdateError,
     ScaledGD,
     SignGD,
     SpecGD,
@@ -24,6 +26,8 @@ __all__ = [
     "Constant",
     "Geometric",
     "Muon",
+    "NonFiniteGradientError",
+    "NonFiniteUpdateError",
     "Plateau",
     "ScaledGD",
     "ScheduleLR",

@@ -38,18 +38,20 @@ import torch
 from torch import Tensor
 
 from muonlab.errors import MuonlabError
-from muonlab.linalg.orthogonalize import orthogonalize_unchecked, resolve_coefficients
+from muonlab.linalg.orthogonalize import orthogonalize_unchecked, resolve_coefficients, scale_down_huge
 
 __all__ = [
     "ADJUST_LR",
     "MOMENTUM_FORMS",
     "adamw",
     "adamw_update_",
+    "apply_muon_update_",
     "as_matrix",
     "coefficient_table",
     "descent_update_",
     "momentum_direction_",
     "muon",
+    "muon_directions",
     "muon_update_",
     "per_run",
     "scale_factor",
@@ -141,7 +143,14 @@ def muon_update_(
     update = orthogonalize_unchecked(
         mats, method, table=table, dtype=ns_dtype, beta=beta, eps=eps
     ).view(direction.shape)
-    scale = scale_factor(matrix_shape, adjust_lr)
+    apply_muon_update_(param, update, lr=lr, weight_decay=weight_decay, scale=scale_factor(matrix_shape, adjust_lr))
+    return update
+
+
+def apply_muon_update_(
+    param: Tensor, update: Tensor, *, lr: float | Tensor, weight_decay: float = 0.0, scale: float = 1.0
+) -> None:
+    """In place: W ← (1 − ηλ)W − η·scale·U for an already orthogonalized ``update`` U."""
     if isinstance(lr, Tensor):
         lr_b = per_run(lr, param)
         if weight_decay != 0.0:
@@ -153,7 +162,56 @@ def muon_update_(
         # Same call as torch.optim.Muon (adds the bf16 update with type promotion),
         # so the torch-compatible preset matches it bit for bit.
         param.add_(update, alpha=-lr * scale)
-    return update
+
+
+def muon_directions(
+    grads: Sequence[Tensor],
+    momentum_buffers: Sequence[Tensor | None],
+    *,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    momentum_form: str = "sum",
+    method: str = "newton_schulz",
+    table: Sequence[tuple[float, float, float]] = (),
+    ns_dtype: torch.dtype | None = None,
+    beta: float = 0.0,
+    eps: float = 1e-7,
+) -> tuple[list[Tensor | None], list[Tensor]]:
+    """The first half of an atomic per-tensor Muon step: changes nothing.
+
+    Returns the new momentum buffers (None where ``momentum`` is 0; a missing buffer
+    counts as zeros) and orth(D) per tensor, each viewed back to its gradient's
+    shape. The same operations as :func:`momentum_direction_` and
+    :func:`muon_update_`, out of place (so bit for bit the same values); the caller
+    checks them and only then stores the buffers and applies the updates with
+    :func:`apply_muon_update_`.
+    """
+    if momentum_form not in MOMENTUM_FORMS:
+        raise MuonlabError(
+            f"momentum_form: unknown {momentum_form!r}; allowed: {', '.join(MOMENTUM_FORMS)}", field="momentum_form"
+        )
+    new_buffers: list[Tensor | None] = []
+    directions: list[Tensor] = []
+    for g, buf in zip(grads, momentum_buffers, strict=True):
+        if momentum == 0.0:
+            new_buf, d = None, g
+        else:
+            base = buf if buf is not None else torch.zeros_like(g)
+            if momentum_form == "sum":
+                new_buf = base.mul(momentum).add_(g)
+                d = g.add(new_buf, alpha=momentum) if nesterov else new_buf
+            else:
+                new_buf = base.lerp(g, 1 - momentum)
+                d = g.lerp(new_buf, momentum) if nesterov else new_buf
+        mats = as_matrix(d)
+        if method != "beta" and mats.numel() > 0:
+            # Without it, float32 entries above ~1e19 overflow ‖D‖_F (or σ_max) and the
+            # update is silently 0; sync-free, bit for bit the same on ordinary input.
+            mats = scale_down_huge(mats, ns_dtype or mats.dtype)
+        update = orthogonalize_unchecked(mats, method, table=table, dtype=ns_dtype, beta=beta, eps=eps)
+        new_buffers.append(new_buf)
+        directions.append(update.view(d.shape))
+    return new_buffers, directions
 
 
 def per_run(lr: Tensor, like: Tensor) -> Tensor:
