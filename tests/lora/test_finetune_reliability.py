@@ -166,6 +166,31 @@ def test_class_ids_with_gaps_get_a_head_for_every_id(bert_dir, tmp_path):
     assert res.executed == ["adamw"], res.failed
 
 
+def test_tensorboard_without_its_package_is_refused_before_anything_is_written(bert_dir, tmp_path, monkeypatch,
+                                                                              no_training):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # makes the import fail
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["finetune", "--out", str(out), "--model", str(bert_dir), *BASE, "--tensorboard"])
+    lines = _lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("Error: Invalid value for '--tensorboard': needs the 'tensorboard' package")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["empty", "file", "under_file"])
+def test_an_unusable_out_is_refused_before_anything_is_written(bert_dir, tmp_path, no_training, kind):
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    out = {"empty": "", "file": str(a_file), "under_file": str(a_file / "sub")}[kind]
+    result = runner.invoke(app, ["finetune", "--out", out, "--model", str(bert_dir), *BASE])
+    lines = _lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("Error: Invalid value for '--out': "), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"] and a_file.read_text() == "x"
+
+
 # --- item 4: a resumed run reports the final_loss of the uninterrupted one -------------------
 
 def _cfg(bert_dir: Path, **kw) -> FinetuneConfig:

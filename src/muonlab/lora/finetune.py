@@ -625,8 +625,8 @@ class Prepared:
 def prepare(cfg: FinetuneConfig, out: str | Path, *, store_dir: str | Path | None = None,
             work_dir: str | Path | None = None) -> Prepared:
     """Check everything a fine-tuning needs, writing nothing: the output folders can be
-    written, the data loads (labels, split), the step count is bounded, and the model's
-    config fits the options (:func:`preflight`).
+    written, the data loads (labels, split), the step count is bounded, TensorBoard is
+    installed if asked for, and the model's config fits the options (:func:`preflight`).
 
     Raises:
         LoraError, DataError: one line naming the field at fault.
@@ -648,6 +648,11 @@ def prepare(cfg: FinetuneConfig, out: str | Path, *, store_dir: str | Path | Non
         raise LoraError.about("epochs", f"{cfg.epochs:g} epoch(s) of {len(train_df)} training rows in batches of "
                                         f"{cfg.batch_size} is {steps} steps, more than {MAX_STEPS}; allowed: at most "
                                         f"{MAX_STEPS} steps (fewer epochs, or max_steps)")
+    if cfg.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        except ImportError as e:
+            raise LoraError.about("tensorboard", f"needs the 'tensorboard' package ({e})") from None
     _quiet_transformers()
     preflight(cfg)  # bad model / target modules / rank / max_length: one line, before any run starts
     return Prepared(cfg, out, store_path, work_root, train_df, eval_df, num_labels, steps)
