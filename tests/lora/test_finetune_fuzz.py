@@ -12,9 +12,9 @@ throughout (no network). Example counts: :data:`CLI_EXAMPLES` command lines,
 from __future__ import annotations
 
 import math
-from collections import Counter
 import tempfile
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest

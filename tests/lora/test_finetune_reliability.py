@@ -191,6 +191,19 @@ def test_an_unusable_out_is_refused_before_anything_is_written(bert_dir, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"] and a_file.read_text() == "x"
 
 
+def test_a_finetune_experiment_checks_its_data_before_writing_its_store(bert_dir, tmp_path):
+    """``muonlab reproduce`` of a fine-tuning experiment wrote meta.json before reading the data."""
+    from muonlab.lora.experiment import FinetuneExperiment, run_finetune_experiment
+
+    csv = tmp_path / "ragged.csv"
+    csv.write_text("text,label\ngood,1\nbad\n")
+    exp = FinetuneExperiment(name="t", finetune={"model": str(bert_dir), "data": str(csv), "max_steps": 2},
+                             seeds=[0, 1])
+    with pytest.raises(DataError, match="line 3 has 1 field"):
+        run_finetune_experiment(exp, tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
 # --- item 4: a resumed run reports the final_loss of the uninterrupted one -------------------
 
 def _cfg(bert_dir: Path, **kw) -> FinetuneConfig:

@@ -472,6 +472,7 @@ def test_a_killed_finetune_process_resumes_from_its_checkpoint(tiny_dirs, tmp_pa
     b = ResultStore(killed / "finetune")
     ra, rb = a.runs().iloc[0], b.runs().iloc[0]
     assert bool(rb["resumed"]) and rb["steps"] == ra["steps"] == 8
+    assert rb["final_loss"] == pytest.approx(ra["final_loss"], rel=1e-6)  # the mean over all 8 steps (issue 14)
     sa = a.trajectories().query("metric.str.endswith(':singular_values')", engine="python")
     sb = b.trajectories().query("metric.str.endswith(':singular_values')", engine="python")
     merged = sa.merge(sb, on=["step", "metric", "index"], suffixes=("_a", "_b"))
