@@ -11,7 +11,9 @@ throughout (no network). Example counts: :data:`CLI_EXAMPLES` command lines,
 
 from __future__ import annotations
 
+import atexit
 import math
+import shutil
 import tempfile
 import uuid
 from collections import Counter
@@ -57,7 +59,8 @@ class _Validated(BaseException):
 
 # --- fixed files the strategies pick from ------------------------------------------------
 
-_ROOT = Path(tempfile.mkdtemp(prefix="muonlab-fuzz-"))
+_ROOT = Path(tempfile.mkdtemp(prefix="muonlab-fuzz-"))  # the strategies need the paths when defined
+atexit.register(shutil.rmtree, _ROOT, True)
 
 
 def _files() -> dict[str, Path]:
