@@ -542,6 +542,7 @@ _FINETUNE_OPTION_FOR_FIELD: dict[str, str] = {
     "name": "--optimizer",  # build_optimizer
     "n": "--n",  # load_table
     "every": "--monitor-every",  # SpectralMonitor
+    "out": "--out",  # check_writable
 }
 
 
@@ -549,21 +550,25 @@ def _finetune_bad_parameter(error: MuonlabError) -> typer.BadParameter:
     """A muonlab.lora ``LoraError``/``DataError`` as typer's one-line usage error (exit 2).
 
     The option comes from ``error.field`` through :data:`_FINETUNE_OPTION_FOR_FIELD`;
-    the library's message is printed whole, as it is (it names the library field, e.g.
-    ``Error: Invalid value for '--rank': r: must be an integer >= 1, got 0``). Nothing
-    is parsed out of the text. A field without an option (none is expected) gives the
-    message with no option: ``Error: Invalid value: <message>``.
+    the library's message follows without its leading ``"<field>: "`` (the library's
+    name for the option, e.g. ``n_examples`` for ``--n``), and is otherwise printed as
+    it is: ``Error: Invalid value for '--n': Input should be greater than or equal to
+    2, got 1; allowed: an integer from 2 to 10000000``. A message that starts with
+    another name keeps it. A field without an option (none is expected) gives the
+    whole message with no option: ``Error: Invalid value: <message>``.
     """
     option = _FINETUNE_OPTION_FOR_FIELD.get(error.field or "")
-    return typer.BadParameter(error.message, param_hint=f"'{option}'" if option else None)
+    if option is None:
+        return typer.BadParameter(error.message)
+    return typer.BadParameter(error.message.removeprefix(f"{error.field}: "), param_hint=f"'{option}'")
 
 
 @app.command("finetune")
 def finetune_command(
     out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Output directory: DIR/finetune/ store, DIR/runs/ checkpoints, DIR/report/.",
-                     file_okay=False, dir_okay=True, show_default=False),
+        str | None,
+        typer.Option("--out", metavar="DIR", help="Output directory: DIR/finetune/ store, DIR/runs/ checkpoints, "
+                     "DIR/report/.", show_default=False),
     ] = None,
     model: Annotated[
         str | None,
@@ -600,12 +605,14 @@ def finetune_command(
     """LoRA fine-tuning, Muon vs AdamW, with the spectral monitor; results store + HTML report."""
     if out is None:
         raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
+    if not out.strip():  # Path("") is the current directory
+        raise typer.BadParameter("empty; give the output directory", param_hint="'--out'")
     if optimizer not in ("muon", "adamw", "both"):
         raise typer.BadParameter(f"unknown {optimizer!r}; allowed: muon, adamw, both", param_hint="'--optimizer'")
     try:
         from muonlab.lora.adapters import LoraError
         from muonlab.lora.data import DataError
-        from muonlab.lora.finetune import config_from_options, finetune
+        from muonlab.lora.finetune import config_from_options, finetune, prepare
     except ImportError as e:
         raise typer.BadParameter(f"needs transformers and peft ({e}); pip install 'muonlab[lora]'",
                                  param_hint="'finetune'") from None
@@ -624,7 +631,8 @@ def finetune_command(
             n_examples=n_examples, seed=seed, monitor_every=monitor_every, save_steps=save_steps,
             text_field=text_field, label_field=label_field, tensorboard=tensorboard,
         )
-    except LoraError as e:
+        prepared = prepare(cfg, out)  # everything checked before anything is written or shown
+    except (LoraError, DataError) as e:
         raise _finetune_bad_parameter(e) from None
     err = Console(stderr=True)
     t0 = time.perf_counter()
@@ -639,7 +647,7 @@ def finetune_command(
             def on_step(step: int, total: int) -> None:
                 progress.update(current["task"], completed=step, total=total)
 
-            result = finetune(cfg, out, on_run=on_run, on_step=on_step,
+            result = finetune(cfg, out, on_run=on_run, on_step=on_step, prepared=prepared,
                               on_status=lambda text: progress.console.print(text, highlight=False))
     except (LoraError, DataError) as e:
         raise _finetune_bad_parameter(e) from None
@@ -649,7 +657,7 @@ def finetune_command(
         err.print(f"interrupted: run the same command again to resume from the last checkpoint in "
                   f"{Path(out) / 'runs'}", highlight=False)
         raise typer.Exit(130) from None
-    _print_finetune(Path(out))
+    _print_finetune(Path(out), result.run_ids)
     console = Console()
     console.print(f"store: {(Path(out) / 'finetune').resolve()}", soft_wrap=True, highlight=False)
     if result.report is not None:
@@ -659,20 +667,29 @@ def finetune_command(
         raise typer.Exit(1)
 
 
-def _print_finetune(out: Path) -> None:
+def _print_finetune(out: Path, run_ids: dict[str, str] | None = None) -> None:
+    """The summary table of the store's runs (those of ``run_ids`` when given); a failed
+    run's numbers are missing (pandas NA) and print as "—"."""
+    import math
+
     from rich.console import Console
     from rich.table import Table
 
     from muonlab.engine.store import ResultStore
 
     runs = ResultStore(out / "finetune").runs()
+    if run_ids is not None and "run_id" in runs.columns:
+        runs = runs[runs["run_id"].isin(list(run_ids.values()))]
     table = Table(title="muonlab finetune", title_justify="left")
     for col in ("optimizer", "status", "steps", "train loss", "eval acc", "eff. rank (end)", "monitor overhead"):
         table.add_column(col, justify="left" if col in ("optimizer", "status") else "right")
 
     def num(row: Any, col: str, fmt: str) -> str:
-        v = row.get(col)
-        return "—" if v is None or v != v else format(float(v), fmt)
+        try:
+            v = float(row.get(col))
+        except (TypeError, ValueError):  # None, pandas NA (a failed run has no numbers)
+            return "—"
+        return format(v, fmt) if math.isfinite(v) else "—"
 
     for _, row in runs.iterrows():
         table.add_row(str(row.get("optimizer")), str(row.get("status")), num(row, "steps", ".0f"),

@@ -241,6 +241,7 @@ def test_causal_lm_formats(tmp_path, columns, expected):
 
 
 def test_hub_path_uses_datasets(monkeypatch):
+    monkeypatch.setattr("muonlab.lora.hub.hub_unreachable", lambda *a, **k: None)  # as if online
     calls = []
 
     class FakeDataset:
@@ -258,6 +259,7 @@ def test_hub_path_uses_datasets(monkeypatch):
 
 
 def test_hub_load_failure(monkeypatch):
+    monkeypatch.setattr("muonlab.lora.hub.hub_unreachable", lambda *a, **k: None)  # as if online
     def load_dataset(name, split):
         raise FileNotFoundError(f"Couldn't find dataset {name}\nsecond line")
 

@@ -13,17 +13,24 @@ Sources (``load_table``'s ``data``)
     sentences only the clause Y decides the label, so a bag-of-words model
     cannot be perfect.
 a local ``.csv`` / ``.jsonl`` / ``.json`` file
-    Read with pandas (``.jsonl`` = one JSON object per line).
+    Read with pandas (``.jsonl`` = one JSON object per line). A CSV row with more or
+    fewer fields than the header is refused (naming its line), never shifted or
+    silently dropped.
+a local folder
+    Loaded with the optional ``datasets`` package (a folder of data files, or the
+    output of ``save_to_disk``).
 anything else
     A Hugging Face ``datasets`` name (``"imdb"``, ``"stanfordnlp/sst2"``), loaded
     with ``datasets.load_dataset(name, split=split)``; needs the optional
-    ``datasets`` package and, usually, internet access.
+    ``datasets`` package and internet access or the Hugging Face cache. Without
+    network it is refused at once (:func:`muonlab.lora.hub.hub_unreachable`).
 
 Column conventions (what ``load_table`` returns)
 ------------------------------------------------
 task ``classification``
     exactly ``text`` (str) and ``label`` (int64 in 0..K-1). Non-negative integer
-    labels are kept; any other labels (strings, negative numbers) are mapped to
+    labels are kept as class ids (K - 1 is the largest), which must be below the
+    number of rows; any other labels (strings, negative numbers) are mapped to
     0..K-1 by sorted unique value. ``df.attrs["label_names"]`` lists the name of
     each class id.
 task ``causal_lm`` (instruction tuning)
@@ -69,6 +76,8 @@ FILE_SUFFIXES = (".csv", ".jsonl", ".json")
 TEXT_FIELDS = ("text", "sentence", "review", "content")
 LABEL_FIELDS = ("label", "labels", "target", "class")
 IGNORE_INDEX = -100  # the label value torch's cross-entropy (and HF models) skip
+#: Most rows ``muonlab-sentiment`` generates (about 3 s); beyond 5000 rows its texts repeat.
+MAX_BUILTIN = 100_000
 
 _DATA_HINT = (
     f"give a local .csv/.jsonl/.json file, {BUILTIN!r}, "
@@ -244,8 +253,53 @@ def _looks_like_path(data: str) -> bool:
     return data.count("/") > 1
 
 
+def _check_csv_rows(path: Path, data: str) -> None:
+    """Every CSV record has as many fields as the header, or one-line DataError naming
+    the first line that does not: pandas would silently drop short rows' missing cells
+    or, when every row is long, turn the first column into the index."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.reader(f)
+            width: int | None = None
+            for record in reader:
+                if not record or (len(record) == 1 and not record[0].strip() and width != 1):
+                    continue  # a blank line (pandas skips them too)
+                if width is None:
+                    width = len(record)
+                elif len(record) != width:
+                    raise DataError.about(
+                        "data",
+                        f"{data!r} line {reader.line_num} has {len(record)} field{'s' * (len(record) != 1)}, "
+                        f"the header has {width}; "
+                        "every row needs one value per column (quote text that holds commas)",
+                    )
+    except (csv.Error, OSError):
+        return  # unusual CSV: pandas reads it, or says why it cannot
+
+
+def _local(data: str) -> tuple[Path, str]:
+    """``data`` as a local path and what it is: ``file``, ``dir``, ``other`` or ``missing``.
+
+    A name the OS cannot take as a path (too long, ``~nosuchuser``) is a DataError.
+    """
+    try:
+        path = Path(data).expanduser()
+        if path.is_file():
+            return path, "file"
+        if path.is_dir():
+            return path, "dir"
+        return path, "other" if path.exists() else "missing"
+    except (OSError, ValueError, RuntimeError) as exc:
+        shown = data if len(data) <= 120 else data[:117] + "..."
+        raise DataError.about("data", f"cannot use {shown!r} as a path ({_first_line(exc)}); {_DATA_HINT}") from None
+
+
 def _read_file(path: Path, data: str) -> pd.DataFrame:
     suffix = path.suffix.lower()
+    if suffix == ".csv":
+        _check_csv_rows(path, data)
     try:
         if suffix == ".csv":
             # Only empty cells are missing: a review that says "NA" or "None" is still text.
@@ -271,6 +325,17 @@ def _load_hub(data: str, split: str) -> pd.DataFrame:
             f".csv/.jsonl/.json file or {BUILTIN!r}",
             field="data",
         ) from exc
+    from muonlab.lora.hub import hub_unreachable, quiet_hub
+
+    reason = hub_unreachable()
+    if reason is not None:
+        raise DataError.about(
+            "data",
+            f"{data!r} is not a local file or folder, so it would be loaded from the Hugging Face hub, but "
+            f"{reason}; give a local .csv/.jsonl/.json file or {BUILTIN!r} (a data set already in the Hugging "
+            "Face cache loads with HF_HUB_OFFLINE=1)",
+        )
+    quiet_hub()
     try:
         ds = datasets.load_dataset(data, split=split)
         return ds.to_pandas()
@@ -279,6 +344,30 @@ def _load_hub(data: str, split: str) -> pd.DataFrame:
             f"data: could not load Hugging Face dataset {data!r} (split {split!r}): "
             f"{_first_line(exc)}",
             field="data",
+        ) from exc
+
+
+def _load_folder(path: Path, data: str, split: str) -> pd.DataFrame:
+    """A local folder: ``save_to_disk`` output or a folder of data files, via ``datasets``."""
+    hint = f"give a .csv/.jsonl/.json file or {BUILTIN!r}"
+    try:
+        import datasets
+    except ImportError:
+        raise DataError.about(
+            "data", f"{data!r} is a directory; {hint} (a folder of data files needs the 'datasets' package)",
+        ) from None
+    try:
+        if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+            ds = datasets.load_from_disk(str(path))
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds[split]
+        else:
+            ds = datasets.load_dataset(str(path), split=split)
+        return ds.to_pandas()
+    except Exception as exc:  # an empty folder, unknown files, a missing split, ...
+        raise DataError.about(
+            "data", f"{data!r} is a directory that 'datasets' could not load (split {split!r}): {_first_line(exc)}; "
+            f"{hint}",
         ) from exc
 
 
@@ -301,8 +390,13 @@ def _find(df: pd.DataFrame, column: str | None, candidates: tuple[str, ...], key
     )
 
 
-def _labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Class ids in 0..K-1 and the name of each id."""
+def _labels(values: pd.Series, column: str, rows: int) -> tuple[np.ndarray, list[str]]:
+    """Class ids in 0..K-1 and the name of each id.
+
+    Non-negative integers are kept as ids, so K - 1 is the largest; it must be below
+    ``rows`` (the table's usable rows): a stray ``100000000`` would otherwise build a
+    10⁸-class head.
+    """
     if pd.api.types.is_bool_dtype(values):
         values = values.astype(np.int64)
     numeric: pd.Series | None = values
@@ -318,9 +412,22 @@ def _labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
                 "(a regression target?)",
                 field="label_field",
             )
-        ints = arr.astype(np.int64)
-        if ints.min() >= 0:  # already ids: keep their meaning even if some id is absent
+        if arr.min() >= 0:  # already ids: keep their meaning even if some id is absent
+            top = float(arr.max())
+            if top >= rows:
+                raise DataError.about(
+                    "label_field",
+                    f"class id {top:.0f} in column {column!r} is out of range: integer class ids must be 0..K-1 "
+                    f"with K <= {rows} (the number of rows); renumber the classes, or give them as names",
+                )
+            ints = arr.astype(np.int64)
             return ints, [str(i) for i in range(int(ints.max()) + 1)]
+        if np.abs(arr).max() >= 2.0**53:
+            raise DataError.about(
+                "label_field", f"class id {float(np.abs(arr).max()):.0f} in column {column!r} is too large for an "
+                "integer id; give the classes as names",
+            )
+        ints = arr.astype(np.int64)
         names_num = np.unique(ints)
         return np.searchsorted(names_num, ints).astype(np.int64), [str(v) for v in names_num]
     as_str = values.astype(str)
@@ -345,14 +452,19 @@ def _classification(
         raise DataError(f"label_field: the label column {lcol!r} is also the text column", field="label_field")
     df = raw[[tcol, lcol]]
     df = df[~(df[tcol].isna() | df[lcol].isna())]
+    usable = len(df)
+    dropped = len(raw) - usable
     df = _subset(df, n, seed)
     if len(df) == 0:
         raise DataError(f"data: no rows with both {tcol!r} and {lcol!r} present", field="data")
-    labels, names = _labels(df[lcol])
+    labels, names = _labels(df[lcol], lcol, usable)
     if len(np.unique(labels)) < 2:
-        raise DataError(
-            f"label_field: column {lcol!r} has fewer than 2 classes; classification needs 2 or more",
-            field="label_field",
+        found = ", ".join(repr(str(v)) for v in pd.unique(df[lcol])[:3])
+        left_out = f"; {dropped} row(s) with an empty {tcol!r} or {lcol!r} cell were left out" if dropped else ""
+        raise DataError.about(
+            "label_field",
+            f"column {lcol!r} has fewer than 2 classes ({found} in {len(df)} row(s)); classification needs 2 or "
+            f"more{left_out}",
         )
     out = pd.DataFrame({"text": df[tcol].astype(str).to_numpy(), "label": labels})
     out.attrs["label_names"] = names
@@ -440,6 +552,9 @@ def load_table(
         size = 2000 if n is None else n
         if size < 2:
             raise DataError(f"n: {BUILTIN!r} needs at least 2 rows (one per class), got {size}", field="n")
+        if size > MAX_BUILTIN:
+            raise DataError.about("n", f"{BUILTIN!r} is generated with at most {MAX_BUILTIN} rows, got {size}; "
+                                       f"allowed: 2 to {MAX_BUILTIN}")
         # make_sentiment needs an even size; an odd request drops one row of the next even size.
         df = make_sentiment(size + size % 2, seed)
         names = df.attrs["label_names"]
@@ -447,8 +562,8 @@ def load_table(
         df.attrs["label_names"] = names
         return df
 
-    path = Path(data).expanduser()
-    if path.is_file():
+    path, kind = _local(data)
+    if kind == "file":
         if path.suffix.lower() not in FILE_SUFFIXES:
             raise DataError(
                 f"data: unsupported file type {path.suffix or '(none)'!r} for {data!r}; "
@@ -456,10 +571,13 @@ def load_table(
                 field="data",
             )
         raw = _read_file(path, data)
-    elif _looks_like_path(data) and not path.exists():
+    elif kind == "dir":
+        raw = _load_folder(path, data, split)
+    elif kind == "other":
+        raise DataError.about("data", f"{data!r} is neither a file nor a directory; {_DATA_HINT}")
+    elif _looks_like_path(data):
         raise DataError(f"data: no such file or dataset {data!r}; {_DATA_HINT}", field="data")
     else:
-        # Hub names, and local directories that datasets can load (e.g. save_to_disk output).
         raw = _load_hub(data, split)
 
     if not isinstance(raw, pd.DataFrame):

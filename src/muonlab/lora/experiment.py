@@ -146,16 +146,19 @@ def run_finetune_experiment(
 
     Raises:
         StoreConfigError: the store holds runs of another configuration.
-        LoraError: bad input (model, targets, rank), before the first run.
+        LoraError, DataError: bad input (model, targets, rank, data), before anything is written.
     """
     from muonlab.engine.store import ResultStore
-    from muonlab.lora.finetune import finetune
+    from muonlab.lora.finetune import finetune, prepare
 
     store_dir = Path(store_dir)
     h = exp.config_hash
     store = ResultStore(store_dir)
     if store_dir.is_dir():
         store.check_config(h, list(overrides))
+    configs = exp.configs()
+    # the data, the model and the folders are checked (first seed) before anything is written
+    prepared = prepare(configs[0], store_dir, store_dir=store_dir, work_dir=store_dir / WORK)
     store_dir.mkdir(parents=True, exist_ok=True)
     store.write_metadata({"kind": "finetune", "name": exp.name, "config_hash": h, "overrides": list(overrides),
                           "finetune": exp.configs()[0].model_dump(mode="json", exclude={"seed"}),
@@ -171,9 +174,10 @@ def run_finetune_experiment(
         if on_run is not None:  # a fraction of the current run: the bar moves within a run
             on_run(done + min(k / run_steps[0], 1.0), total)
 
-    for cfg in exp.configs():
+    for cfg in configs:
         res = finetune(cfg, store_dir, store_dir=store_dir, work_dir=store_dir / WORK, extra={"config_hash": h},
-                       on_run=started, on_step=step, on_status=on_status, report=False)
+                       on_run=started, on_step=step, on_status=on_status, report=False,
+                       prepared=prepared if cfg == prepared.cfg else None)
         result.executed += len(res.executed)
         result.skipped += len(res.skipped)
         result.failed.update({f"{o}/seed {cfg.seed}": m for o, m in res.failed.items()})
