@@ -54,6 +54,8 @@ _INVOCATION: list[str] = []
 #: (a Ray cluster of 65536 CPUs, 1024 torch threads in one worker).
 MAX_WORKERS = 65536
 MAX_THREADS = 1024
+#: Counts and sizes are int64 in the store and the engine.
+MAX_INT64 = 2**63 - 1
 
 
 def _resume_command() -> str:
@@ -247,7 +249,7 @@ _MaxMemoryOpt = Annotated[
                              help="Memory one batch may use (per worker), e.g. 4GiB: larger batches are split, "
                                   "a run that cannot fit is refused before anything runs.")]
 _MaxRunsOpt = Annotated[
-    int | None, typer.Option("--max-runs", min=1, show_default="100000",
+    int | None, typer.Option("--max-runs", min=1, max=MAX_INT64, show_default="100000",
                              help="Refuse an experiment that expands to more runs than this.")]
 _DeviceOpt = Annotated[
     str | None, typer.Option("--device", metavar="cpu|cuda[:i]",
@@ -267,6 +269,11 @@ def _execution(backend: str, workers: int | None, address: str | None, max_memor
         budget = None if max_memory is None else parse_bytes(max_memory)
     except MuonlabError as e:
         raise typer.BadParameter(str(getattr(e, "reason", e)), param_hint="'--max-memory'") from None
+    except (OverflowError, ValueError):  # '1e400': a float too large for an integer
+        budget = MAX_INT64 + 1
+    if budget is not None and budget > MAX_INT64:
+        raise typer.BadParameter(f"must be at most {MAX_INT64} bytes (8 EiB), got {max_memory!r}",
+                                 param_hint="'--max-memory'")
     return {"backend": backend, "workers": workers, "address": address, "max_memory": budget}
 
 
@@ -293,7 +300,7 @@ def run_command(
                      help="Override a config field, e.g. --set problem.n=50 --set grid.problem.kappa=[1,10]."),
     ] = None,
     max_batch: Annotated[
-        int | None, typer.Option("--max-batch", min=1, help="Split batches larger than this.")
+        int | None, typer.Option("--max-batch", min=1, max=MAX_INT64, help="Split batches larger than this.")
     ] = None,
     backend: _BackendOpt = "local",
     workers: _WorkersOpt = None,
@@ -316,7 +323,7 @@ def run_command(
 
     out_dir = cast(Path, _out_dir(out))
     execution = _execution(backend, workers, address, max_memory)
-    overrides = [*(overrides or []), *([f"device={device}"] if device else [])]
+    overrides = [*(overrides or []), *([f"device={device}"] if device is not None else [])]
     try:
         with run_limit(max_runs):
             cfg = load_config(config, overrides)
@@ -490,9 +497,9 @@ def reproduce_command(
     quick: Annotated[bool, typer.Option("--quick", help="Short for --scale quick.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the experiments (names only when piped).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="With --list: print the experiments as JSON.")] = False,
-    experiments: Annotated[
-        Path | None,
-        typer.Option("--experiments", metavar="DIR", file_okay=False, dir_okay=True, show_default=False,
+    experiments_opt: Annotated[
+        str | None,
+        typer.Option("--experiments", metavar="DIR", show_default=False,
                      help="Folder of experiment YAMLs (default: $MUONLAB_EXPERIMENTS, else the shipped ones)."),
     ] = None,
     overrides: Annotated[
@@ -513,13 +520,17 @@ def reproduce_command(
 
     if quick and scale not in (None, "quick"):
         raise typer.BadParameter(f"--quick is --scale quick; it contradicts --scale {scale}", param_hint="'--quick'")
-    chosen = "quick" if quick else (scale or "paper")
+    chosen = "quick" if quick else (scale if scale is not None else "paper")
     try:
         check_scale(chosen)
     except MuonlabError as e:
         raise typer.BadParameter(str(e), param_hint="'--scale'") from None
     if json_out and not list_:
         raise typer.BadParameter("only with --list", param_hint="'--json'")
+    experiments = None if experiments_opt is None else Path(experiments_opt)
+    if experiments_opt is not None and (not experiments_opt.strip() or "\0" in experiments_opt
+                                        or not Path(experiments_opt).is_dir()):
+        raise typer.BadParameter(f"not a directory: {experiments_opt!r}", param_hint="'--experiments'")
     try:
         found = discover(experiments)
     except ConfigError as e:
@@ -538,8 +549,8 @@ def reproduce_command(
         raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
     execution = _execution(backend, workers, address, max_memory)
     t0 = time.perf_counter()
-    result = _run_reproduce(name, out_dir, scale=chosen, overrides=[*(overrides or []), *([f"device={device}"] if device
-                            else [])], threads=threads, root=experiments, option_for_field={"device": "--device"},
+    sets = [*(overrides or []), *([f"device={device}"] if device is not None else [])]
+    result = _run_reproduce(name, out_dir, scale=chosen, overrides=sets, threads=threads, root=experiments, option_for_field={"device": "--device"},
                             execution=execution, max_runs=max_runs)
     _print_reproduction(result, t0)
 
@@ -779,7 +790,9 @@ def bench_command(
 
     out_dir = _out_dir(out)
     if device is not None:
-        if device.split(":")[0] not in ("cpu", "cuda"):
+        import re
+
+        if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
             raise typer.BadParameter(f"unknown device {device!r}; allowed: cpu, cuda", param_hint="'--device'")
         import torch
 
