@@ -81,6 +81,17 @@ def _out_dir(value: str | None, option: str = "--out") -> Path | None:
     return path
 
 
+def _device_override(device: str | None) -> list[str]:
+    """``--device`` as the override ``device=...``, its spelling checked first (one line naming it)."""
+    import re
+
+    if device is None:
+        return []
+    if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
+        raise typer.BadParameter(f"must be cpu, cuda or cuda:N, got {device!r}", param_hint="'--device'")
+    return [f"device={device}"]
+
+
 def _interrupted(out: Path) -> typer.Exit:
     """Ctrl-C during run/reproduce: stop the pool's workers, say what the stores keep and
     how to resume (one line on stderr); exit code 130."""
@@ -323,7 +334,7 @@ def run_command(
 
     out_dir = cast(Path, _out_dir(out))
     execution = _execution(backend, workers, address, max_memory)
-    overrides = [*(overrides or []), *([f"device={device}"] if device is not None else [])]
+    overrides = [*(overrides or []), *_device_override(device)]
     try:
         with run_limit(max_runs):
             cfg = load_config(config, overrides)
@@ -549,7 +560,7 @@ def reproduce_command(
         raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
     execution = _execution(backend, workers, address, max_memory)
     t0 = time.perf_counter()
-    sets = [*(overrides or []), *([f"device={device}"] if device is not None else [])]
+    sets = [*(overrides or []), *_device_override(device)]
     result = _run_reproduce(name, out_dir, scale=chosen, overrides=sets, threads=threads, root=experiments, option_for_field={"device": "--device"},
                             execution=execution, max_runs=max_runs)
     _print_reproduction(result, t0)
