@@ -561,7 +561,8 @@ def reproduce_command(
     execution = _execution(backend, workers, address, max_memory)
     t0 = time.perf_counter()
     sets = [*(overrides or []), *_device_override(device)]
-    result = _run_reproduce(name, out_dir, scale=chosen, overrides=sets, threads=threads, root=experiments, option_for_field={"device": "--device"},
+    result = _run_reproduce(name, out_dir, scale=chosen, overrides=sets, threads=threads, root=experiments,
+                            option_for_field={"device": "--device"},
                             execution=execution, max_runs=max_runs)
     _print_reproduction(result, t0)
 

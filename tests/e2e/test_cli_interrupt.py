@@ -109,7 +109,7 @@ def test_sigint_on_run_says_how_to_resume_and_resumes(tmp_path, workers):
     again = subprocess.run([sys.executable, "-m", "muonlab.cli", *args], cwd=tmp_path, env=_env(),
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert f"already in the store" in again.stdout
+    assert "already in the store" in again.stdout
     runs = ResultStore(out).runs()
     assert len(runs) == 12 and set(runs["status"]) == {"ok"}
     assert set(kept) <= set(runs["run_id"])
