@@ -88,7 +88,7 @@ def _device_override(device: str | None) -> list[str]:
     if device is None:
         return []
     if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
-        raise typer.BadParameter(f"must be cpu, cuda or cuda:N, got {device!r}", param_hint="'--device'")
+        raise typer.BadParameter(f"device: must be cpu, cuda or cuda:N, got {device!r}", param_hint="'--device'")
     return [f"device={device}"]
 
 
