@@ -47,6 +47,66 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+#: The arguments of this invocation (after the program name), for the resume hint.
+_INVOCATION: list[str] = []
+
+#: Upper bounds of the counts the options accept: more is a typo, not a machine
+#: (a Ray cluster of 65536 CPUs, 1024 torch threads in one worker).
+MAX_WORKERS = 65536
+MAX_THREADS = 1024
+#: Counts and sizes are int64 in the store and the engine.
+MAX_INT64 = 2**63 - 1
+
+
+def _resume_command() -> str:
+    """The command line that was run, as ``muonlab ...`` (shell-quoted)."""
+    import shlex
+
+    return shlex.join(["muonlab", *_INVOCATION])
+
+
+def _out_dir(value: str | None, option: str = "--out") -> Path | None:
+    """An output directory option, checked before anything is written: not empty (an
+    empty string would be the current directory), not an existing file."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise typer.BadParameter("must not be empty (an output directory; '.' for the current one)",
+                                 param_hint=f"'{option}'")
+    if "\0" in value:
+        raise typer.BadParameter(f"contains a NUL character: {value!r}", param_hint=f"'{option}'")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{value!r} is a file, not a directory", param_hint=f"'{option}'")
+    return path
+
+
+def _device_override(device: str | None) -> list[str]:
+    """``--device`` as the override ``device=...``, its spelling checked first (one line naming it)."""
+    import re
+
+    if device is None:
+        return []
+    if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
+        raise typer.BadParameter(f"device: must be cpu, cuda or cuda:N, got {device!r}", param_hint="'--device'")
+    return [f"device={device}"]
+
+
+def _interrupted(out: Path) -> typer.Exit:
+    """Ctrl-C during run/reproduce: stop the pool's workers, say what the stores keep and
+    how to resume (one line on stderr); exit code 130."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():  # LocalPool's spawned workers
+        child.terminate()
+    for child in multiprocessing.active_children():
+        child.join(timeout=10)
+    sys.stderr.write(f"interrupted: completed batches are kept in {out}; the same command resumes from them: "
+                     f"{_resume_command()}\n")
+    sys.stderr.flush()
+    return typer.Exit(130)
+
+
 class _Group(TyperGroup):
     """TyperGroup whose usage errors are one line on stderr with exit code 2.
 
@@ -65,6 +125,7 @@ class _Group(TyperGroup):
         **extra: Any,
     ) -> Any:
         extra["windows_expand_args"] = windows_expand_args  # click's own parameter: passed on as given
+        _INVOCATION[:] = [str(a) for a in (sys.argv[1:] if args is None else args)]
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -129,12 +190,11 @@ def _root(
 @app.command()
 def demo(
     out: Annotated[
-        Path,
+        str,
         typer.Option(
             "--out",
+            metavar="DIR",
             help="Output directory (created if missing): DIR/demo/ store, claims.json, report/index.html.",
-            file_okay=False,
-            dir_okay=True,
             show_default=False,
         ),
     ],
@@ -165,6 +225,7 @@ def demo(
     from muonlab.demo import DEMO, kappa_override
     from muonlab.reproduce import SHIPPED_ROOT
 
+    out_dir = cast(Path, _out_dir(out))
     sets = [*([kappa_override(kappas)] if kappas is not None else []), *(overrides or [])]
     if kappas is not None:
         try:  # the list itself (YAML syntax); its values are checked with the config
@@ -174,7 +235,7 @@ def demo(
     # A bad κ list surfaces as an error about the grid's problem.kappa: name --kappas for it.
     fields = dict.fromkeys(("problem.kappa", "grid.problem.kappa"), "--kappas") if kappas is not None else {}
     t0 = time.perf_counter()
-    result = _run_reproduce(DEMO, out, scale="paper", overrides=sets, threads=1, root=SHIPPED_ROOT,
+    result = _run_reproduce(DEMO, out_dir, scale="paper", overrides=sets, threads=1, root=SHIPPED_ROOT,
                             option_for_field=fields)
     _print_reproduction(result, t0)
 
@@ -187,7 +248,7 @@ _BackendOpt = Annotated[
                       help="Where batches run: 'local' (this machine's cores) or 'ray' (a Ray cluster; "
                            "pip install 'muonlab[ray]').")]
 _WorkersOpt = Annotated[
-    int | None, typer.Option("--workers", min=1, envvar="MUONLAB_WORKERS",
+    int | None, typer.Option("--workers", min=1, max=MAX_WORKERS, envvar="MUONLAB_WORKERS",
                              show_default="all cores (local) / all cluster CPUs (ray)",
                              help="Batches run at once, one torch thread each; 1 = in this process.")]
 _AddressOpt = Annotated[
@@ -199,7 +260,7 @@ _MaxMemoryOpt = Annotated[
                              help="Memory one batch may use (per worker), e.g. 4GiB: larger batches are split, "
                                   "a run that cannot fit is refused before anything runs.")]
 _MaxRunsOpt = Annotated[
-    int | None, typer.Option("--max-runs", min=1, show_default="100000",
+    int | None, typer.Option("--max-runs", min=1, max=MAX_INT64, show_default="100000",
                              help="Refuse an experiment that expands to more runs than this.")]
 _DeviceOpt = Annotated[
     str | None, typer.Option("--device", metavar="cpu|cuda[:i]",
@@ -219,6 +280,11 @@ def _execution(backend: str, workers: int | None, address: str | None, max_memor
         budget = None if max_memory is None else parse_bytes(max_memory)
     except MuonlabError as e:
         raise typer.BadParameter(str(getattr(e, "reason", e)), param_hint="'--max-memory'") from None
+    except (OverflowError, ValueError):  # '1e400': a float too large for an integer
+        budget = MAX_INT64 + 1
+    if budget is not None and budget > MAX_INT64:
+        raise typer.BadParameter(f"must be at most {MAX_INT64} bytes (8 EiB), got {max_memory!r}",
+                                 param_hint="'--max-memory'")
     return {"backend": backend, "workers": workers, "address": address, "max_memory": budget}
 
 
@@ -235,9 +301,9 @@ def run_command(
         Path, typer.Argument(help="Experiment YAML (see experiments/ and docs/engine.md).", show_default=False)
     ],
     out: Annotated[
-        Path,
-        typer.Option("--out", help="Results store directory; re-running into it skips completed runs.",
-                     file_okay=False, dir_okay=True, show_default=False),
+        str,
+        typer.Option("--out", metavar="DIR", help="Results store directory; re-running into it skips completed runs.",
+                     show_default=False),
     ],
     overrides: Annotated[
         list[str] | None,
@@ -245,7 +311,7 @@ def run_command(
                      help="Override a config field, e.g. --set problem.n=50 --set grid.problem.kappa=[1,10]."),
     ] = None,
     max_batch: Annotated[
-        int | None, typer.Option("--max-batch", min=1, help="Split batches larger than this.")
+        int | None, typer.Option("--max-batch", min=1, max=MAX_INT64, help="Split batches larger than this.")
     ] = None,
     backend: _BackendOpt = "local",
     workers: _WorkersOpt = None,
@@ -266,8 +332,9 @@ def run_command(
     from muonlab.engine.store import StoreError
     from muonlab.progress import RunProgress
 
+    out_dir = cast(Path, _out_dir(out))
     execution = _execution(backend, workers, address, max_memory)
-    overrides = [*(overrides or []), *([f"device={device}"] if device else [])]
+    overrides = [*(overrides or []), *_device_override(device)]
     try:
         with run_limit(max_runs):
             cfg = load_config(config, overrides)
@@ -282,9 +349,11 @@ def run_command(
                 progress.message(f"{cfg.name}: {plan.describe()}")
                 progress.on_batch(0, plan.todo)
 
-            result = run_experiment(cfg, out, overrides=overrides, max_batch=max_batch, **execution,
+            result = run_experiment(cfg, out_dir, overrides=overrides, max_batch=max_batch, **execution,
                                     on_plan=on_plan, on_batch=progress.on_batch, on_step=progress.on_step)
             progress.finish()
+    except KeyboardInterrupt:
+        raise _interrupted(out_dir) from None
     except StoreError as e:
         raise typer.BadParameter(str(e), param_hint="'--out'") from None
     except ResourceError as e:
@@ -385,6 +454,8 @@ def _run_reproduce(name: str, out: Path, *, scale: str, overrides: list[str], th
                 on_batch=progress.on_batch, on_step=progress.on_step,
             )
             progress.finish()
+    except KeyboardInterrupt:
+        raise _interrupted(out) from None
     except ConfigError as e:
         option = option_for_field.get(e.field or "", "--set")
         raise typer.BadParameter(str(e), param_hint=f"'{option}'") from None
@@ -394,6 +465,8 @@ def _run_reproduce(name: str, out: Path, *, scale: str, overrides: list[str], th
         typer.echo(f"Error: {e}", err=True)
         raise typer.Exit(1) from None
     except MuonlabError as e:
+        if execution is None and e.field == "max_memory":  # demo: no --max-memory; the problem is what --set sized
+            raise typer.BadParameter(str(getattr(e, "reason", None) or e), param_hint="'--set'") from None
         raise _engine_error(e) from None
     return result
 
@@ -422,9 +495,9 @@ def reproduce_command(
         typer.Argument(help="Experiment name, or 'all' (the papers' experiments; see --list).", show_default=False),
     ] = None,
     out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Output directory: DIR/<experiment>/ stores, claims.json, report/.",
-                     file_okay=False, dir_okay=True, show_default=False),
+        str | None,
+        typer.Option("--out", metavar="DIR", help="Output directory: DIR/<experiment>/ stores, claims.json, report/.",
+                     show_default=False),
     ] = None,
     scale: Annotated[
         str | None,
@@ -435,16 +508,16 @@ def reproduce_command(
     quick: Annotated[bool, typer.Option("--quick", help="Short for --scale quick.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the experiments (names only when piped).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="With --list: print the experiments as JSON.")] = False,
-    experiments: Annotated[
-        Path | None,
-        typer.Option("--experiments", metavar="DIR", file_okay=False, dir_okay=True, show_default=False,
+    experiments_opt: Annotated[
+        str | None,
+        typer.Option("--experiments", metavar="DIR", show_default=False,
                      help="Folder of experiment YAMLs (default: $MUONLAB_EXPERIMENTS, else the shipped ones)."),
     ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", metavar="KEY=VALUE", help="Extra override for every experiment (after the scale's)."),
     ] = None,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads per worker.")] = 1,
+    threads: Annotated[int, typer.Option("--threads", min=1, max=MAX_THREADS, help="torch threads per worker.")] = 1,
     backend: _BackendOpt = "local",
     workers: _WorkersOpt = None,
     address: _AddressOpt = None,
@@ -458,13 +531,17 @@ def reproduce_command(
 
     if quick and scale not in (None, "quick"):
         raise typer.BadParameter(f"--quick is --scale quick; it contradicts --scale {scale}", param_hint="'--quick'")
-    chosen = "quick" if quick else (scale or "paper")
+    chosen = "quick" if quick else (scale if scale is not None else "paper")
     try:
         check_scale(chosen)
     except MuonlabError as e:
         raise typer.BadParameter(str(e), param_hint="'--scale'") from None
     if json_out and not list_:
         raise typer.BadParameter("only with --list", param_hint="'--json'")
+    experiments = None if experiments_opt is None else Path(experiments_opt)
+    if experiments_opt is not None and (not experiments_opt.strip() or "\0" in experiments_opt
+                                        or not Path(experiments_opt).is_dir()):
+        raise typer.BadParameter(f"not a directory: {experiments_opt!r}", param_hint="'--experiments'")
     try:
         found = discover(experiments)
     except ConfigError as e:
@@ -478,12 +555,14 @@ def reproduce_command(
         resolve_names(name, found)
     except UnknownExperimentError as e:
         raise typer.BadParameter(str(e), param_hint="'NAME'") from None
-    if out is None:
+    out_dir = _out_dir(out)
+    if out_dir is None:
         raise typer.BadParameter("required (the output directory)", param_hint="'--out'")
     execution = _execution(backend, workers, address, max_memory)
     t0 = time.perf_counter()
-    result = _run_reproduce(name, out, scale=chosen, overrides=[*(overrides or []), *([f"device={device}"] if device
-                            else [])], threads=threads, root=experiments, option_for_field={"device": "--device"},
+    sets = [*(overrides or []), *_device_override(device)]
+    result = _run_reproduce(name, out_dir, scale=chosen, overrides=sets, threads=threads, root=experiments,
+                            option_for_field={"device": "--device"},
                             execution=execution, max_runs=max_runs)
     _print_reproduction(result, t0)
 
@@ -491,22 +570,42 @@ def reproduce_command(
 @app.command("report")
 def report_command(
     directory: Annotated[
-        Path, typer.Argument(help="A reproduction directory (DIR/<experiment>/ stores, claims.json).",
-                             show_default=False)
+        str, typer.Argument(metavar="DIR", help="A reproduction directory (DIR/<experiment>/ stores, claims.json).",
+                            show_default=False)
     ],
 ) -> None:
-    """Build the HTML report (figures + claims table) into DIR/report/index.html."""
+    """Build the HTML report (figures + claims table) into DIR/report/index.html.
+
+    Exit code 2, one line naming DIR, when DIR cannot be used: missing, a file, not
+    writable (DIR/report cannot be written), or holding a store that cannot be read.
+    """
+    import os
+
     from rich.console import Console
 
-    if not directory.is_dir():
-        raise typer.BadParameter(f"not a directory: {str(directory)!r}", param_hint="'DIR'")
+    if not directory.strip() or "\0" in directory or not Path(directory).is_dir():
+        raise typer.BadParameter(f"not a directory: {directory!r}", param_hint="'DIR'")
+    folder = Path(directory)
+    target = folder / "report"
+    if target.exists() and not target.is_dir():
+        raise typer.BadParameter(f"{str(target)!r} is a file; the report is written into a folder of that name",
+                                 param_hint="'DIR'")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK | os.X_OK)):
+        raise typer.BadParameter(f"{str(target)!r} cannot be written (read-only folder); "
+                                 "copy the reproduction somewhere writable", param_hint="'DIR'")
     try:
         from muonlab.report.html import build_report
     except ImportError as e:
         Console(stderr=True).print(f"Error: the HTML report builder (muonlab.report.html) is not available: {e}",
                                    highlight=False)
         raise typer.Exit(1) from None
-    path = build_report(directory)
+    try:
+        path = build_report(folder)
+    except OSError as e:  # e.g. DIR/report is a file, a read-only file system, a full disk
+        raise typer.BadParameter(f"cannot write the report into {str(target)!r}: "
+                                 f"{e.strerror or e} ({e.filename or target})", param_hint="'DIR'") from None
+    except MuonlabError as e:  # a store in DIR that cannot be read
+        raise typer.BadParameter(str(e), param_hint="'DIR'") from None
     Console().print(f"report: {Path(path).resolve()}", soft_wrap=True, highlight=False)
 
 
@@ -705,8 +804,8 @@ def _print_finetune(out: Path, run_ids: dict[str, str] | None = None) -> None:
 def bench_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Smaller sizes (a smoke test, not the SPEC targets).")] = False,
-    out: Annotated[Path | None, typer.Option("--out", metavar="DIR",
-                                             help="Write the figures (PNG, SVG) into this folder.")] = None,
+    out: Annotated[str | None, typer.Option("--out", metavar="DIR",
+                                            help="Write the figures (PNG, SVG) into this folder.")] = None,
     device: Annotated[str | None, typer.Option("--device", metavar="cpu|cuda",
                                                show_default="cuda when available, else cpu",
                                                help="Where the orthogonalize, engine-step and matmul "
@@ -718,15 +817,18 @@ def bench_command(
     from muonlab.bench.common import as_json
     from muonlab.bench.suite import print_suite, run_suite
 
+    out_dir = _out_dir(out)
     if device is not None:
-        if device.split(":")[0] not in ("cpu", "cuda"):
+        import re
+
+        if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
             raise typer.BadParameter(f"unknown device {device!r}; allowed: cpu, cuda", param_hint="'--device'")
         import torch
 
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise typer.BadParameter(f"{device!r} is not available on this machine; allowed here: cpu",
                                      param_hint="'--device'")
-    results = run_suite(quick, out, device, console=Console(stderr=True))
+    results = run_suite(quick, out_dir, device, console=Console(stderr=True))
     if json_out:
         typer.echo(as_json(results))
         return

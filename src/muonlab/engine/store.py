@@ -291,6 +291,7 @@ class ResultStore:
             raise StoreError(f"cannot lock results store {self.path} ({self.lock_path}): {e}") from None
         self._filelock, self._depth = lock, 1
         try:
+            self._remove_lock_leftovers()
             self._cleanup()
         except BaseException:
             self.release()
@@ -306,6 +307,16 @@ class ResultStore:
         lock, self._filelock, self._seq = self._filelock, None, None
         if lock is not None:
             lock.release()
+
+    def _remove_lock_leftovers(self) -> None:
+        """Remove side files of the lock that a writer killed during a stale-lock takeover
+        left next to ``.lock`` (``.lock.takeover``, filelock's ``.lock.break.*`` and
+        ``.lock.restore.*``). Called with the OS lock held: no live writer is taking it over."""
+        prefix = self.lock_path.name + "."
+        for p in self.path.iterdir():
+            if p.name.startswith(prefix) and not p.is_dir():
+                with contextlib.suppress(OSError):
+                    p.unlink()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
