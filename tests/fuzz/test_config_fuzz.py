@@ -43,6 +43,7 @@ from muonlab.config import (
     ConfigError,
     ExperimentConfig,
     apply_overrides,
+    batch_key,
     load_config,
 )
 from muonlab.engine.memory import run_bytes
@@ -207,10 +208,11 @@ def mappings(draw: st.DrawFn) -> dict[str, Any]:
 def _check_valid(cfg: ExperimentConfig) -> None:
     """What the store and the planner do next with a valid config must work."""
     assert isinstance(cfg, ExperimentConfig)
+    assert len(cfg.config_hash) == 16  # meta.json and every row record it
     if len(cfg.seeds) * len(cfg.grid_points()) > 2000:
         return
     for run in cfg.expand()[:50]:
-        assert len(run.run_id) == 16
+        assert len(run.run_id) == 16 and len(batch_key(run)) == 16
         for column, value in run.flat().items():
             if isinstance(value, int) and not isinstance(value, bool):
                 assert -INT64 - 1 <= value <= INT64, f"{column}={value} does not fit the store's int64 columns"
