@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -376,3 +377,44 @@ def test_fuzzed_subprocess_runs_exit_2_in_one_line_without_writing() -> None:
 
 def test_quota_is_at_least_1000_inputs() -> None:
     assert TOTAL_QUOTA >= 1000 * SCALE
+
+
+# ----------------------------------------------------------------------------- regressions found by this suite
+
+#: YAML values on which PyYAML raises something other than YAMLError (found by
+#: ``test_fuzzed_yaml_files_load_or_fail_in_one_line`` at MUONLAB_FUZZ_SCALE=15; each
+#: used to escape the loader as a traceback).
+HOSTILE_YAML = {
+    "escape beyond Unicode (OverflowError)": '"\\U99999999"',
+    "escape beyond Unicode (ValueError)": '"\\U00110000"',
+    "nested too deeply (RecursionError)": "[" * 5000 + "]" * 5000,
+    "nested mappings too deeply (RecursionError)": "{a: " * 3000 + "1" + "}" * 3000,
+    "impossible date (ValueError)": "2020-99-99",
+    "bad explicit int tag (ValueError)": "!!int 1.5",
+    "bad explicit float tag (ValueError)": "!!float x",
+    "bad binary int (ValueError)": "!!int 0b2",
+    "integer of 5,001 digits (ValueError)": "1" + "0" * 5000,
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE_YAML.values(), ids=list(HOSTILE_YAML))
+def test_hostile_yaml_in_an_override_is_one_line(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"^override 'name=.*: invalid YAML") as info:
+        apply_overrides(BASES[0], [f"name={text}"])
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", HOSTILE_YAML.values(), ids=list(HOSTILE_YAML))
+def test_hostile_yaml_in_a_file_is_one_line(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASES[0]) + f"seeds: {text}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r": invalid YAML") as info:
+        load_config(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("depth", [50, 200, 400])
+def test_deep_but_parsable_nesting_is_refused_in_one_line(depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    for override in (f"optimizer.lr={nested}", f"grid.problem.kappa={nested}", f"seeds={nested}"):
+        _validate(lambda: ExperimentConfig.model_validate(apply_overrides(BASES[0], [override])))  # noqa: B023
