@@ -112,6 +112,10 @@ AXES = ["problem.kappa", "problem.n", "problem.alpha", "optimizer.lr", "optimize
         "problem.kappa,", "bad axis", "1", "grid"]
 
 
+#: Scalars PyYAML raises on with something other than YAMLError (see HOSTILE_YAML below).
+HOSTILE = ['"\\U99999999"', '"\\U00110000"', "[" * 3000, "2020-99-99", "!!int 1.5", "!!float x", "1" * 4400]
+
+
 @st.composite
 def paths(draw: st.DrawFn) -> str:
     kind = draw(st.integers(0, 9))
@@ -149,7 +153,8 @@ def override_texts(draw: st.DrawFn) -> str:
     elif kind <= 7:
         value = _yaml_text(draw(st.sampled_from(SPECIAL_INTS + SPECIAL_FLOATS)))
     elif kind == 8:
-        value = draw(st.text(max_size=12))  # anything, YAML syntax errors included
+        # anything, YAML syntax errors and input PyYAML itself chokes on included
+        value = draw(st.text(max_size=12) | st.sampled_from(HOSTILE))
     else:
         return draw(st.text(max_size=16))  # maybe not even key=value
     return f"{key}={value}"
@@ -271,7 +276,7 @@ def yaml_texts(draw: st.DrawFn) -> str:
             i = draw(st.integers(0, len(text)))
             j = min(len(text), i + draw(st.integers(0, 3)))
             text = text[:i] + draw(st.sampled_from(["", ":", "[", "{", "-", " ", "\t", "\n", "'", "&a", "*a", "!!",
-                                                     "9" * 25, "%", "#", "\x00", "é"])) + text[j:]
+                                                     "9" * 25, "%", "#", "\x00", "é", *HOSTILE])) + text[j:]
     return text
 
 
