@@ -515,7 +515,7 @@ INVALID = [
     ("optimizer.coefficients", [[1, 2]], "optimizer.coefficients", ["three numbers"]),
     ("optimizer.ns_dtype", "float16", "optimizer.ns_dtype", ["allowed: float64, float32, bfloat16"]),
     ("optimizer", {"name": "specgd_beta", "lr": 1.0}, "optimizer.beta", ["required"]),
-    ("optimizer", {"name": "adam", "lr": 1.0, "betas": [0.9, 1.0]}, "optimizer.betas[1]", ["must be < 1"]),
+    ("optimizer", {"name": "adam", "lr": 1.0, "betas": [0.9, 1.0]}, "optimizer.betas[1]", ["must be >= 0 and < 1"]),
     ("optimizer", {"name": "adam", "lr": 1.0, "eps": 0}, "optimizer.eps", ["must be > 0"]),
     ("optimizer", {"name": "gd", "lr": 1.0, "method": "svd"}, "optimizer.method", ["unknown key", "allowed: name, lr"]),
     ("schedule", {"name": "cosine"}, "schedule.name", ["unknown 'cosine'", "constant, geometric, plateau"]),

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -16,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from muonlab.config.limits import MAX_NS_STEPS, MAX_SEED, MAX_SIZE, MAX_STEPS
 from muonlab.errors import MuonlabError
 
 
@@ -42,11 +44,43 @@ def _list_to_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-_Int = Annotated[int, BeforeValidator(_integral_float_to_int)]
-_PosInt = Annotated[int, BeforeValidator(_integral_float_to_int), Field(ge=1)]
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 2**63 else repr(x)
+
+
+def _in_range(low: float, high: float, *, high_open: bool = False) -> AfterValidator:
+    """A check that a number lies in ``[low, high]`` (``[low, high)`` if ``high_open``);
+    its error names the whole range: ``must be >= 0 and < 1, got 1.5``."""
+    upper = f"< {_num(high)}" if high_open else f"<= {_num(high)}"
+
+    def check(value: Any) -> Any:
+        if not (low <= value and (value < high if high_open else value <= high)):
+            raise _error(f"must be >= {_num(low)} and {upper}, got {_show(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _bounded_int(low: int, high: int) -> Any:
+    # An integral float (1e5) is accepted and converted before the strict int check.
+    return Annotated[int, BeforeValidator(_integral_float_to_int), _in_range(low, high)]
+
+
+# Every integer field is bounded (muonlab.config.limits): the store keeps int64 columns,
+# and the planner must be able to size a run before it is refused.
+_Int = _bounded_int(-MAX_STEPS, MAX_STEPS)
+_Size = _bounded_int(1, MAX_SIZE)  # a dimension, rank or count of samples/prompts
+_Index = _bounded_int(0, MAX_SIZE)  # an index into a dimension
+_Steps = _bounded_int(1, MAX_STEPS)  # steps, log_every
+_StepCount = _bounded_int(0, MAX_STEPS)  # a schedule's patience, warmup, total
+_Seed = _bounded_int(0, MAX_SEED)
+_NSSteps = _bounded_int(1, MAX_NS_STEPS)
+_PosInt = _Size
 _Kappa = Annotated[float, Field(ge=1.0)]
 _Positive = Annotated[float, Field(gt=0.0)]
 _NonNeg = Annotated[float, Field(ge=0.0)]
+#: A momentum or moving-average coefficient: [0, 1) (1 never forgets; above 1 diverges).
+_Momentum = Annotated[float, _in_range(0.0, 1.0, high_open=True)]
 
 
 def _error(message: str, field: str | None = None, path: str | None = None) -> PydanticCustomError:

@@ -21,11 +21,12 @@ from muonlab.config.base import (
     _digest,
     _error,
     _integral_float_to_int,
+    _num,
     _set_path,
     _short,
     _show,
 )
-from muonlab.config.limits import run_limit
+from muonlab.config.limits import MAX_SEED, run_limit
 from muonlab.config.messages import OneLineErrors, _config_error
 from muonlab.config.reproduce_spec import ReproduceSpec
 from muonlab.config.run import (
@@ -51,8 +52,8 @@ def _seeds(value: Any) -> Any:
         if not value:
             raise _error("must not be empty")
         for s in value:
-            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-                raise _error(f"must contain integers >= 0, got {s!r}")
+            if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+                raise _error(f"must be a list of integers >= 0 and <= {_num(MAX_SEED)}, got {_show(s)}")
         if len(set(value)) != len(value):
             dup = next(s for s in value if value.count(s) > 1)
             raise _error(f"duplicate seed {dup}")

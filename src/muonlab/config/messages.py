@@ -112,6 +112,9 @@ def _format(err: Mapping[str, Any], root: type[BaseModel]) -> tuple[str, str]:
     if kind in _BOUNDS:
         key, op = _BOUNDS[kind]
         return path, f"{path}: must be {op} {ctx.get(key)}, got {_show(value)}"
+    if kind in ("float_type", "float_parsing") and isinstance(value, int) and not isinstance(value, bool):
+        # An integer too large for a float64 (beyond ~1.8e308): pydantic calls it "not a number".
+        return path, f"{path}: must be a finite number (at most 1.8e308), got {_show(value)}"
     if kind in _TYPE_WORDS:
         return path, f"{path}: must be {_TYPE_WORDS[kind]}, got {_show(value)} ({type(value).__name__})"
     if kind == "finite_number":

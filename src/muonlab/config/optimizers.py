@@ -22,8 +22,9 @@ from muonlab.config.base import (
     _error,
     _list_to_tuple,
     _Model,
+    _Momentum,
     _NonNeg,
-    _PosInt,
+    _NSSteps,
     _Positive,
 )
 from muonlab.dtypes import DTYPES
@@ -89,11 +90,11 @@ class MuonConfig(_SteppedOptimizer):
     """Muon: W ← (1 − ηλ)W − η·orth(D), D = momentum (Nesterov) of the gradient."""
 
     name: Literal["muon"] = "muon"
-    momentum: _NonNeg = 0.0
+    momentum: _Momentum = 0.0
     nesterov: bool = False
     method: Literal[METHODS] = "newton_schulz"  # type: ignore[valid-type]
     coefficients: Annotated[str | list[list[float]], BeforeValidator(_coefficients)] = "keller"
-    ns_steps: _PosInt | None = None
+    ns_steps: _NSSteps | None = None
     ns_dtype: Literal["float64", "float32", "bfloat16"] | None = None
     beta: _NonNeg = 0.0
 
@@ -126,7 +127,7 @@ class SpecGDConfig(_SteppedOptimizer):
     """Spectral GD: W ← W − η·msign(∇f) (exact SVD)."""
 
     name: Literal["specgd"] = "specgd"
-    momentum: _NonNeg = 0.0
+    momentum: _Momentum = 0.0
 
     def build_rule(self) -> MuonRule:
         return MuonRule(momentum=self.momentum, weight_decay=self.weight_decay, method="svd")
@@ -137,7 +138,7 @@ class SpecGDBetaConfig(_SteppedOptimizer):
 
     name: Literal["specgd_beta"] = "specgd_beta"
     beta: _Positive
-    momentum: _NonNeg = 0.0
+    momentum: _Momentum = 0.0
 
     def build_rule(self) -> MuonRule:
         return MuonRule(momentum=self.momentum, weight_decay=self.weight_decay, method="beta", beta=self.beta)
@@ -160,7 +161,7 @@ class SpecGFConfig(_Optimizer):
 
 class GDConfig(_SteppedOptimizer):
     name: Literal["gd"] = "gd"
-    momentum: _NonNeg = 0.0
+    momentum: _Momentum = 0.0
 
     def build_rule(self) -> SGDRule:
         return SGDRule(momentum=self.momentum, weight_decay=self.weight_decay)
@@ -168,18 +169,17 @@ class GDConfig(_SteppedOptimizer):
 
 class SignGDConfig(_SteppedOptimizer):
     name: Literal["signgd"] = "signgd"
-    momentum: _NonNeg = 0.0
+    momentum: _Momentum = 0.0
 
     def build_rule(self) -> SGDRule:
         return SGDRule(momentum=self.momentum, weight_decay=self.weight_decay, sign=True)
 
 
-_Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class AdamConfig(_SteppedOptimizer):
     name: Literal["adam"] = "adam"
-    betas: Annotated[tuple[_Beta, _Beta], BeforeValidator(_list_to_tuple)] = (0.9, 0.999)
+    betas: Annotated[tuple[_Momentum, _Momentum], BeforeValidator(_list_to_tuple)] = (0.9, 0.999)
     eps: _Positive = 1e-8
 
     def build_rule(self) -> AdamRule:

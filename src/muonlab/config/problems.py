@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 import torch
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from muonlab.config.base import _error, _Int, _Kappa, _Model, _NonNeg, _PosInt, _Positive
+from muonlab.config.base import _error, _Index, _Kappa, _Model, _NonNeg, _Positive, _Size
 from muonlab.problems import PROBLEMS as PROBLEM_CLASSES
 from muonlab.problems.base import Problem
 
@@ -70,9 +70,9 @@ class SymmetricMFConfig(_Problem):
     """P1, symmetric matrix factorization (seed 001): M* = U diag(λ) Uᵀ, X ∈ R^{n×r}."""
 
     kind: Literal["symmetric_mf"] = "symmetric_mf"
-    n: _PosInt = 100
-    r: _PosInt = 10
-    r_star: _PosInt | None = None  # default: r
+    n: _Size = 100
+    r: _Size = 10
+    r_star: _Size | None = None  # default: r
     kappa: _Kappa = 1.0
     alpha: _Positive = 1e-3
     spectrum: Literal["logspace", "linspace"] = "logspace"
@@ -105,14 +105,14 @@ class ICLConfig(_Problem):
     """P2, in-context learning of a linear transformer (seed 001 §2.2)."""
 
     kind: Literal["icl"] = "icl"
-    d: _PosInt = 20
+    d: _Size = 20
     kappa: _Kappa = 1.0
     covariance: Literal["rotated", "diagonal", "paired"] = "rotated"
-    n_design: _PosInt | None = None  # default: the problem's (4·d)
+    n_design: _Size | None = None  # default: the problem's (4·d)
     # Monte-Carlo training (App. D): None = the closed-form expected loss; P = the loss
     # and gradient of P sampled prompts per step (fresh each step, or one fixed set).
     # Both are left out of dumps while None, so configs without them keep their hashes.
-    prompts: _PosInt | None = None
+    prompts: _Size | None = None
     prompt_sampling: Literal["fresh", "fixed"] | None = None
 
     _ADDITIVE: ClassVar[tuple[str, ...]] = ("prompts", "prompt_sampling")
@@ -150,10 +150,10 @@ class TwoFactorMFConfig(_Problem):
     """P3, asymmetric two-factor matrix factorization (seed 002): f = ½‖W2 W1 − M*‖²."""
 
     kind: Literal["two_factor_mf"] = "two_factor_mf"
-    n_out: _PosInt = 32
-    n_in: _PosInt = 32
-    d: _PosInt = 32
-    rank: _PosInt | None = None  # default: len(values) for list/diag, else min(n_out, n_in)
+    n_out: _Size = 32
+    n_in: _Size = 32
+    d: _Size = 32
+    rank: _Size | None = None  # default: len(values) for list/diag, else min(n_out, n_in)
     kappa: _Kappa = 1.0
     spectrum: Literal["logspace", "linspace", "list", "diag", "planted"] = "logspace"
     values: list[_Positive] | None = None
@@ -206,10 +206,10 @@ class LoRAMFConfig(_Problem):
     """P4, LoRA-style factorization (seed 000): f = ½‖W* − AB‖² (+ ℓ2)."""
 
     kind: Literal["lora_mf"] = "lora_mf"
-    m: _PosInt = 60
-    n: _PosInt = 70
-    r: _PosInt = 5
-    r_star: _PosInt | None = None  # default: len(values) for list, else r
+    m: _Size = 60
+    n: _Size = 70
+    r: _Size = 5
+    r_star: _Size | None = None  # default: len(values) for list, else r
     kappa: _Kappa = 1.0
     spectrum: Literal["logspace", "linspace", "list"] = "logspace"
     values: list[_Positive] | None = None
@@ -220,7 +220,7 @@ class LoRAMFConfig(_Problem):
     # the minimizer's norm. These fields are left out of the dump when None, so configs
     # that do not name them keep their run ids and config hashes.
     init: Literal["zero_a", "random", "saddle", "minimum"] | None = None
-    saddle_mode: Annotated[_Int, Field(ge=0)] | None = None  # mode missing from saddle (None: 0)
+    saddle_mode: _Index | None = None  # mode missing from saddle (None: 0)
 
     @model_serializer(mode="wrap")
     def _drop_unset_init(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -273,9 +273,9 @@ class RegressionConfig(_Problem):
     """P5, matrix linear regression min_W ½‖WX − Y‖² with ill-conditioned XXᵀ."""
 
     kind: Literal["regression"] = "regression"
-    d_out: _PosInt = 10
-    d_in: _PosInt = 20
-    n_samples: _PosInt = 100
+    d_out: _Size = 10
+    d_in: _Size = 20
+    n_samples: _Size = 100
     kappa: _Kappa = 1.0
     noise: _NonNeg = 0.0
 

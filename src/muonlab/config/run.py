@@ -20,9 +20,9 @@ from muonlab.config.base import (
     _digest,
     _error,
     _flatten,
-    _Int,
     _Model,
-    _PosInt,
+    _Seed,
+    _Steps,
 )
 from muonlab.config.messages import OneLineErrors
 from muonlab.config.optimizers import OptimizerConfig
@@ -93,7 +93,7 @@ class _RunFields(_Model):
     problem: ProblemConfig
     optimizer: OptimizerConfig
     schedule: ScheduleConfig = Field(default_factory=lambda: SCHEDULE_CONFIGS["constant"].model_validate({}))
-    steps: _PosInt
+    steps: _Steps
     stop: StopConfig = Field(default_factory=StopConfig)
     dtype: Literal[DTYPES] = "float64"  # type: ignore[valid-type]
     device: Annotated[str, BeforeValidator(_device)] = "cpu"
@@ -101,7 +101,7 @@ class _RunFields(_Model):
         "loss",
         "rel_err",
     ]
-    log_every: _PosInt = 1
+    log_every: _Steps = 1
 
     @model_validator(mode="before")
     @classmethod
@@ -143,13 +143,13 @@ class RunSpec(OneLineErrors, _Model):
     problem: ProblemConfig
     optimizer: OptimizerConfig
     schedule: ScheduleConfig
-    steps: _PosInt
+    steps: _Steps
     stop: StopConfig
     dtype: Literal[DTYPES]  # type: ignore[valid-type]
     device: Annotated[str, BeforeValidator(_device)]
-    seed: Annotated[_Int, Field(ge=0)]
+    seed: _Seed
     metrics: Annotated[list[Literal[METRICS]], BeforeValidator(_metrics), Field(min_length=1)]  # type: ignore[valid-type]
-    log_every: _PosInt
+    log_every: _Steps
 
     @field_validator("problem", mode="after")
     @classmethod

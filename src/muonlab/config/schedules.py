@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from muonlab.config.base import _error, _Int, _Model
+from muonlab.config.base import _error, _Model, _StepCount
 from muonlab.errors import MuonlabError
 from muonlab.optim.schedules import SCHEDULES, Schedule, make_schedule
 
@@ -46,7 +46,7 @@ def _schedule_config(cls: type[Schedule]) -> type[_Schedule]:
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if tp is int:
-            tp = _Int
+            tp = _StepCount
         default = f.default if f.default is not dataclasses.MISSING else ...
         fields[f.name] = (tp, default)
     model = create_model(

@@ -42,11 +42,32 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _yaml_error(where: str, e: yaml.YAMLError) -> ConfigError:
+def _yaml_error(where: str, e: Exception) -> ConfigError:
     mark = getattr(e, "problem_mark", None)
-    problem = getattr(e, "problem", None) or str(e)
+    problem = getattr(e, "problem", None) or str(e) or type(e).__name__
     at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = " ".join(str(problem).split())
+    if len(problem) > 160:
+        problem = problem[:157] + "..."
     return ConfigError(f"{where}: invalid YAML{at}: {problem}")
+
+
+def _parse(text: str, where: str) -> Any:
+    """``text`` parsed as YAML; any failure is ONE line naming ``where``.
+
+    PyYAML raises more than ``YAMLError`` on hostile input: a ``\\U`` escape beyond
+    Unicode (``ValueError``/``OverflowError`` from ``chr``), an impossible date
+    (``2020-99-99``), a bad explicit tag (``!!int 1.5``), an integer of more than 4,300
+    digits (``ValueError``), thousands of nested brackets (``RecursionError``).
+    """
+    try:
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except yaml.YAMLError as e:
+        raise _yaml_error(where, e) from None
+    except RecursionError:
+        raise ConfigError(f"{where}: invalid YAML: nested too deeply") from None
+    except (ValueError, OverflowError, TypeError) as e:
+        raise _yaml_error(where, e) from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -60,10 +81,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: is a directory, not a YAML file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
-    try:
-        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
-    except yaml.YAMLError as e:
-        raise _yaml_error(str(path), e) from None
+    data = _parse(text, str(path))
     if data is None:
         raise ConfigError(f"{path}: empty config")
     if not isinstance(data, dict):
@@ -105,10 +123,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
         parts = key.split(".")
         if not all(parts):
             raise ConfigError(f"override {item!r}: empty component in key {key!r}")
-        try:
-            value = yaml.load(text, Loader=_Loader)
-        except yaml.YAMLError as e:
-            raise _yaml_error(f"override {item!r}", e) from None
+        value = _parse(text, f"override {item!r}")
         if parts[0] == "grid" and len(parts) > 1:
             grid = out.get("grid")
             if grid is None:
