@@ -28,16 +28,10 @@ from muonlab.config import ExperimentConfig
 from muonlab.engine.experiment import run
 from muonlab.engine.store import ResultStore, StoreError
 
-RAW = {
-    "name": "survey",
-    "problem": {"kind": "symmetric_mf", "n": 8, "r": 2, "alpha": 1e-2},
-    "optimizer": {"name": "gd", "lr": 0.2},
-    "steps": 30,
-    "seeds": 2,
-    "grid": {"problem.kappa": [1.0, 10.0]},
-    "metrics": ["loss", "rel_err"],
-    "log_every": 5,
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared helpers
+from helpers import tiny_sweep
+
+RAW = tiny_sweep("survey")
 CONFIG = ExperimentConfig.model_validate(RAW)
 
 

@@ -18,18 +18,11 @@ from muonlab.engine.experiment import run
 from muonlab.engine.store import ResultStore, StoreConfigError
 from muonlab.reproduce import SHIPPED_ROOT, reproduce
 
+from helpers import tiny_sweep
+
 runner = CliRunner()
 
-RAW = {
-    "name": "prov",
-    "problem": {"kind": "symmetric_mf", "n": 8, "r": 2, "alpha": 1e-2},
-    "optimizer": {"name": "gd", "lr": 0.2},
-    "steps": 30,
-    "seeds": 2,
-    "grid": {"problem.kappa": [1.0, 10.0]},
-    "metrics": ["loss", "rel_err"],
-    "log_every": 5,
-}
+RAW = tiny_sweep("prov")
 
 
 def config(**overrides) -> ExperimentConfig:
