@@ -27,7 +27,6 @@ i ≠ j, curvatures σ*_i + σ*_j. So
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -46,6 +45,7 @@ from muonlab.claims.base import (
     seed_label,
     steps_column,
 )
+from muonlab.claims.modes import target_values
 from muonlab.claims.seed001 import BUDGET_FACTOR, GD_SLOPE_MIN, MUON_SLOPE_MAX, contraction_rate
 from muonlab.claims.seed002 import EDGE_MARGIN, anneal_reach_min
 
@@ -91,10 +91,7 @@ def target_spectrum(row: pd.Series) -> np.ndarray:
 
     kind = str(row.get("problem.spectrum", "logspace"))
     if kind in ("list", "diag"):
-        values: Any = row.get("problem.values")
-        if isinstance(values, str):
-            values = json.loads(values)
-        return np.sort(np.array([float(v) for v in values]))[::-1]
+        return target_values(row)
     rank: Any = row.get("problem.rank")
     if rank is None or (isinstance(rank, float) and math.isnan(rank)):
         rank = row.get("problem.r_star")
@@ -166,8 +163,9 @@ def _nz(x: float, fmt: str) -> str:
     return f"{round(x, digits) + 0.0:{fmt}}"
 
 
-def _series(trajectories: pd.DataFrame | None, metric: str, index: int | None = None
-            ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def metric_paths(trajectories: pd.DataFrame | None, metric: str, index: int | None = None
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """run id → (steps, values) of ``metric`` (entry ``index`` of a vector metric), sorted by step."""
     if trajectories is None or trajectories.empty or "metric" not in trajectories:
         return {}
     t = trajectories[trajectories["metric"] == metric]
@@ -222,8 +220,8 @@ def muon_anneal_kappa_free(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Cl
     eps_max = level_for(runs)
     col_max = steps_column(eps_max)
     sched = _schedule(runs)
-    paths = _series(trajectories, "rel_err")
-    tops = {rid: v for rid, (_, v) in _series(trajectories, "mode_progress", 0).items()}
+    paths = metric_paths(trajectories, "rel_err")
+    tops = {rid: v for rid, (_, v) in metric_paths(trajectories, "mode_progress", 0).items()}
     reasons: list[str] = []
     kappas = sorted(float(k) for k in runs["problem.kappa"].unique())
     if len(kappas) < 3 or kappas[-1] / kappas[0] < 100:

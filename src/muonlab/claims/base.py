@@ -300,3 +300,9 @@ def kappa_exponent(costs: dict[float, float], what: str) -> tuple[float, str | N
     if len(finite) < len(costs):
         return math.inf, None
     return loglog_slope(list(finite), list(finite.values())), None
+
+
+def run_metric(trajectories: pd.DataFrame, run_id: str, metric: str) -> pd.Series:
+    """One run's scalar ``metric`` from the long-form trajectories, indexed by step (sorted)."""
+    t = trajectories[(trajectories["run_id"] == run_id) & (trajectories["metric"] == metric)]
+    return t.set_index("step")["value"].sort_index()

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from muonlab.accuracy import EPSILONS
-from muonlab.claims.annealing import cost_per_efold, local_level, target_spectrum
+from muonlab.claims.annealing import cost_per_efold, local_level, metric_paths, target_spectrum
 from muonlab.claims.base import (
     Claim,
     Outcome,
@@ -140,13 +140,6 @@ def fit_levels(row: pd.Series, path: tuple[np.ndarray, np.ndarray] | None, eps_e
     return LevelFit(levels, level_steps(row, path, levels), slack=slack)
 
 
-def _paths(trajectories: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    if trajectories is None or trajectories.empty or "metric" not in trajectories:
-        return {}
-    t = trajectories[trajectories["metric"] == "rel_err"].sort_values("step", kind="stable")
-    return {str(rid): (g["step"].to_numpy(), g["value"].to_numpy(float)) for rid, g in t.groupby("run_id", sort=False)}
-
-
 def _paper_rule(runs: pd.DataFrame) -> pd.DataFrame:
     if "schedule.threshold" not in runs:
         return runs
@@ -160,7 +153,7 @@ def _levels_claim(runs: pd.DataFrame, trajectories: pd.DataFrame | None, *, name
     runs = runs[runs["status"] != "failed"] if "status" in runs else runs
     sel = runs if ours else _paper_rule(runs)
     eps_end = level_for(runs)
-    paths = _paths(trajectories)
+    paths = metric_paths(trajectories, "rel_err")
     budget = int(runs["max_steps"].max()) if "max_steps" in runs else 0
     reasons: list[str] = []
     if not paths:

@@ -23,7 +23,6 @@ explicit Euler discretizations of the paper's SpecGF — on the clock τ = η·s
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -31,7 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from muonlab.claims.base import Claim, Outcome, claim, decide, seed_label
+from muonlab.claims.base import Claim, Outcome, claim, decide, run_metric, seed_label
+from muonlab.claims.modes import target_values
 from muonlab.config.run import step_clock
 
 __all__ = ["converges_from_almost_all_inits", "equal_growth_rates", "finite_time_vs_exponential",
@@ -109,26 +109,12 @@ EXCURSION_FACTOR = 2.0
 # ----------------------------------------------------------------------------- helpers
 
 
-def _values(row: pd.Series) -> np.ndarray:
-    """The run's σ* (``problem.values``, kept as JSON text in the store), descending."""
-    values: Any = row.get("problem.values")
-    if isinstance(values, str):
-        values = json.loads(values)
-    arr = np.array([float(v) for v in values], dtype=np.float64)
-    return np.sort(arr)[::-1]
-
-
 def _kept(row: pd.Series) -> int:
-    return int(min(int(row["problem.r"]), len(_values(row))))
+    return int(min(int(row["problem.r"]), len(target_values(row))))
 
 
 def _setting(row: pd.Series) -> str:
-    return f"m={int(row['problem.m'])},n={int(row['problem.n'])},r={int(row['problem.r'])},r*={len(_values(row))}"
-
-
-def _series(trajectories: pd.DataFrame, run_id: str, metric: str) -> pd.Series:
-    t = trajectories[(trajectories["run_id"] == run_id) & (trajectories["metric"] == metric)]
-    return t.set_index("step")["value"].sort_index()
+    return f"m={int(row['problem.m'])},n={int(row['problem.n'])},r={int(row['problem.r'])},r*={len(target_values(row))}"
 
 
 def _matrix(trajectories: pd.DataFrame, run_id: str, metric: str) -> pd.DataFrame:
@@ -221,7 +207,7 @@ def equal_growth_rates(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
         if row["status"] != "ok":
             items.append((seed, f"{setting}: run {row['status']}"))
             continue
-        sigma, k = _values(row), _kept(row)
+        sigma, k = target_values(row), _kept(row)
         c = _matrix(trajectories, row["run_id"], "target_mode_values")
         fits = growth_slopes(c, sigma, k, step_clock(row))
         short = [i for i, (s, n) in enumerate(fits) if n < MIN_POINTS or not math.isfinite(s)]
@@ -286,8 +272,8 @@ def tail_rate_band(sigma: np.ndarray, r: int, eta: float, beta: float) -> tuple[
 def _gap(trajectories: pd.DataFrame, run_id: str) -> tuple[pd.Series, float]:
     """The gap f − f* (clipped at 0) and the normalizer f(0) (the loss at step 0 when
     logged, else the gap at step 0)."""
-    g = _series(trajectories, run_id, "dist_to_opt").clip(lower=0.0)
-    f0 = _series(trajectories, run_id, "loss")
+    g = run_metric(trajectories, run_id, "dist_to_opt").clip(lower=0.0)
+    f0 = run_metric(trajectories, run_id, "loss")
     return g, float(f0.iloc[0]) if len(f0) else float(g.iloc[0])
 
 
@@ -317,7 +303,7 @@ def finite_time_vs_exponential(runs: pd.DataFrame, trajectories: pd.DataFrame) -
         if row["status"] != "ok" or other["status"] != "ok":
             items.append((seed, f"{setting}: runs {row['status']}/{other['status']}"))
             continue
-        sigma, k, eta = _values(row), _kept(row), step_clock(row)
+        sigma, k, eta = target_values(row), _kept(row), step_clock(row)
         floor = msign_floor(sigma, k, eta)
         tau_f = (1 + FINITE_TIME_SLACK) * math.sqrt(sigma[0])
         g, _ = _gap(trajectories, row["run_id"])
@@ -368,7 +354,7 @@ def finite_time_vs_exponential(runs: pd.DataFrame, trajectories: pd.DataFrame) -
 def _minimizer_norm(row: pd.Series) -> float:
     """‖A*‖_F = ‖B*‖_F = sqrt(Σ_{i ≤ k} (σ*_i − ℓ2)_+) of the balanced minimizer."""
     l2 = float(row.get("problem.l2", 0.0) or 0.0)
-    s = _values(row)[: _kept(row)]
+    s = target_values(row)[: _kept(row)]
     return float(np.sqrt(np.clip(s - l2, 0.0, None).sum()))
 
 
@@ -451,8 +437,8 @@ def saddle_escape(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
         if row["status"] != "ok":
             outcomes.append(Outcome(unit, False, f"run {row['status']}"))
             continue
-        sigma, eta, beta = _values(row), step_clock(row), float(row["optimizer.beta"])
-        g = _series(trajectories, row["run_id"], "dist_to_opt")
+        sigma, eta, beta = target_values(row), step_clock(row), float(row["optimizer.beta"])
+        g = run_metric(trajectories, row["run_id"], "dist_to_opt")
         tau = g.index.to_numpy() * eta
         f0 = float(g.iloc[0])  # the saddle's gap f(0) − f*
         drop = (f0 - g.to_numpy()) / f0  # (f(0) − f)/(f(0) − f*)
@@ -488,7 +474,7 @@ def _returns(row: pd.Series, trajectories: pd.DataFrame) -> tuple[bool, str, flo
     if row["status"] != "ok":
         return False, f"run {row['status']}", math.nan
     g, f0 = _gap(trajectories, row["run_id"])
-    d = _series(trajectories, row["run_id"], "dist_to_minimizer")
+    d = run_metric(trajectories, row["run_id"], "dist_to_minimizer")
     ratio = float(d.max() / d.iloc[0]) if float(d.iloc[0]) > 0 else math.inf
     why = []
     end = float(g.iloc[-1]) / f0 if f0 > 0 else 0.0

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from muonlab.claims.base import Claim, Outcome, claim, decide, seed_label
+from muonlab.claims.base import Claim, Outcome, claim, decide, run_metric, seed_label
 from muonlab.claims.modes import target_values
 from muonlab.engine.dynamics_metrics import singular_blocks
 from muonlab.problems.targets import generator, planted_target
@@ -60,11 +60,6 @@ ALPHA_TOL = 0.01
 #: step ≥ 1 of the linear phase, rel. err ≥ LINEAR_PHASE.
 LINEAR_PHASE = 0.99
 MIN_LINEAR_POINTS = 5
-
-
-def _misalignment(trajectories: pd.DataFrame, rid: str, metric: str = "block_misalignment") -> pd.Series:
-    t = trajectories[(trajectories["run_id"] == rid) & (trajectories["metric"] == metric)]
-    return t.set_index("step")["value"].sort_index()
 
 
 def _planted_spectrum(row: pd.Series) -> np.ndarray:
@@ -151,7 +146,7 @@ def muon_alignment_rate(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim
                 if r["status"] != "ok":
                     why.append(f"d={dd} α={r['problem.alpha']:g} run {r['status']}")
                     continue
-                mu = _misalignment(trajectories, r["run_id"])
+                mu = run_metric(trajectories, r["run_id"], "block_misalignment")
                 curves[float(r["problem.alpha"])] = mu
                 k = _slope(mu)
                 if pred is None:
@@ -249,8 +244,8 @@ def gd_alignment_linear_theory(runs: pd.DataFrame, trajectories: pd.DataFrame) -
                 why.append(f"run {r['status']}")
                 continue
             d, n = int(r["problem.d"]), int(r["problem.n_out"])
-            mu = _misalignment(trajectories, r["run_id"])
-            rel = _misalignment(trajectories, r["run_id"], "rel_err")
+            mu = run_metric(trajectories, r["run_id"], "block_misalignment")
+            rel = run_metric(trajectories, r["run_id"], "rel_err")
             steps = [t for t in mu.index if t >= 1 and rel.get(t, 0.0) >= LINEAR_PHASE]
             if len(steps) < MIN_LINEAR_POINTS:
                 why.append(f"d={d} α={r['problem.alpha']:g}: only {len(steps)} logged steps in the linear phase")
@@ -278,7 +273,7 @@ BALANCE_TOL = 0.01
 
 
 def _final(trajectories: pd.DataFrame, rid: str, metric: str) -> float:
-    s = _misalignment(trajectories, rid, metric)
+    s = run_metric(trajectories, rid, metric)
     return float(s.iloc[-1]) if len(s) else float("nan")
 
 
@@ -456,7 +451,7 @@ def _plateau_claim(runs: pd.DataFrame, trajectories: pd.DataFrame, opt: str, nam
             if r["status"] != "ok":
                 why.append(f"run {r['status']}")
                 continue
-            loss = _misalignment(trajectories, r["run_id"], "loss")
+            loss = run_metric(trajectories, r["run_id"], "loss")
             if len(loss) < 2 or np.diff(loss.index.to_numpy()).max() != 1:
                 why.append("loss not logged every step")
                 continue

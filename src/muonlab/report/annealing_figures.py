@@ -18,7 +18,7 @@ __all__ = ["anneal_kappa"]
 
 @extra_figure("anneal_kappa")
 def anneal_kappa(store_dir: str | Path) -> tuple[Figure, str]:
-    from muonlab.claims.annealing import TOP_TOL, _series, cost_per_efold, target_spectrum, top_mode_error
+    from muonlab.claims.annealing import TOP_TOL, cost_per_efold, metric_paths, target_spectrum, top_mode_error
     from muonlab.claims.base import level_for, steps_column
     from muonlab.engine.store import ResultStore
 
@@ -27,8 +27,8 @@ def anneal_kappa(store_dir: str | Path) -> tuple[Figure, str]:
     if not len(runs) or "problem.kappa" not in runs:
         raise NothingToPlot(f"{Path(store_dir).name}: no runs of a κ sweep")
     traj = store.trajectories(metrics=["rel_err", "mode_progress"])
-    paths = _series(traj, "rel_err")
-    tops = {rid: v for rid, (_, v) in _series(traj, "mode_progress", 0).items()}
+    paths = metric_paths(traj, "rel_err")
+    tops = {rid: v for rid, (_, v) in metric_paths(traj, "mode_progress", 0).items()}
     runs = runs[runs["status"] != "failed"]
     sched = runs.get("schedule.name")
     col = steps_column(level_for(runs))

@@ -25,7 +25,8 @@ __all__ = ["basin_returns", "sqrt_mode_growth"]
 
 @extra_figure("sqrt_mode_growth")
 def sqrt_mode_growth(store_dir: str | Path) -> tuple[Figure, str]:
-    from muonlab.claims.seed000_dynamics import _kept, _setting, _values
+    from muonlab.claims.modes import target_values
+    from muonlab.claims.seed000_dynamics import _kept, _setting
 
     store = ResultStore(store_dir)
     runs = store.runs()
@@ -42,7 +43,7 @@ def sqrt_mode_growth(store_dir: str | Path) -> tuple[Figure, str]:
         for ax, (_, row) in zip(axes, first.iterrows()):
             t = traj[traj["run_id"] == row["run_id"]].pivot(index="step", columns="index", values="value")
             tau = t.index.to_numpy() * step_clock(row)
-            sigma = _values(row)
+            sigma = target_values(row)
             for i in range(_kept(row)):
                 ax.plot(tau, np.sqrt(np.clip(t[i].to_numpy(), 0, None)), lw=1.2, label=f"σ*={sigma[i]:.3g}")
             top = float(np.sqrt(sigma[0])) * 1.1
