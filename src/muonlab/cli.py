@@ -418,7 +418,8 @@ def _list_experiments(experiments: dict[str, Any], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="muonlab reproduce NAME|all   ('all': the paper group's sweeps; finetune: by name)",
+    table = Table(title="muonlab reproduce NAME|all|beyond   ('all': the paper group's sweeps; 'beyond': the open "
+                  "questions; finetune: by name)",
                   title_justify="left")
     for col in ("name", "group", "kind", "seed", "claims"):
         table.add_column(col)
@@ -492,7 +493,7 @@ def _print_reproduction(result: Any, t0: float) -> None:
 def reproduce_command(
     name: Annotated[
         str | None,
-        typer.Argument(help="Experiment name, or 'all' (the papers' experiments; see --list).", show_default=False),
+        typer.Argument(help="Experiment name, 'all' (the papers' experiments) or 'beyond' (the open questions); see --list.", show_default=False),
     ] = None,
     out: Annotated[
         str | None,

@@ -9,8 +9,9 @@ experiments here.
 
 Order: ``reproduce all``, experiments.json and claims.json list experiments by
 ``reproduce.order`` (ascending; experiments without one come after, by name). ``all``
-means the papers' experiments (``group: paper``); ``group: example`` ones, such as the
-demo, run only by name, and so do fine-tuning experiments (``kind: finetune``: LoRA on a
+means the papers' experiments (``group: paper``); ``beyond`` the open questions past the
+seeds (``group: beyond``, claims of seed ``"beyond"``), kept apart so that ``all --quick``
+keeps its budget; ``group: example`` ones, such as the demo, run only by name, and so do fine-tuning experiments (``kind: finetune``: LoRA on a
 real transformer, :mod:`muonlab.lora.experiment`; they need the ``lora`` extra and take
 minutes per run, beyond ``all --quick``'s budget).
 
@@ -59,6 +60,9 @@ __all__ = [
 #: The experiment YAMLs shipped in the package (``pip install .`` carries them; the
 #: repository's top-level ``experiments/`` is a link to this folder).
 SHIPPED_ROOT = Path(__file__).resolve().parent / "experiments"
+#: The names that run a group of experiments: `reproduce all` (the seeds' statements) and
+#: `reproduce beyond` (the open questions, seed "beyond"); the YAML ``reproduce.group``.
+GROUPS: dict[str, str] = {"all": "paper", "beyond": "beyond"}
 
 
 #: The sizes ``muonlab reproduce`` runs at: ``quick`` (minutes on a laptop CPU, ≥ 5 seeds
@@ -156,8 +160,8 @@ def discover(root: str | Path | None = None) -> dict[str, Experiment]:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{path}: name: required (a string) for an experiment with a reproduce section",
                               field="name")
-        if name == "all":
-            raise ConfigError(f"{path}: name: 'all' is reserved (reproduce all)", field="name")
+        if name in GROUPS:
+            raise ConfigError(f"{path}: name: {name!r} is reserved (reproduce {name})", field="name")
         try:
             spec = parse_reproduce(raw["reproduce"])
         except ConfigError as e:
@@ -170,21 +174,24 @@ def discover(root: str | Path | None = None) -> dict[str, Experiment]:
 
 
 def resolve_names(name: str, experiments: dict[str, Experiment] | None = None) -> list[str]:
-    """``all`` → every ``group: paper`` sweep (not ``kind: finetune``); a known name →
-    [name]; else an error.
+    """``all`` → every ``group: paper`` sweep (not ``kind: finetune``); ``beyond`` → every
+    ``group: beyond`` sweep (the open questions past the seeds, run apart so that ``all``
+    keeps its budget); a known name → [name]; else an error.
 
     ``experiments``: the discovered experiments (default: :func:`discover`).
     """
     exps = discover() if experiments is None else experiments
-    if name == "all":
-        papers = [n for n, e in exps.items() if e.spec.group == "paper" and not e.finetune]
-        if not papers:
-            raise UnknownExperimentError(f"'all' has nothing to run: no experiment with group: paper; allowed: "
+    if name in GROUPS:
+        group = GROUPS[name]
+        members = [n for n, e in exps.items() if e.spec.group == group and not e.finetune]
+        if not members:
+            raise UnknownExperimentError(f"{name!r} has nothing to run: no experiment with group: {group}; allowed: "
                                          f"{', '.join(exps) or 'none'}", field="name")
-        return papers
+        return members
     if name in exps:
         return [name]
-    raise UnknownExperimentError(f"unknown experiment {name!r}; allowed: all, {', '.join(exps)}", field="name")
+    raise UnknownExperimentError(f"unknown experiment {name!r}; allowed: {', '.join(GROUPS)}, {', '.join(exps)}",
+                                 field="name")
 
 
 def experiment_config(name: str, scale: Scale = "paper", overrides: Iterable[str] = (),

@@ -50,6 +50,24 @@ def test_all_needs_a_paper_experiment():
     assert e.value.field == "name" and "demo" in str(e.value)
 
 
+def test_beyond_is_its_own_group(tmp_path, monkeypatch):
+    """`reproduce beyond` runs the group: beyond experiments, which `all` leaves out."""
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    paper = NEW_EXPERIMENT.replace("claims: [tiny_gd_converges]", "claims: []")
+    (folder / "tiny.yaml").write_text(paper, encoding="utf-8")
+    (folder / "open.yaml").write_text(paper.replace("name: tiny_gd", "name: open_q")
+                                      .replace('seed: "beyond"', 'seed: "beyond"\n  group: beyond'), encoding="utf-8")
+    exps = discover(folder)
+    assert exps["open_q"].spec.group == "beyond"
+    assert resolve_names("all", exps) == ["tiny_gd"] and resolve_names("beyond", exps) == ["open_q"]
+    with pytest.raises(UnknownExperimentError, match="'beyond' has nothing to run"):
+        resolve_names("beyond", discover(SHIPPED_ROOT / "examples"))
+    (folder / "bad.yaml").write_text(paper.replace("name: tiny_gd", "name: beyond"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="name: 'beyond' is reserved"):
+        discover(folder)
+
+
 def test_list_prints_plain_names_when_piped_and_json_on_request():
     result = runner.invoke(app, ["reproduce", "--list"])  # CliRunner's stdout is not a terminal
     assert result.exit_code == 0, result.output

@@ -5,7 +5,8 @@ judges and scales the experiment, declared next to its problem and grid.
 
     reproduce:
       seed: "001"                 # the paper seed it reproduces (shown in the report)
-      group: paper                # paper: part of `reproduce all`; example: only by name
+      group: paper                # paper: part of `reproduce all`; beyond: `reproduce beyond`
+                                  # (the open questions, seed "beyond"); example: only by name
       kind: sweep                 # sweep (the engine, the default) or finetune (LoRA on a
                                   # transformer, muonlab.lora.experiment; only by name)
       order: 10                   # position in `reproduce all` and in the report
@@ -88,7 +89,7 @@ class ReproduceSpec(_Section):
     title: str
     description: str
     seed: str  # the paper seed, "000", "001", … (a string: YAML would read 001 as 1)
-    group: Literal["paper", "example"] = "paper"
+    group: Literal["paper", "beyond", "example"] = "paper"
     # sweep: a muonlab.config.ExperimentConfig run by the engine. finetune: a
     # muonlab.lora.experiment.FinetuneExperiment (LoRA fine-tuning with transformers'
     # Trainer, the `lora` extra); never part of `reproduce all` (minutes per run, and
