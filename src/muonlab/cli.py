@@ -493,7 +493,8 @@ def _print_reproduction(result: Any, t0: float) -> None:
 def reproduce_command(
     name: Annotated[
         str | None,
-        typer.Argument(help="Experiment name, 'all' (the papers' experiments) or 'beyond' (the open questions); see --list.", show_default=False),
+        typer.Argument(help="Experiment name, 'all' (the papers' experiments) or 'beyond' (the open questions); "
+                            "see --list.", show_default=False),
     ] = None,
     out: Annotated[
         str | None,

@@ -11,9 +11,10 @@ Order: ``reproduce all``, experiments.json and claims.json list experiments by
 ``reproduce.order`` (ascending; experiments without one come after, by name). ``all``
 means the papers' experiments (``group: paper``); ``beyond`` the open questions past the
 seeds (``group: beyond``, claims of seed ``"beyond"``), kept apart so that ``all --quick``
-keeps its budget; ``group: example`` ones, such as the demo, run only by name, and so do fine-tuning experiments (``kind: finetune``: LoRA on a
-real transformer, :mod:`muonlab.lora.experiment`; they need the ``lora`` extra and take
-minutes per run, beyond ``all --quick``'s budget).
+keeps its budget; ``group: example`` ones, such as the demo, run only by name, and so do
+fine-tuning experiments (``kind: finetune``: LoRA on a real transformer,
+:mod:`muonlab.lora.experiment`; they need the ``lora`` extra and take minutes per run,
+beyond ``all --quick``'s budget).
 
 :func:`reproduce` runs each experiment into ``DIR/<name>/`` (resuming: the engine skips
 runs already in the store), writes ``DIR/experiments.json``, evaluates the claims into
