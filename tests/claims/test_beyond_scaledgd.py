@@ -18,8 +18,8 @@ from muonlab.claims.beyond_scaledgd import (
     uniform_residual_share,
 )
 
-ALL = (muon_scaledgd_cos_closed_form, muon_scaledgd_local_cos_uniform_model, muon_scaledgd_local_cos_scale_free, muon_scaledgd_coincide_to_15_not_5,
-       muon_scaledgd_differ_in_growth)
+ALL = (muon_scaledgd_cos_closed_form, muon_scaledgd_local_cos_uniform_model, muon_scaledgd_local_cos_scale_free,
+       muon_scaledgd_coincide_to_15_not_5, muon_scaledgd_differ_in_growth)
 
 
 def _store(*, local_cos=None, growth_cos: float = 0.7, gap: float = 0.0, rho: float = 1e-6,

@@ -50,7 +50,7 @@ def test_closed_form_is_exact_on_aligned_iterates() -> None:
 def test_misalignment_and_subspace_alignment_direct() -> None:
     prob = SymmetricMF(12, 3, seed=[3, 4], kappa=10.0, alpha=1.0)
     (X,) = prob.init_params()
-    U, lam = prob._U, prob.target_spectrum()
+    U = prob._U
     c = torch.diagonal(U.mT @ X @ X.mT @ U, dim1=-2, dim2=-1)
     XXt, M = X @ X.mT, prob.target()
     off = (XXt - (U * c.unsqueeze(-2)) @ U.mT).norm(dim=(-2, -1))

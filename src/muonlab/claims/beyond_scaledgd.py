@@ -96,7 +96,7 @@ _METRICS = ("rel_err", "precond_cos_update", "scaledgd_cos_closed_form", "scaled
             "scaledgd_mode_residual")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def uniform_residual_cos(r: int, q: float = 0.5, samples: int = 200_000) -> float:
     """The ``q``-quantile of ‖w‖₁/(√r‖w‖₂) over w with r i.i.d. U(0, 1) entries (fixed-seed
     Monte Carlo; ±0.001 at 2e5 samples): the update cosine predicted when every mode's
@@ -327,7 +327,9 @@ def muon_scaledgd_differ_in_growth(runs: pd.DataFrame, trajectories: pd.DataFram
         al = float((grow["scaledgd_misalignment"] <= RHO_MAX).mean())
         meds.append(m)
         outcomes.append(Outcome(seed_label(seed), m < lo, f"κ={kmax:g}: median {m:.3f} ({al:.0%} of steps aligned)"))
-        for kappa, gk in g[(g["problem.kappa"] < kmax) & (g["rel_err"] > GROWTH_LEVEL)].groupby("problem.kappa"):
+        smaller = g[(g["problem.kappa"] < kmax) & (g["rel_err"] > GROWTH_LEVEL)]
+        for kappa in sorted(smaller["problem.kappa"].unique()):
+            gk = smaller[smaller["problem.kappa"] == kappa]
             other.append((float(kappa), float(gk["precond_cos_update"].median())))
     if meds:
         detail += f" κ = {kmax:g}: per-seed medians {min(meds):.3f}…{max(meds):.3f}."
