@@ -49,7 +49,7 @@ from muonlab.engine.metrics import Metric, register_metric
 
 __all__ = ["closed_form_cos", "precond_distance", "whitened_preconditioner"]
 
-#: Eigenvalues of XᵀX below RTOL·max are left out of S^{-1/2} (a rank-deficient X has none).
+#: Singular values of X below RTOL·max are left out of S^{-1/2} (a rank-deficient X has none).
 RTOL = 1e-12
 
 
@@ -69,19 +69,20 @@ def closed_form_cos(coords: Tensor, lam: Tensor) -> Tensor:
     return torch.where(l2 > 0, w.sum(-1) / (math.sqrt(k) * safe), torch.ones_like(l2))
 
 
-def _sym_power(M: Tensor, power: float, rtol: float) -> Tensor:
-    evals, V = torch.linalg.eigh(M)
-    evals = evals.clamp_min(0)
-    keep = evals > rtol * evals.amax(-1, keepdim=True)
-    p = torch.where(keep, torch.where(keep, evals, torch.ones_like(evals)) ** power, torch.zeros_like(evals))
-    return (V * p.unsqueeze(-2)) @ V.mT
+def _gram_power(M: Tensor, power: float, rtol: float) -> Tensor:
+    """(MᵀM)^power from the SVD of M (not eigh of MᵀM, which squares M's condition number and loses
+    the small singular values); singular values ≤ rtol·s_max count as 0 (and 0^power := 0)."""
+    _, s, Vh = torch.linalg.svd(M, full_matrices=False)
+    keep = s > rtol * s.amax(-1, keepdim=True)
+    p = torch.where(keep, torch.where(keep, s, torch.ones_like(s)) ** (2 * power), torch.zeros_like(s))
+    return (Vh.mT * p.unsqueeze(-2)) @ Vh
 
 
 def whitened_preconditioner(G: Tensor, X: Tensor, rtol: float = RTOL) -> Tensor:
     """R = (XᵀX)^{-1/2} (GᵀG)^{1/2} (XᵀX)^{-1/2}, (…, r, r), symmetric PSD; similar to
     T = (GᵀG)^{1/2}(XᵀX)⁻¹, where ScaledGD's update is msign(G)·T."""
-    Sih = _sym_power(X.mT @ X, -0.5, rtol)
-    Gh = _sym_power(G.mT @ G, 0.5, 0.0)
+    Sih = _gram_power(X, -0.5, rtol)
+    Gh = _gram_power(G, 0.5, 0.0)
     R = Sih @ Gh @ Sih
     return 0.5 * (R + R.mT)
 
