@@ -44,8 +44,9 @@ def scaledgd_cos_regimes(store_dir: str | Path) -> tuple[Figure, str]:
         a0, a1 = fig.subplots(1, 2)
         aligned = rho <= RHO_MAX
         fit = float(((w["precond_cos_update"] - w["scaledgd_cos_closed_form"]).abs()[aligned] <= FIT_TOL).mean())
-        for mask, color, label, z in ((~aligned, "tab:orange", f"ρ > {RHO_MAX:g} ({(~aligned).mean():.0%} of steps)", 1),
-                                      (aligned, "tab:blue", f"ρ ≤ {RHO_MAX:g}: {fit:.0%} within {FIT_TOL}", 2)):
+        layers = ((~aligned, "tab:orange", f"ρ > {RHO_MAX:g} ({(~aligned).mean():.0%} of steps)", 1),
+                  (aligned, "tab:blue", f"ρ ≤ {RHO_MAX:g}: {fit:.0%} within {FIT_TOL}", 2))
+        for mask, color, label, z in layers:
             a0.scatter(w["scaledgd_cos_closed_form"][mask], w["precond_cos_update"][mask], s=3, alpha=0.35,
                        color=color, label=label, zorder=z, rasterized=True)
         a0.plot([0, 1], [0, 1], color="0.2", linewidth=0.8, linestyle="--", zorder=3)
@@ -83,8 +84,9 @@ def scaledgd_cos_regimes(store_dir: str | Path) -> tuple[Figure, str]:
         "Left: along every Muon run, the measured cosine between Muon's msign(∇f) and ScaledGD's ∇f(XᵀX)⁻¹ "
         "against its closed form for aligned iterates, ‖w‖₁/(√r‖w‖₂) with w_i = |x_i − λ_i/x_i| "
         "(ScaledGD's per-mode step); blue: aligned steps (at most a share ρ = 0.1 of the residual off the "
-        "aligned form), which lie on the diagonal except at mode crossings; orange: misaligned ones (the first "
-        "steps, and the large-init κ = 10 runs, whose misalignment decays with the residual). Right: the cosine against the worst mode's distance to its target (grey: steps; "
+        "aligned form), which lie on the diagonal except at mode crossings; orange: misaligned ones (the "
+        "first steps, and the large-init κ = 10 runs, whose misalignment decays with the residual). "
+        "Right: the cosine against the worst mode's distance to its target (grey: steps; "
         f"lines: medians per κ). Left of the dash-dotted line (every mode within {LOCAL_LEVEL:g}) the "
         "cosine is flat at the uniform-residual value c_U(r), at every κ and all the way to 1e-12: "
         "nearness to the solution does not make the two updates coincide; it stays between the "
