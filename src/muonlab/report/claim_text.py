@@ -95,6 +95,9 @@ def full_statement(claim: Mapping[str, Any]) -> str | None:
 _COMPARISON = re.compile(r"(?:[\w|κ′'*/-]+\s){0,3}[\w|κ′'*/)-]+\s?(?:<=|>=|[<>≤≥])\s?-?\d[\d.e+-]*(?:\s?[%×])?")
 
 
+_STOP = {"over", "the", "and", "of", "with", "in", "at", "to", "a", "an", "for", "by", "on", "is", "are", "per"}
+
+
 def thresholds(*texts: str | None, limit: int = 3) -> list[str]:
     """The thresholds stated in ``texts``: their ``need …`` phrases, then their
     comparisons with a number (``Muon |κ-slope| < 0.1``), in order, each once, at most
@@ -105,6 +108,12 @@ def thresholds(*texts: str | None, limit: int = 3) -> list[str]:
         for text in joined:
             for m in pattern.finditer(text):
                 phrase = m.group(0).strip().rstrip(".:;")
+                words = phrase.split()
+                while len(words) > 2 and words[0].lower() in _STOP:
+                    words = words[1:]
+                phrase = " ".join(words)
+                if phrase.count("(") != phrase.count(")") or words[0].lower() in _STOP:
+                    continue
                 if phrase and not any(phrase in o or o in phrase for o in out):
                     out.append(phrase)
     return out[:limit]
