@@ -189,7 +189,8 @@ def load_findings(root: Path) -> tuple[list[Finding], Path | None]:
 def findings_for(claim: Mapping[str, Any], findings: Sequence[Finding]) -> list[str]:
     """The ids of the findings that bear on ``claim`` (see the module docstring); ids cited
     in its detail come first, and are kept even when ``findings`` lacks their text."""
-    detail = claim.get("detail") if isinstance(claim.get("detail"), str) else ""
+    raw = claim.get("detail")
+    detail = raw if isinstance(raw, str) else ""
     cited = [f"F{n}" for n in _FINDING_REF.findall(detail)] if "findings" in detail else []
     names = [f"`{claim.get('name')}`"]
     if claim.get("experiment"):

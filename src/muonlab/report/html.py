@@ -40,9 +40,9 @@ import base64
 import contextlib
 import json
 import logging
-import tempfile
 import math
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -642,7 +642,8 @@ def _provenance(store_dir: Path, spec: Mapping[str, Any] | None) -> list[tuple[s
         meta = ResultStore(store_dir).read_metadata()
     except (StoreError, OSError, ValueError):
         meta = {}
-    versions = meta.get("versions") if isinstance(meta.get("versions"), Mapping) else {}
+    raw_versions = meta.get("versions")
+    versions: Mapping[str, Any] = raw_versions if isinstance(raw_versions, Mapping) else {}
     try:
         runs = ResultStore(store_dir).runs()
     except (StoreError, OSError, ValueError):
@@ -707,8 +708,8 @@ def _report_provenance(root: Path, sections: Sequence[Section]) -> list[tuple[st
         m = re.match(r"([\d.]+) (s|min|h)", wall)
         if m:
             total += float(m.group(1)) * {"s": 1, "min": 60, "h": 3600}[m.group(2)]
-    for i, m in enumerate(machines):
-        out.append(("machine" if len(machines) == 1 else f"machine {i + 1}", m))
+    for i, text in enumerate(machines):
+        out.append(("machine" if len(machines) == 1 else f"machine {i + 1}", text))
     if total:
         out.append(("wall time", f"{_duration(total)} over {len(sections)} experiments"))
     out.append(("folder", str(root.resolve())))
@@ -716,7 +717,8 @@ def _report_provenance(root: Path, sections: Sequence[Section]) -> list[tuple[st
 
 
 def _data_uri(path: Path) -> str:
-    kind = {".png": "image/png", ".svg": "image/svg+xml", ".csv": "text/csv"}.get(path.suffix, "application/octet-stream")
+    kinds = {".png": "image/png", ".svg": "image/svg+xml", ".csv": "text/csv"}
+    kind = kinds.get(path.suffix, "application/octet-stream")
     return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
