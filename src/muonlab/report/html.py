@@ -70,6 +70,8 @@ _log = logging.getLogger("muonlab")
 __all__ = ["build_report", "find_experiments", "load_claims", "load_experiment_specs"]
 
 REPORT_DIR = "report"
+#: The most rows a table shows unfolded (a longer one is folded, or split with its rest folded).
+MAX_VISIBLE_ROWS = 20
 
 _COLUMN_TITLES = {
     "optimizer.name": "optimizer",
@@ -234,8 +236,10 @@ class SeedGroup:
 
     seed: str
     title: str
-    rows: list[ClaimRow]
+    rows: list[ClaimRow]  # shown
     n_pass: int
+    n_total: int
+    folded: list[ClaimRow] = field(default_factory=list)  # passing claims past MAX_VISIBLE_ROWS, folded
 
 
 @dataclass(frozen=True)
@@ -380,7 +384,20 @@ def _seed_groups(rows: Sequence[ClaimRow]) -> list[SeedGroup]:
     out = []
     for key in sorted(groups, key=order):
         title = SEED_TITLES.get(key) or (f"Seed {key}" if key else "Claims without a seed")
-        out.append(SeedGroup(key, title, groups[key], sum(r.passed for r in groups[key])))
+        rows_ = groups[key]
+        # At most MAX_VISIBLE_ROWS rows in view: every failing claim, then passing ones in
+        # order; the passing ones past that are folded under the table.
+        room = max(MAX_VISIBLE_ROWS - sum(not r.passed for r in rows_), 0)
+        shown_ids: set[int] = set()
+        for i, r in enumerate(rows_):
+            if not r.passed:
+                shown_ids.add(i)
+            elif room > 0:
+                shown_ids.add(i)
+                room -= 1
+        shown = [r for i, r in enumerate(rows_) if i in shown_ids]
+        folded = [r for i, r in enumerate(rows_) if i not in shown_ids]
+        out.append(SeedGroup(key, title, shown, sum(r.passed for r in rows_), len(rows_), folded))
     return out
 
 
