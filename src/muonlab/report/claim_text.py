@@ -114,6 +114,8 @@ def thresholds(*texts: str | None, limit: int = 3) -> list[str]:
                 phrase = " ".join(words)
                 if phrase.count("(") != phrase.count(")") or words[0].lower() in _STOP:
                     continue
+                if pattern is _COMPARISON and not re.match(r"[^\W\d]", words[0]):
+                    continue  # "56 > 1.5", ">= 3": a measured number, not a threshold
                 if phrase and not any(phrase in o or o in phrase for o in out):
                     out.append(phrase)
     return out[:limit]
