@@ -99,8 +99,8 @@ _LAYOUT_JS = """() => {
   const tables = [...document.querySelectorAll('table')].filter(shown).map(t => ({
     cls: t.className, inClosedDetails: !!t.closest('details:not([open])'),
     rows: [...t.querySelectorAll('tbody tr')].filter(shown).length}));
-  const imgs = [...document.querySelectorAll('img')].map(i => ({src: i.src.slice(0, 40), ok: i.complete && i.naturalWidth > 0,
-    width: i.getBoundingClientRect().width}));
+  const imgs = [...document.querySelectorAll('img')].map(i => ({src: i.src.slice(0, 40),
+    ok: i.complete && i.naturalWidth > 0, width: i.getBoundingClientRect().width}));
   const failing = document.querySelector('#failing');
   return {claimsTop: claims ? top(claims) : null, figureTop: firstFigure ? top(firstFigure) : null,
           claimsBeforeFigure: !!(claims && firstFigure &&

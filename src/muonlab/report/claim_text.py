@@ -36,7 +36,7 @@ __all__ = ["Finding", "findings_for", "findings_path", "load_findings", "measure
 STATEMENT_CHARS = 170
 MEASURED_CHARS = 260
 
-_NEED = re.compile(r"\bneed(?:s)?\s+(?:[^;,()\]]*?)(?:[<>≤≥]=?|=)\s*[^;,()\]\s]+(?:\s+at\s+the\s+\w+\s+\S+)?")
+_NEED = re.compile(r"\bneed(?:s)?\s+(?:[^;,()\]]*?)(?:[<>≤≥]=?|=)\s*[^;,()\]\s]+(?:\s+at\s+the\s+\w+\s+[^\s()]+)?")
 _FINDING_REF = re.compile(r"\bF(\d{1,3})\b")
 _HEAD = re.compile(r"^##\s+F(\d+)\.\s+(.*)$")
 
@@ -199,6 +199,6 @@ def findings_for(claim: Mapping[str, Any], findings: Sequence[Finding]) -> list[
         names.append(f"`{claim.get('experiment')}`")
     out = list(dict.fromkeys(cited))
     for f in findings:
-        if f.id not in out and any(n in f.body for n in names):
+        if f.id not in out and any(n in f.title or n in f.body for n in names):
             out.append(f.id)
     return out
