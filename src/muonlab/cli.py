@@ -610,7 +610,7 @@ def report_command(
                                    highlight=False)
         raise typer.Exit(1) from None
     try:
-        path = build_report(folder, single_file=single_file)
+        path = build_report(folder, single_file=True) if single_file else build_report(folder)
     except OSError as e:  # e.g. DIR/report is a file, a read-only file system, a full disk
         raise typer.BadParameter(f"cannot write the report into {str(target)!r}: "
                                  f"{e.strerror or e} ({e.filename or target})", param_hint="'DIR'") from None
