@@ -184,7 +184,7 @@ def test_provenance_footers(repro):
                   "<dt>machine</dt>", "<dt>torch</dt>", "12.5 s (this reproduction)"):
         assert piece in footer, piece
     report_footer = text[text.index('id="provenance"'):]
-    assert "<dt>machine</dt>" in report_footer and "12.5 s over 1 experiments" in report_footer
+    assert "<dt>machine</dt>" in report_footer and "12.5 s over 1 experiment<" in report_footer
 
 
 def test_single_file_has_everything_inline(repro):

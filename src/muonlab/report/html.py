@@ -716,7 +716,7 @@ def _report_provenance(root: Path, sections: Sequence[Section]) -> list[tuple[st
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     machines: list[str] = []
-    total = 0.0
+    total, timed = 0.0, 0
     for sec in sections:
         facts = dict(sec.provenance)
         if facts.get("machine") and facts["machine"] not in machines:
@@ -725,10 +725,11 @@ def _report_provenance(root: Path, sections: Sequence[Section]) -> list[tuple[st
         m = re.match(r"([\d.]+) (s|min|h)", wall)
         if m:
             total += float(m.group(1)) * {"s": 1, "min": 60, "h": 3600}[m.group(2)]
+            timed += 1
     for i, text in enumerate(machines):
         out.append(("machine" if len(machines) == 1 else f"machine {i + 1}", text))
     if total:
-        out.append(("wall time", f"{_duration(total)} over {len(sections)} experiments"))
+        out.append(("wall time", f"{_duration(total)} over {timed} experiment{'s' if timed > 1 else ''}"))
     out.append(("folder", str(root.resolve())))
     return out
 
