@@ -575,8 +575,13 @@ def report_command(
         str, typer.Argument(metavar="DIR", help="A reproduction directory (DIR/<experiment>/ stores, claims.json).",
                             show_default=False)
     ],
+    single_file: Annotated[
+        bool, typer.Option("--single-file", help="Write one self-contained DIR/report.html (figures and CSV "
+                           "embedded, no external files; opens offline) instead of the DIR/report/ folder.")
+    ] = False,
 ) -> None:
-    """Build the HTML report (figures + claims table) into DIR/report/index.html.
+    """Build the HTML report (claims first, then each experiment's figures and tables) into
+    DIR/report/index.html, or with --single-file into one self-contained DIR/report.html.
 
     Exit code 2, one line naming DIR, when DIR cannot be used: missing, a file, not
     writable (DIR/report cannot be written), or holding a store that cannot be read.
@@ -588,8 +593,11 @@ def report_command(
     if not directory.strip() or "\0" in directory or not Path(directory).is_dir():
         raise typer.BadParameter(f"not a directory: {directory!r}", param_hint="'DIR'")
     folder = Path(directory)
-    target = folder / "report"
-    if target.exists() and not target.is_dir():
+    target = folder / ("report.html" if single_file else "report")
+    if single_file and target.is_dir():
+        raise typer.BadParameter(f"{str(target)!r} is a folder; --single-file writes a file of that name",
+                                 param_hint="'DIR'")
+    if not single_file and target.exists() and not target.is_dir():
         raise typer.BadParameter(f"{str(target)!r} is a file; the report is written into a folder of that name",
                                  param_hint="'DIR'")
     if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK | os.X_OK)):
@@ -602,7 +610,7 @@ def report_command(
                                    highlight=False)
         raise typer.Exit(1) from None
     try:
-        path = build_report(folder)
+        path = build_report(folder, single_file=True) if single_file else build_report(folder)
     except OSError as e:  # e.g. DIR/report is a file, a read-only file system, a full disk
         raise typer.BadParameter(f"cannot write the report into {str(target)!r}: "
                                  f"{e.strerror or e} ({e.filename or target})", param_hint="'DIR'") from None

@@ -198,6 +198,11 @@ def test_a_new_experiment_is_one_yaml_and_one_claim(tmp_path, monkeypatch):
     monkeypatch.delenv("MUONLAB_EXPERIMENTS")
     res = reproduce("tiny_gd", tmp_path / "paper", root=folder, report=False)
     assert res.executed == {"tiny_gd": 3} and res.claims[0]["passed"]
+    # the provenance the report's footer shows: an extra file beside the store
+    prov = json.loads((tmp_path / "paper" / "tiny_gd" / "provenance.json").read_text(encoding="utf-8"))
+    assert {"muonlab", "git_commit", "torch", "python", "machine", "wall_s", "finished_at"} <= set(prov)
+    assert prov["machine"]["cpu"] and prov["machine"]["gpu"] is None
+    assert 0 < prov["wall_s"] <= res.wall_s["tiny_gd"] + 0.01
     assert res.claims[0]["detail"] == "3 runs, 123 rel_err points"  # 3 × (400/10 + 1)
 
 

@@ -122,6 +122,14 @@ def _parse(index: Path) -> _Page:
     return page
 
 
+def _claims_table(page: _Page) -> dict:
+    """The verdicts at the top of the page: one table per paper seed, concatenated."""
+    tables = [t for t in page.tables if t["attrs"].get("class") == "claims"]
+    assert tables, "no claims table"
+    return {"attrs": tables[0]["attrs"], "rows": [r for t in tables for r in t["rows"]],
+            "row_attrs": [a for t in tables for a in t["row_attrs"]]}
+
+
 def _is_png(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > len(PNG_SIGNATURE) and path.read_bytes()[:8] == PNG_SIGNATURE
 
@@ -150,7 +158,7 @@ def test_report_structure_images_and_claims(repro_dir, report):
         assert _is_png(png), src
         assert png.with_suffix(".svg").is_file()
 
-    claims = next(t for t in page.tables if t["attrs"].get("class") == "claims")
+    claims = _claims_table(page)
     by_name = {attrs["data-claim"]: (attrs, row) for attrs, row in zip(claims["row_attrs"], claims["rows"])}
     assert set(by_name) == {c["name"] for c in CLAIMS}
     good_attrs, good = by_name["gd reaches 1e-8 <fast>"]
@@ -275,7 +283,7 @@ def test_text_from_the_inputs_is_escaped(repro_dir, tmp_path):
                     'data-experiment="ghost&lt;script&gt;alert(1)&lt;/script&gt;"'):
         assert escaped in text, escaped
     page = _parse(index)
-    claims_table = next(t for t in page.tables if t["attrs"].get("class") == "claims")
+    claims_table = _claims_table(page)
     other = claims_table["rows"][1]
     assert other["seed"] == "" and other["detail"] == ""  # a missing seed or detail prints as nothing, not "None"
     assert other["verdict"] == "—"  # an entry without per-replicate fields: no count, no strip

@@ -30,6 +30,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from muonlab.atomic import atomic_file
 from muonlab.engine.store import EPSILON_COLUMNS, RESULT_COLUMNS, ResultStore
@@ -97,7 +98,7 @@ STYLE: dict[RcKeyType, Any] = {
     "font.size": 10,
     "axes.titlesize": 11,
     "axes.labelsize": 10,
-    "legend.fontsize": 8.5,
+    "legend.fontsize": 9.5,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -360,15 +361,47 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None = None) -
 
     panels = _keys(runs, [panel]) if panel else [()]
     curves = _keys(runs, curve_by)
-    numeric = len(curve_by) == 1 and all(_is_number(k[0]) for k in curves)
-    colors = dict(zip(curves, _colors(len(curves), numeric)))
+    # Two or more curve columns (κ × threshold, κ × lr × schedule): colour by the main
+    # axis (κ when it varies), line style by the rest, and a legend for each — a reader
+    # matches a colour and a dash, not one of twenty entries.
+    main = _main_curve_axis(runs, curve_by)
+    if main is not None and len(curve_by) > 1:
+        mi = curve_by.index(main)
+        rest = [c for c in curve_by if c != main]
+        main_keys = _keys(runs, [main])
+        rest_keys = _keys(runs, rest)
+        main_colors = dict(zip(main_keys, _colors(len(main_keys), all(_is_number(k[0]) for k in main_keys))))
+        colors = {k: main_colors[(k[mi],)] for k in curves}
+        dashes = {rk: _DASHES[i % len(_DASHES)] for i, rk in enumerate(rest_keys)}
+        # Variants that differ between panels (each optimizer its own lr grid): each panel
+        # numbers its own variants and gets its own line-style legend below it.
+        per_panel = {pk: _keys(_select(runs, [panel], pk), rest) for pk in panels} if panel else {}
+        split = len({tuple(v) for v in per_panel.values()}) > 1
+        panel_dashes = {pk: {rk: _DASHES[i % len(_DASHES)] for i, rk in enumerate(ks)}
+                        for pk, ks in per_panel.items()}
 
-    # Many curves (κ × lr × schedule grids): a taller figure and a multi-column legend,
-    # so that no entry is cut off at the page's width.
-    rows = min(len(curves) + 1, LEGEND_ROWS)
-    ncol = -(-(len(curves) + 1) // LEGEND_ROWS)
+        def style_of(pkey: tuple[Any, ...], ckey: tuple[Any, ...]) -> Any:
+            rk = tuple(v for j, v in enumerate(ckey) if j != mi)
+            return panel_dashes[pkey].get(rk, "-") if split else dashes[rk]
+
+        n_entries = len(main_keys) + 2 if split else len(main_keys) + len(rest_keys) + 2
+        below = max((len(ks) for ks in per_panel.values()), default=0) if split else 0
+    else:
+        numeric = len(curve_by) == 1 and all(_is_number(k[0]) for k in curves)
+        colors = dict(zip(curves, _colors(len(curves), numeric)))
+        split, below = False, 0
+
+        def style_of(pkey: tuple[Any, ...], ckey: tuple[Any, ...]) -> Any:
+            return "-"
+
+        n_entries = len(curves) + 1
+
+    # Many entries: a taller figure and a multi-column legend, so that no entry is cut off.
+    rows = min(n_entries, LEGEND_ROWS)
+    ncol = -(-n_entries // LEGEND_ROWS)
     with styled():
-        fig = new_figure((1.0 + 3.6 * len(panels) + 1.6 * (ncol - 1), max(3.4, 0.19 * rows + 0.8)))
+        below_in = 0.3 + 0.19 * (below + 1) if below else 0.0
+        fig = new_figure((1.0 + 3.6 * len(panels) + 1.6 * (ncol - 1), max(3.4, 0.19 * rows + 0.8) + below_in))
         axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
         handles: dict[str, Any] = {}
         for ax, pkey in zip(axes[0], panels):
@@ -388,7 +421,7 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None = None) -
                     lo, hi = np.nanmin(vals, axis=1), np.nanmax(vals, axis=1)
                 color = colors[ckey]
                 label = _curve_label(curve_by, ckey)
-                (line,) = ax.plot(steps, med, color=color, label=label)
+                (line,) = ax.plot(steps, med, color=color, linestyle=style_of(pkey, ckey), label=label)
                 if vals.shape[1] > 1:
                     ax.fill_between(steps, lo, hi, color=color, alpha=0.18, linewidth=0)
                 handles.setdefault(label, line)
@@ -396,6 +429,7 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None = None) -
                 ax.set_title(axis_label(panel, pkey[0]))
             ax.set_yscale("log")
             ax.set_xlabel("iteration" if x == "step" else x)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
             ax.set_xlim(left=0)
             if spec.get("target"):
                 ax.axhline(float(spec["target"]), color="0.35", linestyle=":", linewidth=1.0)
@@ -403,9 +437,59 @@ def error_curves(store_dir: str | Path, spec: Mapping[str, Any] | None = None) -
         if spec.get("target") and handles:
             (tline,) = axes[0][0].plot([], [], color="0.35", linestyle=":", linewidth=1.0)
             handles[f"target ${format_value(float(spec['target']))}$"] = tline
+        if main is not None and len(curve_by) > 1 and handles:
+            from matplotlib.lines import Line2D
+
+            blank = Line2D([], [], linestyle="none")
+            grouped: dict[str, Any] = {_axis_title(main): blank}
+            grouped.update({axis_label(main, k[0]): Line2D([], [], color=main_colors[k]) for k in main_keys})
+            rest_title = ", ".join(_axis_title(c) for c in rest)
+            if split:  # one column per panel, under the panels: "GD: η, threshold", its variants
+                h_cols, l_cols = [], []
+                for pkey in panels:
+                    ks = per_panel[pkey]
+                    hs = [Line2D([], [], linestyle="none")]
+                    hs += [Line2D([], [], color="0.3", linestyle=panel_dashes[pkey][rk]) for rk in ks]
+                    ls = [f"{axis_label(str(panel), pkey[0])}: {rest_title}"] + [_curve_label(rest, rk) for rk in ks]
+                    hs += [Line2D([], [], linestyle="none")] * (below + 1 - len(hs))
+                    ls += [""] * (below + 1 - len(ls))
+                    h_cols += hs
+                    l_cols += ls
+                bottom = fig.legend(h_cols, l_cols, loc="outside lower center", ncol=len(panels), frameon=False,
+                                    handlelength=2.6, columnspacing=3.0)
+                for text in bottom.get_texts()[:: below + 1]:
+                    text.set_fontweight("bold")
+            else:
+                grouped[rest_title] = Line2D([], [], linestyle="none")
+                grouped.update({_curve_label(rest, rk): Line2D([], [], color="0.3", linestyle=dashes[rk])
+                                for rk in rest_keys})
+            grouped.update({k: v for k, v in handles.items() if k.startswith("target")})
+            handles = grouped
         if handles and (len(handles) > 1 or curve_by):
-            axes[0][-1].legend(
+            legend = axes[0][-1].legend(
                 list(handles.values()), list(handles.keys()), frameon=False, loc="upper left",
-                bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol,
+                bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol, handlelength=2.6,
             )
+            for text, handle in zip(legend.get_texts(), handles.values()):
+                if handle.get_linestyle() in ("None", "none", ""):
+                    text.set_fontweight("bold")
     return fig
+
+
+#: Line styles for the variants (the curve columns other than the main axis).
+_DASHES: list[Any] = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2))]
+
+
+def _main_curve_axis(runs: pd.DataFrame, curve_by: Sequence[str]) -> str | None:
+    """The curve column coloured (κ when it is one, else the first numeric one)."""
+    if "problem.kappa" in curve_by:
+        return "problem.kappa"
+    for c in curve_by:
+        if all(_is_number(v) for v in runs[c].dropna().unique()) and runs[c].notna().any():
+            return c
+    return curve_by[0] if curve_by else None
+
+
+def _axis_title(column: str) -> str:
+    name = _AXIS_NAMES.get(column)
+    return f"${name}$" if name else _mathtext_escape(column.rsplit(".", 1)[-1])
