@@ -1,0 +1,365 @@
+r"""Issue 15, item 7 (seed "beyond"): T_β's growth rate against β, and the β* above which
+seed 000's equal-rate law breaks.
+
+T_β(G) = G(GᵀG + βI)^{-1/2} = U diag(s/√(s² + β)) Vᵀ (:mod:`muonlab.linalg.orthogonalize`).
+Aligned and balanced (P4: A = U diag(x) Oᵀ, B = O diag(x) Vᵀ; P1: X = U diag(x) Oᵀ), the
+gradient of either problem has singular values g_i = (σ*_i − x_i²)x_i, so every mode obeys
+the scalar step
+
+    x ← x + η·g/√(g² + β),        g = (σ* − x²)x,        √c_i = x_i,
+
+(c_i = u_iᵀABv_i on P4, the eigen-coordinate u_iᵀXXᵀu_i on P1). With x = √σ*·y and
+τ = √σ*·t the flow reads dy/dt = h/√(h² + u), h = (1 − y²)y, u = β/σ*³: the slope of √c_i
+over its growth window is a function S(u) of u = β/σ*_i³ alone (in the η → 0 limit).
+S(u) = 1 for u = 0 (msign, the equal-rate law); S < 1 and falls as u grows. The
+smallest mode has the largest u, so the equal-rate law (seed000_dynamics's rule: max/min
+slope ≤ 1.05) breaks at β* = u*·σ*_min³ with S(u*) = 1/1.05 (u* ≈ 0.013).
+
+* :func:`t_beta_growth_follows_scalar_law` — every judged mode's fitted slope matches
+  the scalar prediction at its (σ*_i, β, η).
+* :func:`t_beta_equal_rate_breaks_at_beta_star` — per seed and target scale, the
+  equal-rate rule holds at every β ≤ β*/BETA_STAR_BAND and fails at every
+  β ≥ β*·BETA_STAR_BAND, and the crossing measured between grid points lies within a
+  factor BETA_STAR_BAND of the predicted β*.
+
+The slope measurement (window 10–80 % of σ*_i, least squares of √c_i on τ = η·step) and
+the equal-rate rule are seed000_dynamics's (:func:`growth_slopes`, imported).
+Derivations: docs/beyond_t_beta.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numpy as np
+import pandas as pd
+
+from muonlab.claims.base import Claim, Outcome, claim, decide, seed_label
+from muonlab.claims.modes import target_values
+from muonlab.claims.seed000_dynamics import (
+    MIN_POINTS,
+    RATE_RATIO_TOL,
+    RATE_TOL,
+    WINDOW,
+    _matrix,
+    growth_slopes,
+)
+from muonlab.config.run import step_clock
+from muonlab.problems.targets import spectrum
+
+__all__ = ["beta_of", "equal_rate_holds", "mode_slopes", "predicted_beta_star", "predicted_slope",
+           "scalar_growth", "t_beta_equal_rate_breaks_at_beta_star", "t_beta_growth_follows_scalar_law",
+           "targets_of", "universal_slope"]
+
+SEED = "beyond"
+
+#: Claim A's tolerance on |measured − predicted| slope of every judged mode. The scalar
+#: law is exact for aligned, balanced factors; the known departures are those of the
+#: msign case (seed000_dynamics: init imbalance bends √c by ≤ 2e-3; the last kept mode of
+#: r < r* 1.3 %) plus the alignment left from small init when T_β's early phase is
+#: GD-like (β ≫ g²): that phase grows the modes at rate σ*_i/√β, largest first, and
+#: aligns each to its target direction before its window starts at 10 % of σ*_i. 0.02 is
+#: 20× the msign deviation in the settings with r ≥ r* and less than half of the 0.05
+#: rule, so a law that missed the slowdown by half its size at β* would fail.
+SLOPE_TOL = 0.02
+#: A mode is judged by claim A when the scalar model puts the end of its window (80 % of
+#: σ*_i) before this fraction of the run's last logged τ: room for the init's alignment
+#: phase, which the scalar model (started at y = √c/√σ* = Y0) does not have.
+ARRIVAL_ROOM = 0.8
+#: Start of the scalar model, y_0 = x_0/√σ* (below the window's √0.1 ≈ 0.32; the window's
+#: slope does not depend on it).
+Y0 = 0.05
+#: Claim B's band: the equal-rate rule must hold at every grid β ≤ β*/BAND and fail at every
+#: β ≥ β*·BAND, and the measured crossing must lie within a factor BAND of β*. The slope
+#: deficit 1 − S grows about ∝ β near β* (3× in β gives 2.8× in deficit, doc), so an error
+#: of SLOPE_TOL = 0.02 on a deficit of 1 − 1/1.05 = 0.048 moves the crossing by a factor
+#: ≈ 1 + 0.02/0.048 ≈ 1.4; 1.5 rounds it up. It is narrower than the grid's spacing (√10),
+#: so the bracketing part is decided by the grid points that are ≥ 1.5 away.
+BETA_STAR_BAND = 1.5
+#: Steps of the scalar model are capped here (u so large that the mode never gets there).
+MAX_SCALAR_STEPS = 200_000
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def scalar_growth(s: float, beta: float, eta: float, y0: float = Y0,
+                  window: tuple[float, float] = WINDOW) -> tuple[float, float]:
+    """The aligned scalar model x ← x + η·g/√(g² + β), g = (s − x²)x (β = 0: msign,
+    x ← x + η·sign g) from x = y0·√s: (least-squares slope of x against τ over the window
+    c = x² ∈ [window[0]·s, window[1]·s] (seed000_dynamics's rule), τ at the window's last
+    record). (nan, inf) when the window does not complete within MAX_SCALAR_STEPS."""
+    x = y0 * math.sqrt(s)
+    xs = [x]
+    lo, hi = window[0] * s, window[1] * s
+    for _ in range(MAX_SCALAR_STEPS):
+        g = (s - x * x) * x
+        x += eta * (g / math.sqrt(g * g + beta) if beta > 0 else math.copysign(1.0, g) if g else 0.0)
+        xs.append(x)
+        if x * x > hi:
+            break
+    else:
+        return math.nan, math.inf
+    arr = np.asarray(xs)
+    c = arr * arr
+    start = int(np.nonzero(c >= lo)[0][0])
+    stop = len(arr) - 1  # the first record above hi is excluded
+    tau = np.arange(len(arr)) * eta
+    if stop - start < 2:
+        return 1.0, tau[stop - 1]
+    return float(np.polyfit(tau[start:stop], arr[start:stop], 1)[0]), float(tau[stop - 1])
+
+
+@functools.lru_cache(maxsize=4096)
+def predicted_slope(s: float, beta: float, eta: float) -> tuple[float, float]:
+    """:func:`scalar_growth` cached on (σ*, β, η)."""
+    return scalar_growth(float(s), float(beta), float(eta))
+
+
+def universal_slope(u: float, dt: float = 2e-4) -> float:
+    """S(u): the η → 0 window slope as a function of u = β/σ*³ (σ* = 1, step dt)."""
+    return scalar_growth(1.0, u, dt)[0]
+
+
+def _rule_fails(sigma: tuple[float, ...], beta: float, eta: float) -> bool:
+    s = np.array([predicted_slope(v, beta, eta)[0] for v in sigma])
+    if not np.all(np.isfinite(s)) or s.min() <= 0:
+        return True
+    return not (s.max() / s.min() <= RATE_RATIO_TOL and np.all(np.abs(s - 1.0) <= RATE_TOL))
+
+
+@functools.lru_cache(maxsize=256)
+def predicted_beta_star(sigma: tuple[float, ...], eta: float) -> float:
+    """The β at which the scalar model's slopes first break the equal-rate rule (max/min
+    ≤ 1.05 and |slope − 1| ≤ 0.05 over the modes ``sigma``), by bisection in log β
+    (≈ 0.013·σ*_min³ for small η)."""
+    lo, hi = 1e-14, 1e3
+    if _rule_fails(sigma, lo, eta):
+        return lo
+    for _ in range(40):
+        mid = math.sqrt(lo * hi)
+        if _rule_fails(sigma, mid, eta):
+            hi = mid
+        else:
+            lo = mid
+        if hi / lo < 1.01:
+            break
+    return math.sqrt(lo * hi)
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def beta_of(row: pd.Series) -> float:
+    """β of a run: ``optimizer.beta`` for specgd_beta, 0 for specgd (msign)."""
+    if row["optimizer.name"] == "specgd":
+        return 0.0
+    b = row.get("optimizer.beta")
+    return float(b) if b is not None and not (isinstance(b, float) and math.isnan(b)) else math.nan
+
+
+def targets_of(row: pd.Series) -> tuple[np.ndarray, int, str]:
+    """(target values σ*_i descending, number of judged modes min(r, r*), metric holding
+    c_i): P4 ``target_mode_values``, P1 ``eigen_coordinates``."""
+    if row["problem.kind"] == "lora_mf":
+        sigma = target_values(row)
+        return sigma, int(min(int(row["problem.r"]), len(sigma))), "target_mode_values"
+    if row["problem.kind"] == "symmetric_mf":
+        r_star = row.get("problem.r_star")
+        rs = int(row["problem.r"]) if r_star is None or (isinstance(r_star, float) and math.isnan(r_star)) \
+            else int(r_star)
+        lam = spectrum(rs, str(row["problem.spectrum"]), float(row["problem.kappa"])).numpy()
+        return lam, int(min(int(row["problem.r"]), rs)), "eigen_coordinates"
+    raise ValueError(f"no T_β growth law for problem kind {row['problem.kind']!r}")
+
+
+def mode_slopes(row: pd.Series, trajectories: pd.DataFrame) -> tuple[list[tuple[float, int]], float]:
+    """Per judged mode: (fitted slope of √c_i on τ over its window, records), with
+    seed000_dynamics's :func:`growth_slopes`; and the run's last logged τ. A window that
+    is still open at the last record gets slope nan."""
+    sigma, k, metric = targets_of(row)
+    c = _matrix(trajectories, row["run_id"], metric)
+    eta = step_clock(row)
+    fits = growth_slopes(c, sigma, k, eta)
+    out = []
+    for i, (s, n) in enumerate(fits):
+        closed = bool(np.any(c[i].to_numpy() > WINDOW[1] * sigma[i]))
+        out.append((s if closed else math.nan, n))
+    return out, float(c.index.max()) * eta
+
+
+def equal_rate_holds(slopes: np.ndarray) -> tuple[bool, float]:
+    """seed000_dynamics's rule on one run's slopes: (max/min ≤ 1.05 and every |slope − 1|
+    ≤ 0.05, max/min). A mode whose window never closed (nan) breaks it."""
+    if slopes.size == 0 or not np.all(np.isfinite(slopes)) or slopes.min() <= 0:
+        return False, math.inf
+    ratio = float(slopes.max() / slopes.min())
+    return bool(ratio <= RATE_RATIO_TOL and np.all(np.abs(slopes - 1.0) <= RATE_TOL)), ratio
+
+
+def _scale(row: pd.Series) -> str:
+    sigma, k, _ = targets_of(row)
+    kind = "P4" if row["problem.kind"] == "lora_mf" else "P1"
+    return f"{kind} σ*={sigma[0]:.3g}…{sigma[k - 1]:.3g}"
+
+
+def _check_store(name: str, runs: pd.DataFrame, trajectories: pd.DataFrame | None) -> Claim | None:
+    if runs is None or runs.empty or trajectories is None or trajectories.empty:
+        return decide(name, SEED, "", [], reasons=["no runs or no trajectories in the store"])
+    have = set(trajectories["metric"])
+    if not {"target_mode_values", "eigen_coordinates"} & have:
+        return decide(name, SEED, "", [], reasons=["the store has no target_mode_values or eigen_coordinates"])
+    kinds = set(runs["problem.kind"])
+    if not kinds <= {"lora_mf", "symmetric_mf"}:
+        return decide(name, SEED, "", [], reasons=[f"problem kinds {sorted(kinds)}: only lora_mf and symmetric_mf"])
+    return None
+
+
+def _by_seed(items: list[tuple[str, str]]) -> list[Outcome]:
+    seeds: dict[str, list[str]] = {}
+    for seed, why in items:
+        seeds.setdefault(seed, [])
+        if why:
+            seeds[seed].append(why)
+    return [Outcome(s, not w, "; ".join(w)) for s, w in sorted(seeds.items(), key=lambda kv: float(kv[0]))]
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+@claim(reads=("runs", "trajectories"))
+def t_beta_growth_follows_scalar_law(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Under T_β (and msign, β = 0), every mode's growth slope d√c_i/dτ over its 10–80 %
+    window matches the aligned scalar model x ← x + η·g/√(g² + β), g = (σ*_i − x²)x,
+    within SLOPE_TOL = 0.02, for every β of the grid.
+
+    Judged: each mode of each ok run whose predicted window ends before 0.8 × the run's
+    last logged τ (the others are counted, not judged). A judged mode whose window did
+    not close, or has < 8 records, fails. A seed holds when all its judged modes hold in
+    every setting.
+    """
+    name = "t_beta_growth_follows_scalar_law"
+    bad = _check_store(name, runs, trajectories)
+    if bad is not None:
+        return bad
+    items: list[tuple[str, str]] = []
+    errs: list[float] = []
+    n_judged = n_skipped = 0
+    worst: dict[str, tuple[float, str]] = {}
+    for _, row in runs.sort_values(["seed"]).iterrows():
+        seed, scale, beta = seed_label(row["seed"]), _scale(row), beta_of(row)
+        if row["status"] != "ok":
+            items.append((seed, f"{scale}, β={beta:g}: run {row['status']}"))
+            continue
+        sigma, k, _ = targets_of(row)
+        eta = step_clock(row)
+        fits, tau_end = mode_slopes(row, trajectories)
+        why = []
+        for i, (s, n) in enumerate(fits):
+            pred, t_end = predicted_slope(float(sigma[i]), beta, eta)
+            if not math.isfinite(pred) or t_end > ARRIVAL_ROOM * tau_end:
+                n_skipped += 1
+                continue
+            n_judged += 1
+            if not math.isfinite(s) or n < MIN_POINTS:
+                why.append(f"mode {i} (σ*={sigma[i]:.3g}): window {'open' if not math.isfinite(s) else f'{n} records'}")
+                continue
+            err = s - pred
+            errs.append(err)
+            key = f"{scale}"
+            if abs(err) > abs(worst.get(key, (0.0, ""))[0]):
+                worst[key] = (err, f"β={beta:g}, σ*={sigma[i]:.3g}: {s:.4f} vs {pred:.4f}")
+            if abs(err) > SLOPE_TOL:
+                why.append(f"β={beta:g}, mode {i} (σ*={sigma[i]:.3g}): slope {s:.4f}, predicted {pred:.4f}")
+        items.append((seed, f"{scale}: " + "; ".join(why) if why else ""))
+    e = np.abs(np.asarray(errs))
+    per = "; ".join(f"{k}: worst {v[0]:+.4f} ({v[1]})" for k, v in sorted(worst.items()))
+    detail = (f"Slope of √c_i over each mode's {WINDOW[0]:.0%}–{WINDOW[1]:.0%} window against the aligned scalar "
+              f"T_β model, tolerance {SLOPE_TOL}; {n_judged} modes judged, {n_skipped} not (predicted window end "
+              f"after {ARRIVAL_ROOM:g} of the horizon). |measured − predicted|: median "
+              f"{np.median(e) if e.size else math.nan:.4f}, max {e.max() if e.size else math.nan:.4f}. {per}.")
+    reasons = [] if n_judged else ["no mode could be judged"]
+    return decide(name, SEED, detail, _by_seed(items), reasons=reasons)
+
+
+def _crossing(points: list[tuple[float, float]]) -> float:
+    """β where the run's max/min slope ratio first crosses RATE_RATIO_TOL, interpolated in
+    log β against log(ratio − 1) between the bracketing grid points (β > 0 only); nan when
+    it does not cross inside the grid; 0 when it is already above at the smallest β."""
+    pts = sorted((b, r) for b, r in points if b > 0)
+    target = math.log(RATE_RATIO_TOL - 1.0)
+    prev: tuple[float, float] | None = None
+    for b, r in pts:
+        if not r <= RATE_RATIO_TOL:
+            if prev is None:
+                return 0.0
+            b0, r0 = prev
+            if not math.isfinite(r):
+                return math.sqrt(b0 * b)
+            y0, y1 = math.log(max(r0 - 1.0, 1e-12)), math.log(r - 1.0)
+            if y1 <= y0:
+                return math.sqrt(b0 * b)
+            f = (target - y0) / (y1 - y0)
+            return math.exp(math.log(b0) + f * (math.log(b) - math.log(b0)))
+        prev = (b, r)
+    return math.nan
+
+
+@claim(reads=("runs", "trajectories"))
+def t_beta_equal_rate_breaks_at_beta_star(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """The equal-rate law (seed000_dynamics's rule: max/min slope ≤ 1.05, |slope − 1| ≤
+    0.05) holds under T_β up to β* = u*·σ*_min³ (u* from the scalar model) and breaks
+    above it.
+
+    Per seed and target scale: the rule holds at β = 0 and at every grid β ≤ β*/1.5, fails
+    at every grid β ≥ 1.5·β*, and the measured β* (where the max/min slope ratio crosses
+    1.05, interpolated in log–log between grid points) is within a factor 1.5 of the
+    predicted one. A seed holds when every scale holds; every seed must hold.
+    """
+    name = "t_beta_equal_rate_breaks_at_beta_star"
+    bad = _check_store(name, runs, trajectories)
+    if bad is not None:
+        return bad
+    groups: dict[tuple[str, str], list[tuple[float, bool, float, str]]] = {}
+    meta: dict[str, tuple[float, ...]] = {}
+    for _, row in runs.iterrows():
+        seed, scale, beta = seed_label(row["seed"]), _scale(row), beta_of(row)
+        sigma, k, _ = targets_of(row)
+        eta = step_clock(row)
+        meta[scale] = (predicted_beta_star(tuple(float(v) for v in sigma[:k]), eta), float(sigma[k - 1]))
+        if row["status"] != "ok":
+            groups.setdefault((seed, scale), []).append((beta, False, math.inf, f"run {row['status']}"))
+            continue
+        fits, _ = mode_slopes(row, trajectories)
+        ok, ratio = equal_rate_holds(np.array([f[0] for f in fits]))
+        groups.setdefault((seed, scale), []).append((beta, ok, ratio, ""))
+    items: list[tuple[str, str]] = []
+    measured: dict[str, list[float]] = {}
+    for (seed, scale), pts in sorted(groups.items()):
+        b_star = meta[scale][0]
+        why = []
+        zero = [p for p in pts if p[0] == 0.0]
+        if not zero:
+            why.append("no β = 0 (msign) run")
+        elif not zero[0][1]:
+            why.append(f"msign breaks the rule (ratio {zero[0][2]:.3f})")
+        low = [p for p in pts if 0 < p[0] <= b_star / BETA_STAR_BAND]
+        high = [p for p in pts if p[0] >= b_star * BETA_STAR_BAND]
+        if not low or not high:
+            why.append(f"the grid does not bracket β* = {b_star:.2g} by {BETA_STAR_BAND}× on both sides")
+        why += [f"β={b:g} breaks the rule (ratio {r:.3f}) below β*" for b, ok, r, _ in low if not ok]
+        why += [f"β={b:g} keeps the rule (ratio {r:.3f}) above β*" for b, ok, r, _ in high if ok]
+        cross = _crossing([(b, r) for b, _, r, _ in pts])
+        measured.setdefault(scale, []).append(cross)
+        if not (math.isfinite(cross) and cross > 0):
+            why.append("no crossing inside the grid")
+        elif not b_star / BETA_STAR_BAND <= cross <= b_star * BETA_STAR_BAND:
+            why.append(f"measured β* {cross:.3g}, predicted {b_star:.3g}")
+        items.append((seed, f"{scale}: " + "; ".join(why) if why else ""))
+    per = "; ".join(
+        f"{scale}: predicted β* {meta[scale][0]:.3g} (u* = β*/σ*_min³ = {meta[scale][0] / meta[scale][1] ** 3:.4f}), "
+        f"measured {min(v):.3g}–{max(v):.3g}" for scale, v in sorted(measured.items()))
+    detail = (f"Equal-rate rule (max/min slope <= {RATE_RATIO_TOL}, |slope − 1| <= {RATE_TOL}) per run; per seed and "
+              f"scale it must hold for β <= β*/{BETA_STAR_BAND:g}, fail for β >= {BETA_STAR_BAND:g}·β*, and the "
+              f"interpolated crossing must lie within {BETA_STAR_BAND:g}× of β*. {per}.")
+    return decide(name, SEED, detail, _by_seed(items))
