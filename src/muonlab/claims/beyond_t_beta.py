@@ -49,8 +49,9 @@ from muonlab.config.run import step_clock
 from muonlab.problems.targets import spectrum
 
 __all__ = ["aligning_init", "beta_of", "beta_star_table", "equal_rate_holds", "measured_beta_star", "mode_slopes",
-           "per_run", "predicted_beta_star", "predicted_slope", "scalar_growth", "t_beta_equal_rate_breaks_at_beta_star",
-           "t_beta_generic_init_only_slower", "t_beta_growth_follows_scalar_law", "targets_of", "universal_slope"]
+           "per_run", "predicted_beta_star", "predicted_slope", "scalar_growth",
+           "t_beta_equal_rate_breaks_at_beta_star", "t_beta_generic_init_only_slower",
+           "t_beta_growth_follows_scalar_law", "targets_of", "universal_slope"]
 
 SEED = "beyond"
 
