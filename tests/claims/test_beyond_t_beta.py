@@ -23,6 +23,8 @@ from muonlab.claims.beyond_t_beta import (
     t_beta_equal_rate_breaks_at_beta_star,
     t_beta_generic_init_only_slower,
     t_beta_growth_follows_scalar_law,
+    t_beta_two_cycle_floor,
+    two_cycle_floor,
     universal_slope,
 )
 
@@ -184,3 +186,48 @@ def test_real_p1_aligned_run_matches_scalar_model(tmp_path) -> None:
         got = t[t["index"] == i].sort_values("step")["value"].to_numpy()
         want = _path(float(s), beta, len(got) - 1, x0=1e-3)
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------- the 2-cycle floor
+
+
+@settings(max_examples=10, deadline=None)
+@given(s=st.floats(0.5, 4.0), frac=st.floats(0.1, 0.8))
+def test_two_cycle_floor_is_the_scalar_maps_limit(s: float, frac: float) -> None:
+    """β = frac·(ησ*)²: the scalar map settles on x = √σ* ± d with ½(x² − σ*)² averaging
+    to F (P4's ½‖·‖²), and to F/2 under P1's ¼‖·‖²."""
+    beta = frac * (ETA * s) ** 2
+    c = _path(s, beta, 4000 + int(40 / frac), x0=0.5 * math.sqrt(s))
+    gap = 0.5 * (c[-2:] - s) ** 2
+    sig = np.array([s])
+    assert float(gap.mean()) == pytest.approx(two_cycle_floor(sig, 1, beta, ETA, "lora_mf"), rel=0.03)
+    assert two_cycle_floor(sig, 1, beta, ETA, "symmetric_mf") == pytest.approx(
+        0.5 * two_cycle_floor(sig, 1, beta, ETA, "lora_mf"))
+    assert two_cycle_floor(sig, 1, 1.01 * (ETA * s) ** 2, ETA, "lora_mf") == 0.0
+
+
+def _floor_store(scale: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sigma = np.array([4.0, 2.0, 1.0])
+    rows, traj = [], []
+    for seed in range(2):
+        for beta in (1e-4, 1e-3, 3e-3):
+            rid = f"f-{beta}-{seed}"
+            rows.append({"run_id": rid, "seed": seed, "status": "ok", "optimizer.lr": ETA,
+                         "optimizer.name": "specgd_beta", "optimizer.beta": beta, "problem.kind": "lora_mf",
+                         "problem.r": 3, "problem.init": "zero_a", "problem.values": json.dumps(list(sigma))})
+            floor = two_cycle_floor(sigma, 3, beta, ETA, "lora_mf")
+            end = scale * floor if floor > 0 else 1e-20
+            gap = np.geomspace(10.0, end, 1000)
+            traj.append(pd.DataFrame({"run_id": rid, "metric": "dist_to_opt", "step": np.arange(1000), "index": 0,
+                                      "value": gap}))
+    return pd.DataFrame(rows), pd.concat(traj, ignore_index=True)
+
+
+def test_floor_claim_passes_on_the_floor_and_fails_off_it() -> None:
+    runs, traj = _floor_store(1.0)
+    c = t_beta_two_cycle_floor(runs, traj)
+    assert c.passed, c.detail
+    runs, traj = _floor_store(0.5)
+    assert not t_beta_two_cycle_floor(runs, traj).passed
+    empty = pd.DataFrame()
+    assert not t_beta_two_cycle_floor(empty, empty).passed

@@ -51,7 +51,8 @@ from muonlab.problems.targets import spectrum
 __all__ = ["aligning_init", "beta_of", "beta_star_table", "equal_rate_holds", "measured_beta_star", "mode_slopes",
            "per_run", "predicted_beta_star", "predicted_slope", "scalar_growth",
            "t_beta_equal_rate_breaks_at_beta_star", "t_beta_generic_init_only_slower",
-           "t_beta_growth_follows_scalar_law", "targets_of", "universal_slope"]
+           "t_beta_growth_follows_scalar_law", "t_beta_two_cycle_floor", "targets_of", "two_cycle_floor",
+           "universal_slope"]
 
 SEED = "beyond"
 
@@ -456,3 +457,93 @@ def t_beta_generic_init_only_slower(runs: pd.DataFrame, trajectories: pd.DataFra
               f"fails for β >= {BETA_STAR_BAND:g}·β* and measured β* <= {BETA_STAR_BAND:g}·β*: {per}.")
     return decide(name, SEED, detail, _by_seed(items + items_b),
                   reasons=[] if n_judged else ["no mode could be judged"])
+
+
+# ----------------------------------------------------------------------------- the floor (local behaviour)
+
+#: Floor claim: the final gap must lie within a factor FLOOR_TOL of F(β). Derivation: a
+#: deviation from the 2-cycle shrinks by (1 − 2β/(ησ*_i)²) per step (the cycle's
+#: multiplier, doc), so after A = N_tail·2β/(ησ*_i)² ≥ ATTRACTION_MIN "attraction units"
+#: less than e^{-5} < 1 % of it is left; the cycle's own nonlinearity is O(d_i/√σ*_i)
+#: ≤ (η/2)/√σ*_min ≈ 1.4 % here. 1.1 leaves room for both, and a floor that is not the
+#: symmetric 2-cycle (msign's phase-dependent floor is 0.3–1.6 × F(0) in our runs) fails it.
+FLOOR_TOL = 1.1
+ATTRACTION_MIN = 5.0
+#: Runs with β ≥ STABLE_BAND·(ησ*_1)² (every mode linearly stable) are reported, not judged
+#: (their convergence also needs the growth to finish within the horizon).
+STABLE_BAND = 1.5
+
+
+def two_cycle_floor(sigma: np.ndarray, k: int, beta: float, eta: float, kind: str) -> float:
+    """The gap f − f* on the symmetric 2-cycles of T_β-SpecGD: for every mode with
+    β < (ησ*_i)², x = √σ*_i ± d_i, d_i = √(η²σ*_i² − β)/(2σ*_i) (the cycle where
+    2d = η·g/√(g² + β), g ≈ 2σ*d). P4 (½‖·‖²): Σ (η²σ*_i² − β)/(2σ*_i); P1 (¼‖·‖²): half."""
+    s = np.asarray(sigma[:k], dtype=float)
+    f = float(np.sum(np.clip(eta**2 * s**2 - beta, 0.0, None) / (2.0 * s)))
+    return f if kind == "lora_mf" else 0.5 * f
+
+
+def attraction(sigma: np.ndarray, k: int, beta: float, eta: float, steps: int) -> float:
+    """min over the modes on a cycle of (steps after the mode's arrival)·2β/(ησ*_i)²; the
+    arrival is taken at 1.15·√σ*_i/η steps (the equal-rate arrival with the 15 % slack of
+    claims.modes.SQRT_LAW_TOL). inf when no mode is on a cycle."""
+    out = math.inf
+    for s in np.asarray(sigma[:k], dtype=float):
+        if beta < (eta * s) ** 2:
+            tail = max(steps - 1.15 * math.sqrt(s) / eta, 0.0)
+            out = min(out, tail * 2.0 * beta / (eta * s) ** 2)
+    return out
+
+
+@claim(reads=("runs", "trajectories"))
+def t_beta_two_cycle_floor(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """Near the minimum, at a fixed step η, T_β-SpecGD converges only when β > (ησ*_1)²:
+    below, every mode with β < (ησ*_i)² ends on the symmetric 2-cycle √σ*_i ± d_i, so the
+    gap stalls at F(β) = Σ_i max(η²σ*_i² − β, 0)/(2σ*_i) (P4; half that on P1).
+
+    Judged: every ok run with 0 < β < (ησ*_1)² whose cycles had time to attract
+    (:func:`attraction` ≥ 5): final gap within a factor 1.1 of F(β). Runs with
+    β ≥ 1.5·(ησ*_1)² are reported (final gap / f(0)). Every seed must hold.
+    """
+    name = "t_beta_two_cycle_floor"
+    if runs is None or runs.empty or trajectories is None or trajectories.empty:
+        return decide(name, SEED, "", [], reasons=["no runs or no trajectories in the store"])
+    if "dist_to_opt" not in set(trajectories["metric"]):
+        return decide(name, SEED, "", [], reasons=["the store has no dist_to_opt trajectories"])
+    by_run = per_run(trajectories[trajectories["metric"] == "dist_to_opt"])
+    items: list[tuple[str, str]] = []
+    ratios: dict[str, list[float]] = {}
+    stable: dict[str, list[float]] = {}
+    n_skip = 0
+    for _, row in runs.iterrows():
+        seed, scale, beta = seed_label(row["seed"]), _scale(row), beta_of(row)
+        sigma, k, _ = targets_of(row)
+        eta = step_clock(row)
+        edge = (eta * float(sigma[0])) ** 2
+        if row["status"] != "ok":
+            items.append((seed, f"{scale}, β={beta:g}: run {row['status']}"))
+            continue
+        g = by_run.get(str(row["run_id"]))
+        if g is None or g.empty:
+            items.append((seed, f"{scale}, β={beta:g}: no dist_to_opt"))
+            continue
+        g = g.sort_values("step")
+        final, f0, steps = float(g["value"].iloc[-1]), float(g["value"].iloc[0]), int(g["step"].iloc[-1])
+        if beta >= STABLE_BAND * edge:
+            stable.setdefault(scale, []).append(max(final, 0.0) / f0)
+            continue
+        if not 0.0 < beta < edge or attraction(sigma, k, beta, eta, steps) < ATTRACTION_MIN:
+            n_skip += 1
+            continue
+        floor = two_cycle_floor(sigma, k, beta, eta, str(row["problem.kind"]))
+        ratio = final / floor
+        ratios.setdefault(scale, []).append(ratio)
+        ok = 1.0 / FLOOR_TOL <= ratio <= FLOOR_TOL
+        items.append((seed, "" if ok else f"{scale}, β={beta:g}: final gap {final:.3g} = {ratio:.3f}·F(β)"))
+    per = "; ".join(f"{s}: final/F {min(v):.3f}–{max(v):.3f}" for s, v in sorted(ratios.items()))
+    conv = "; ".join(f"{s}: {min(v):.1e}–{max(v):.1e}" for s, v in sorted(stable.items()))
+    detail = (f"Runs with 0 < β < (ησ*_1)² whose 2-cycles had >= {ATTRACTION_MIN:g} attraction units: final gap within "
+              f"{FLOOR_TOL}× of F(β) = Σ max(η²σ*_i² − β, 0)/(2σ*_i) (P1: half); {sum(map(len, ratios.values()))} "
+              f"judged, {n_skip} not (β = 0, or too little time on the cycle). {per or 'none'}. Stable runs "
+              f"(β >= {STABLE_BAND:g}·(ησ*_1)²), final gap/f(0): {conv or 'none'}.")
+    return decide(name, SEED, detail, _by_seed(items), reasons=[] if ratios else ["no run could be judged"])
