@@ -5,6 +5,8 @@
   tolerance 1/1.05 and u*; right: the smallest mode's arrival delay against β.
 * ``t_beta_beta_star`` — per run, the max/min slope ratio − 1 against β, one colour per
   target scale, with the predicted β* of that scale and the rule's 0.05.
+* ``t_beta_floor`` — the final gap against β, with the 2-cycle floor F(β) of each scale
+  and the step's stability edge β = (ησ*_1)².
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from muonlab.engine.store import ResultStore
 from muonlab.report.extra_figures import extra_figure
 from muonlab.report.figures import NothingToPlot, new_figure, styled
 
-__all__ = ["t_beta_beta_star", "t_beta_rate_curve"]
+__all__ = ["t_beta_beta_star", "t_beta_floor", "t_beta_rate_curve"]
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
@@ -159,4 +161,48 @@ def t_beta_beta_star(store_dir: str | Path) -> tuple[Figure, str]:
                "(dashed: P1's gaussian init). The equal-rate rule allows 0.05 (horizontal dotted line); ticks mark "
                "each seed's measured crossing β*, vertical dotted lines the scalar model's β* = u*·σ*_min³ of that "
                "scale. β* moves by ×8 per doubling of the targets (∝ σ*³).")
+    return fig, caption
+
+
+@extra_figure("t_beta_floor")
+def t_beta_floor(store_dir: str | Path) -> tuple[Figure, str]:
+    from muonlab.claims.beyond_t_beta import _scale as scale_of
+    from muonlab.claims.beyond_t_beta import beta_of, targets_of, two_cycle_floor
+
+    store = ResultStore(store_dir)
+    runs = store.runs()
+    traj = store.trajectories(metrics="dist_to_opt")
+    if not len(runs) or not len(traj):
+        raise NothingToPlot(f"{Path(store_dir).name}: no dist_to_opt trajectories")
+    last = traj.sort_values("step").groupby("run_id")["value"].last()
+    runs = runs[(runs["status"] == "ok") & runs["run_id"].isin(last.index)]
+    scales = sorted({scale_of(r) for _, r in runs.iterrows()})
+    with styled():
+        fig = new_figure((6.0, 3.6))
+        ax = fig.subplots(1, 1)
+        for j, scale in enumerate(scales):
+            col = _COLORS[j % len(_COLORS)]
+            sub = runs[[scale_of(r) == scale for _, r in runs.iterrows()]]
+            row = sub.iloc[0]
+            sigma, k, _ = targets_of(row)
+            eta = step_clock(row)
+            betas = np.array([beta_of(r) for _, r in sub.iterrows()])
+            finals = np.array([max(float(last[r["run_id"]]), 1e-32) for _, r in sub.iterrows()])
+            pos = betas > 0
+            ax.plot(betas[pos], finals[pos], "o", ms=3, color=col, alpha=0.6, label=scale)
+            grid = np.logspace(math.log10(max(betas[pos].min(), 1e-8)), math.log10(betas[pos].max()), 200)
+            curve = np.array([two_cycle_floor(sigma, k, float(b), eta, str(row["problem.kind"])) for b in grid])
+            ok = curve > 0
+            ax.plot(grid[ok], curve[ok], "-", lw=1.0, color=col)
+            ax.axvline((eta * float(sigma[0])) ** 2, color=col, ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(1e-32, None)
+        ax.set_xlabel("β")
+        ax.set_ylabel("final gap f − f*")
+        ax.legend(fontsize=6, loc="lower left")
+    caption = ("Final gap of every T_β run against β, one colour per target scale; lines: the 2-cycle floor "
+               "F(β) = Σ max(η²σ*_i² − β, 0)/(2σ*_i) (P1: half), which vanishes at β = (ησ*_1)² (dotted). Below "
+               "that β the runs stall exactly on F(β) (unless too little time was left to settle on the cycle, "
+               "smallest β); above it they converge, down to float64's resolution when the growth finished in time.")
     return fig, caption
