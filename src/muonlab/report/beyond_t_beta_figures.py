@@ -38,7 +38,7 @@ def _load(store_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _slope_rows(runs: pd.DataFrame, traj: pd.DataFrame) -> pd.DataFrame:
-    from muonlab.claims.beyond_t_beta import _scale, aligning_init, beta_of, mode_slopes, per_run, targets_of
+    from muonlab.claims.beyond_t_beta import _scale, aligned_init, beta_of, mode_slopes, per_run, targets_of
     from muonlab.claims.seed000_dynamics import _matrix
 
     rows = []
@@ -51,7 +51,7 @@ def _slope_rows(runs: pd.DataFrame, traj: pd.DataFrame) -> pd.DataFrame:
         for i, (s, _n) in enumerate(fits):
             hit = np.nonzero(c[i].to_numpy() >= 0.8 * sigma[i])[0]
             arrival = float(c.index[hit[0]]) * eta if hit.size else math.nan
-            rows.append((_scale(row), bool(aligning_init(row)), int(row["seed"]), beta_of(row), i, k,
+            rows.append((_scale(row), bool(aligned_init(row)), int(row["seed"]), beta_of(row), i, k,
                          float(sigma[i]), s, arrival))
     return pd.DataFrame(rows, columns=["scale", "aligning", "seed", "beta", "mode", "k", "sigma", "slope", "arrival"])
 
@@ -107,11 +107,12 @@ def t_beta_rate_curve(store_dir: str | Path) -> tuple[Figure, str]:
         a2.set_ylabel("arrival at 80 % of σ*_min: τ(β)/τ(msign)")
         a2.set_title("smallest mode's delay (median over seeds)", fontsize=8)
     caption = ("Left: the fitted slope of √σ_i over each mode's 10–80 % window against u = β/σ*_i³, for every mode, "
-               "target scale (colour) and seed (dots: aligning init, crosses: P1's gaussian init), with the aligned "
+               "target scale (colour) and seed (dots: P1's aligned init; crosses: generic inits, P1's gaussian and "
+               "P4's LoRA init), with the aligned "
                "scalar T_β law S(u) (η → 0). The modes of every scale collapse onto one curve; the equal-rate rule "
                "(dotted, 1/1.05) is crossed at u*, so β* = u*·σ*_min³. Crosses below the curve: a generic init is "
                "slower. Right: the smallest mode's arrival time at 80 % of its target relative to msign (β = 0), "
-               "median over seeds (solid: aligning init, dashed: gaussian).")
+               "median over seeds (solid: aligned init, dashed: generic).")
     return fig, caption
 
 
@@ -119,7 +120,7 @@ def t_beta_rate_curve(store_dir: str | Path) -> tuple[Figure, str]:
 def t_beta_beta_star(store_dir: str | Path) -> tuple[Figure, str]:
     from muonlab.claims.beyond_t_beta import (
         RATE_RATIO_TOL,
-        aligning_init,
+        aligned_init,
         beta_star_table,
         measured_beta_star,
     )
@@ -129,7 +130,7 @@ def t_beta_beta_star(store_dir: str | Path) -> tuple[Figure, str]:
     groups, meta = beta_star_table(runs, traj)
     if not groups:
         raise NothingToPlot(f"{Path(store_dir).name}: no runs")
-    aligning = {scale_of(r): bool(aligning_init(r)) for _, r in runs.iterrows()}
+    aligning = {scale_of(r): bool(aligned_init(r)) for _, r in runs.iterrows()}
     scales = sorted(meta)
     with styled():
         fig = new_figure((6.0, 3.6))
@@ -158,7 +159,8 @@ def t_beta_beta_star(store_dir: str | Path) -> tuple[Figure, str]:
         ax.set_ylabel("max/min growth slope − 1")
         ax.legend(fontsize=6, loc="upper left")
     caption = ("Per run, the spread of the modes' growth slopes (max/min − 1) against β, one colour per target scale "
-               "(dashed: P1's gaussian init). The equal-rate rule allows 0.05 (horizontal dotted line); ticks mark "
+               "(solid: P1's aligned init, dashed: generic inits). The equal-rate rule allows 0.05 (horizontal dotted "
+               "line); ticks mark "
                "each seed's measured crossing β*, vertical dotted lines the scalar model's β* = u*·σ*_min³ of that "
                "scale. β* moves by ×8 per doubling of the targets (∝ σ*³).")
     return fig, caption
