@@ -471,7 +471,7 @@ def t_beta_generic_init_only_slower(runs: pd.DataFrame, trajectories: pd.DataFra
 #: multiplier, doc), so after A = N_tail·2β/(ησ*_i)² ≥ ATTRACTION_MIN "attraction units"
 #: less than e^{-5} < 1 % of it is left; the cycle's own nonlinearity is O(d_i/√σ*_i)
 #: ≤ (η/2)/√σ*_min ≈ 1.4 % here. 1.1 leaves room for both, and a floor that is not the
-#: symmetric 2-cycle (msign's phase-dependent floor is 0.3–1.6 × F(0) in our runs) fails it.
+#: symmetric 2-cycle (msign's phase-dependent floor is 0.6–1.6 × F(0) in our runs) fails it.
 FLOOR_TOL = 1.1
 ATTRACTION_MIN = 5.0
 #: Runs with β ≥ STABLE_BAND·(ησ*_1)² (every mode linearly stable) are reported, not judged
