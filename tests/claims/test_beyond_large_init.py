@@ -95,7 +95,7 @@ def test_empty_or_too_narrow_stores_fail():
 @settings(max_examples=25, deadline=None)
 @given(st.floats(min_value=-0.5, max_value=0.5))
 def test_kappa_slope_rule_matches_the_threshold(exponent):
-    c = large_init_kappa_free(_sweep(lambda a, k, s: int(round(1000 * k ** exponent))))
+    c = large_init_kappa_free(_sweep(lambda a, k, s: round(1000 * k ** exponent)))
     # the fitted slope equals exponent up to rounding of the step counts
     if abs(exponent) < 0.095:
         assert c.passed, c.detail

@@ -161,7 +161,7 @@ def _kappa_free_by_alpha(runs: pd.DataFrame, *, name: str, what: str, schedule: 
     outcomes: list[Outcome] = []
     per_seed: list[str] = []
     slopes: dict[float, list[float]] = {a: [] for a in alphas}
-    stalled: dict[float, int] = {a: 0 for a in alphas}
+    stalled: dict[float, int] = dict.fromkeys(alphas, 0)
     largest: list[float] = []
     for s in sorted(sel["seed"].unique()) if not sel.empty else []:
         g = sel[sel["seed"] == s]
@@ -320,8 +320,9 @@ def large_init_aligns_after_shrinking(runs: pd.DataFrame, trajectories: pd.DataF
                 if math.isnan(m0):
                     problems.append(f"run {rid[:8]} has no step-0 misalignment")
                 elif len(low):
-                    problems.append(f"{_variant(r)}, α={a:g}, κ={float(r['problem.kappa']):g}: m={float(low.iloc[0]):.3f}"
-                                    f" < m_0/2={m0 / 2:.3f} at step {int(low.index[0])} <= t_keep={t_keep:.0f}")
+                    problems.append(f"{_variant(r)}, α={a:g}, κ={float(r['problem.kappa']):g}: "
+                                    f"m={float(low.iloc[0]):.3f} < m_0/2={m0 / 2:.3f} at step {int(low.index[0])} "
+                                    f"<= t_keep={t_keep:.0f}")
             elif smax <= SMALL_INIT_RATIO * eta:
                 judged += 1
                 n_small += 1
@@ -428,10 +429,12 @@ def geometric_reach_rule(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Clai
         reasons.append("no run out of reach (lr·c_hi/(1−q) < σ_max(X_0) − 1): the bound is not exercised")
     if not geo.empty and not any(a >= ALPHA_LARGE for a in in_alphas):
         reasons.append(f"no run within reach at α >= {ALPHA_LARGE:g}")
+    outs = ", ".join(f"{a:g}" for a in sorted(out_alphas))
+    ins = ", ".join(f"{a:g}" for a in sorted(in_alphas))
     detail = (f"Symmetric MF (P1), η_t = lr·c·q^t, c ~ U[c_lo, c_hi]. Per seed: runs with lr·c_hi/(1−q) < "
-              f"σ_max(X_0) − 1 ({n_out} runs, α ∈ {{{', '.join(f'{a:g}' for a in sorted(out_alphas))}}}) stay above "
+              f"σ_max(X_0) − 1 ({n_out} runs, α ∈ {{{outs}}}) stay above "
               f"((σ_max(X_0) − S)² − 1)/√r* at every logged step (a bound, not a fit); runs with lr·c_lo/(1−q) >= "
-              f"σ_max(X_0) + {THEOREM1_TRAVEL:.1f} ({n_in} runs, α ∈ {{{', '.join(f'{a:g}' for a in sorted(in_alphas))}}}) "
+              f"σ_max(X_0) + {THEOREM1_TRAVEL:.1f} ({n_in} runs, α ∈ {{{ins}}}) "
               f"reach {eps:g} with |κ-slope| < {SLOPE_MAX} per lr and α; {n_between} runs in between are not judged. "
               + " ".join(slopes) + ".")
     return decide(name, SEED, detail, outcomes, reasons=reasons)

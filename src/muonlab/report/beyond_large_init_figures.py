@@ -61,7 +61,7 @@ def large_init_kappa(store_dir: str | Path) -> tuple[Figure, str]:
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("init scale α")
-            ax.set_title(_variant_label(str(sched), float(lr)), fontsize=8)
+            ax.set_title(_variant_label(str(sched), float(lr)), fontsize=8)  # type: ignore[arg-type]
         axes[0].set_ylabel(f"steps to rel. error {eps:g}")
         axes[-1].legend(frameon=False, fontsize=7, loc="upper left")
     return fig, (f"Muon's steps to relative error {eps:g} against the init scale α, one line per κ (median over "
