@@ -49,7 +49,9 @@ def large_init_kappa(store_dir: str | Path) -> tuple[Figure, str]:
                 for a in alphas:
                     v = gk.loc[gk["problem.alpha"].astype(float) == a, col]
                     finite = v.dropna().to_numpy(float)
-                    med.append(float(np.median(finite)) if len(finite) else math.nan)
+                    # a seed that never reached the level counts as +inf (median_steps' rule)
+                    m = float(np.median(np.r_[finite, np.full(len(v) - len(finite), np.inf)])) if len(v) else math.inf
+                    med.append(m if math.isfinite(m) else math.nan)
                     ax.plot(np.full(len(finite), a * shift), finite, ".", color=f"C{j}", alpha=0.35, markersize=3)
                     if len(finite) < len(v):
                         hit.append(a)
@@ -65,7 +67,8 @@ def large_init_kappa(store_dir: str | Path) -> tuple[Figure, str]:
         axes[0].set_ylabel(f"steps to rel. error {eps:g}")
         axes[-1].legend(frameon=False, fontsize=7, loc="upper left")
     return fig, (f"Muon's steps to relative error {eps:g} against the init scale α, one line per κ (median over "
-                 "seeds; dots: seeds; × at the budget: a seed that never reached it). Where the lines of "
+                 "seeds, a seed that never reached it counting as ∞; dots: seeds; × at the budget: some seed never "
+                 "reached it). Where the lines of "
                  "different κ lie on top of each other Muon is κ-free; a large α costs an additive shrink phase "
                  "≈ σ_max(X₀)/η, the same at every κ. Theorem 1's geometric schedule stops converging once its "
                  "total travel lr·c/(1−q) is below the init's scale; sized to the init (lr = 10) it converges "
