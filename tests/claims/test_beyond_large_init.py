@@ -3,6 +3,8 @@ synthetic tables, plus the shipped experiments' wiring."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -219,3 +221,25 @@ def test_experiments_are_in_the_beyond_group():
     for name, order in (("beyond_large_init", 230), ("beyond_large_init_mf", 231)):
         spec = found[name].spec
         assert (spec.seed, spec.group, spec.order) == ("beyond", "beyond", order)
+
+
+# --- a tiny real store ------------------------------------------------------------------------
+
+def test_tiny_real_store_aligns_after_shrinking_and_obeys_the_reach_bound(tmp_path):
+    """Muon on P1 (n = 12, r = 2) from α = 1e-3 and α = 100, plateau and Theorem 1's
+    geometric schedule: the large init keeps its random subspace while it shrinks, the
+    small one aligns fast, and lr = 1 at α = 100 stays above the reach bound."""
+    import muonlab
+    from muonlab.engine.experiment import run
+    from muonlab.engine.store import ResultStore
+
+    yaml = Path(muonlab.__file__).parent / "experiments" / "beyond" / "beyond_large_init.yaml"
+    run(yaml, tmp_path, overrides=["problem.n=12", "problem.r=2", "seeds=1", "steps=1200",
+                                   "grid.problem.alpha=[1.0e-3, 100.0]"], workers=1)
+    store = ResultStore(tmp_path)
+    runs, traj = store.runs(), store.trajectories()
+    c = large_init_aligns_after_shrinking(runs, traj)
+    assert c.passed, c.detail
+    c = geometric_reach_rule(runs, traj)
+    assert c.passed, c.detail
+    assert large_init_kappa_free(runs).passed
