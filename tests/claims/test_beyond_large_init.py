@@ -15,10 +15,9 @@ from muonlab.claims.beyond_large_init import (
     THEOREM1_TRAVEL,
     geometric_reach_rule,
     large_init_aligns_after_shrinking,
+    large_init_kappa_dependent_mf,
     large_init_kappa_free,
-    large_init_kappa_free_mf,
     misalignment_paths,
-    reach_sized_geometric_kappa_free_mf,
 )
 
 KAPPAS = [1.0, 100.0, 10000.0]
@@ -75,20 +74,47 @@ def test_a_stall_at_every_kappa_is_reported_not_failed_but_large_alpha_is_needed
     assert not c.passed and "no α >= 10" in c.detail
 
 
-def test_the_geometric_variant_must_converge_everywhere():
-    rows = _sweep(lambda a, k, s: None if (a >= 100 and k == 10000) else 900, schedule="geometric", lr=10.0)
-    c = reach_sized_geometric_kappa_free_mf(rows)
-    assert not c.passed and "no level at α=100" in c.detail
-    c = reach_sized_geometric_kappa_free_mf(_sweep(lambda a, k, s: 900 + s, schedule="geometric", lr=10.0))
-    assert c.passed, c.detail
+def _mf_sweep(steps_fn):
+    rows = []
+    for a in (1e-3, 10.0, 30.0):
+        for k in (10.0, 100.0, 10000.0):
+            for s in SEEDS:
+                st_ = steps_fn(a, k, s)
+                r = _row(a, k, s, st_, schedule="geometric", lr=10.0, final=1e-3)
+                rows.append(r)
+    return _frame(rows)
+
+
+def test_kappa_dependent_mf_passes_on_the_found_pattern():
+    c = large_init_kappa_dependent_mf(_mf_sweep(lambda a, k, s: None if (a == 30 and k == 10000) else 980 + s))
+    assert c.passed and c.n_total == 5, c.detail
+
+
+def test_kappa_dependent_mf_fails_when_the_largest_alpha_converges_everywhere():
+    c = large_init_kappa_dependent_mf(_mf_sweep(lambda a, k, s: 980))
+    assert not c.passed and "not κ-dependent" in c.detail
+
+
+def test_kappa_dependent_mf_fails_when_a_smaller_alpha_stalls_or_grows():
+    c = large_init_kappa_dependent_mf(_mf_sweep(lambda a, k, s: None if (a >= 10 and k == 10000) else 980))
+    assert not c.passed and "no level at α=10" in c.detail
+    c = large_init_kappa_dependent_mf(
+        _mf_sweep(lambda a, k, s: None if (a == 30 and k == 10000) else int(980 * (k ** 0.2 if a == 10 else 1))))
+    assert not c.passed and "α=10" in c.detail
+
+
+def test_kappa_dependent_mf_fails_when_the_smallest_kappa_also_stalls():
+    c = large_init_kappa_dependent_mf(_mf_sweep(lambda a, k, s: None if a == 30 else 980))
+    assert not c.passed and "misses" in c.detail
 
 
 def test_empty_or_too_narrow_stores_fail():
     assert not large_init_kappa_free(pd.DataFrame()).passed
     narrow = _sweep(lambda a, k, s: 500)
     narrow = narrow[narrow["problem.kappa"] < 1000]
-    c = large_init_kappa_free_mf(narrow)
+    c = large_init_kappa_free(narrow)
     assert not c.passed and "κ" in c.detail
+    assert not large_init_kappa_dependent_mf(pd.DataFrame()).passed
     small = _sweep(lambda a, k, s: 500)
     c = large_init_kappa_free(small[small["problem.alpha"] < 10])
     assert not c.passed and "no large init" in c.detail
@@ -209,8 +235,8 @@ def test_reach_margin_is_theorem1_budget():
 
 def test_claims_are_registered_under_seed_beyond():
     reg = registered_claims()
-    for name in ("large_init_kappa_free", "large_init_kappa_free_mf", "large_init_aligns_after_shrinking",
-                 "geometric_reach_rule", "reach_sized_geometric_kappa_free_mf"):
+    for name in ("large_init_kappa_free", "large_init_kappa_dependent_mf", "large_init_aligns_after_shrinking",
+                 "geometric_reach_rule"):
         assert reg[name].seed == "beyond"
 
 
