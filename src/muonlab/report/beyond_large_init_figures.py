@@ -72,7 +72,8 @@ def large_init_kappa(store_dir: str | Path) -> tuple[Figure, str]:
                  "different κ lie on top of each other Muon is κ-free; a large α costs an additive shrink phase "
                  "≈ σ_max(X₀)/η, the same at every κ. Theorem 1's geometric schedule stops converging once its "
                  "total travel lr·c/(1−q) is below the init's scale; sized to the init (lr = 10) it converges "
-                 "κ-free at every α.")
+                 "κ-free at every α on symmetric MF, while on two-factor MF at the largest α it converges at the "
+                 "smallest κ and freezes (×) at the largest.")
 
 
 @extra_figure("large_init_alignment")
