@@ -139,3 +139,37 @@ def test_kappa_claim_fails_on_growth_or_a_missed_level():
     c = muon_kappa_free_under_noise(runs, traj)
     assert not c.passed and c.n_pass == 4 and "not reached at κ=10000" in c.detail
     assert not muon_kappa_free_under_noise(pd.DataFrame(), pd.DataFrame()).passed
+
+
+def test_tolerated_sigma_is_the_last_sigma_before_the_first_failure():
+    from muonlab.claims.beyond_noise import tolerated_sigma
+
+    assert tolerated_sigma({0.0: 1e-4, 1e-3: 0.1, 1e-2: 0.2, 1e-1: 0.5, 1.0: 0.1}) == 1e-2
+    assert tolerated_sigma({0.0: 1e-4, 1e-3: 0.5}) is None
+    assert tolerated_sigma({0.0: 1e-4, 1e-3: 1e-3}) == 1e-3
+    assert tolerated_sigma({0.0: math.inf, 1e-3: 1e-3}) is None
+
+
+def _icl_store(exponent, seeds=5):
+    sigmas = [0.0] + [10.0 ** (e / 2) for e in range(-22, 1)]
+    rows = []
+    for seed in range(seeds):
+        for kappa in (10.0, 100.0, 1000.0):
+            star = 0.2 * (kappa / 10) ** exponent * (1.5 if seed % 2 else 1.0)
+            for s in sigmas:
+                rows.append({"run_id": f"{seed}-{kappa}-{s}", "seed": seed, "optimizer.name": "muon",
+                             "problem.kappa": kappa, "gradient_noise.sigma": s, "status": "ok",
+                             "final_rel_err": 1e-4 if s <= star else 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_icl_tolerance_claim_passes_on_kappa_cubed_and_fails_otherwise():
+    from muonlab.claims.beyond_noise import icl_noise_tolerance_kappa3
+
+    c = icl_noise_tolerance_kappa3(_icl_store(-3.0))
+    assert c.passed and c.n_total == 5, c.detail
+    c = icl_noise_tolerance_kappa3(_icl_store(-1.0))
+    assert not c.passed and "slope -1.0" in c.detail
+    c = icl_noise_tolerance_kappa3(_icl_store(0.0))  # nothing fails: the grid is too narrow
+    assert not c.passed and "grid too narrow" in c.detail
+    assert not icl_noise_tolerance_kappa3(pd.DataFrame()).passed
