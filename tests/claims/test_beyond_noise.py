@@ -150,12 +150,12 @@ def test_tolerated_sigma_is_the_last_sigma_before_the_first_failure():
     assert tolerated_sigma({0.0: math.inf, 1e-3: 1e-3}) is None
 
 
-def _icl_store(exponent, seeds=5):
+def _icl_store(exponent, seeds=5, at10=0.2):
     sigmas = [0.0] + [10.0 ** (e / 2) for e in range(-22, 1)]
     rows = []
     for seed in range(seeds):
         for kappa in (10.0, 100.0, 1000.0):
-            star = 0.2 * (kappa / 10) ** exponent * (1.5 if seed % 2 else 1.0)
+            star = at10 * (kappa / 10) ** exponent * (1.5 if seed % 2 else 1.0)
             for s in sigmas:
                 rows.append({"run_id": f"{seed}-{kappa}-{s}", "seed": seed, "optimizer.name": "muon",
                              "problem.kappa": kappa, "gradient_noise.sigma": s, "status": "ok",
@@ -170,6 +170,8 @@ def test_icl_tolerance_claim_passes_on_kappa_cubed_and_fails_otherwise():
     assert c.passed and c.n_total == 5, c.detail
     c = icl_noise_tolerance_kappa3(_icl_store(-1.0))
     assert not c.passed and "slope -1.0" in c.detail
-    c = icl_noise_tolerance_kappa3(_icl_store(0.0))  # nothing fails: the grid is too narrow
+    c = icl_noise_tolerance_kappa3(_icl_store(-6.0))  # κ = 1000 tolerates no σ of the grid
+    assert not c.passed and "grid too coarse" in c.detail
+    c = icl_noise_tolerance_kappa3(_icl_store(0.0, at10=10.0))  # nothing fails: the grid is too narrow
     assert not c.passed and "grid too narrow" in c.detail
     assert not icl_noise_tolerance_kappa3(pd.DataFrame()).passed
