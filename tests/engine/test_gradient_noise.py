@@ -6,13 +6,14 @@ import math
 
 import pytest
 import torch
-from helpers import tiny_sweep
 
 from muonlab.config import ConfigError, ExperimentConfig, batch_key
 from muonlab.engine.batch import build_batch
 from muonlab.engine.noise import GradientNoise
 from muonlab.engine.solvers import run_batch
 from muonlab.problems.symmetric_mf import SymmetricMF
+
+from helpers import tiny_sweep
 
 # Recorded with the code before gradient noise existed (tests/helpers.tiny_sweep("t")).
 OLD_HASH = "7c9b55a057baa5a5"

@@ -17,6 +17,7 @@ around X* (curvature h, step η, noise σ per entry):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,7 @@ def _missing(v: object) -> bool:
 def variant(row: pd.Series) -> str:
     """An optimizer variant's label: ``muon``, ``muon μ=0.9``, ``gd``, …"""
     name = str(row["optimizer.name"])
-    mu = row.get("optimizer.momentum")
+    mu: Any = row.get("optimizer.momentum")
     if not _missing(mu) and float(mu) > 0:
         return f"{name} μ={float(mu):g}"
     return name
@@ -197,7 +198,8 @@ def muon_momentum_raises_floor(runs: pd.DataFrame, trajectories: pd.DataFrame) -
     mus = sorted(m for m in set(muon["mu"]) if m > 0)
     if not mus or 0.0 not in set(muon["mu"]):
         return decide(name, SEED, what, [], reasons=["need Muon runs with and without momentum"])
-    outcomes, summary = [], {m: [] for m in mus}
+    outcomes: list[Outcome] = []
+    summary: dict[float, list[float]] = {m: [] for m in mus}
     for seed, g in muon.groupby("seed"):
         base = g[g["mu"] == 0.0]
         by0 = dict(zip(base["sigma"], base["floor"]))
@@ -264,7 +266,8 @@ def muon_kappa_free_under_noise(runs: pd.DataFrame, trajectories: pd.DataFrame) 
     reasons = []
     if t["problem.kappa"].nunique() < 3 or t["problem.kappa"].max() / t["problem.kappa"].min() < 100:
         reasons.append("need >= 3 κ spanning >= 2 decades")
-    outcomes, summary = [], {}
+    outcomes: list[Outcome] = []
+    summary: dict[str, list[float]] = {}
     for seed, g in t.groupby("seed"):
         problems = []
         for label, h in g.groupby("label"):
@@ -275,7 +278,7 @@ def muon_kappa_free_under_noise(runs: pd.DataFrame, trajectories: pd.DataFrame) 
                 problems.append(f"{label}: level {eps:g} not reached at κ={', '.join(f'{k:g}' for k in missed)}")
                 continue
             slope = loglog_slope(list(steps), [max(float(s), 1.0) for s in steps.values()])  # type: ignore[arg-type]
-            summary.setdefault(label, []).append(slope)
+            summary.setdefault(str(label), []).append(slope)
             if not abs(slope) < KAPPA_SLOPE_MAX:
                 problems.append(f"{label}: κ-slope {slope:.3f}")
         outcomes.append(Outcome(seed_label(seed), not problems, "; ".join(problems)))
@@ -329,11 +332,13 @@ def icl_noise_tolerance_kappa3(runs: pd.DataFrame) -> Claim:
     t["err"] = t["final_rel_err"].astype(float).where(t["status"] == "ok", math.inf)
     kappas = sorted(t["problem.kappa"].unique())
     reasons = [] if len(kappas) >= 3 and kappas[-1] / kappas[0] >= 100 else ["need >= 3 κ spanning >= 2 decades"]
-    outcomes, slopes, table = [], [], {}
+    outcomes: list[Outcome] = []
+    slopes: list[float] = []
+    table: dict[str, dict[float, float | None]] = {}
     for seed, g in t.groupby("seed"):
-        stars = {}
+        stars: dict[float, float | None] = {}
         for kappa, h in g.groupby("problem.kappa"):
-            stars[float(kappa)] = tolerated_sigma(dict(zip(h["sigma"], h["err"])))
+            stars[float(str(kappa))] = tolerated_sigma(dict(zip(h["sigma"], h["err"])))
         table[seed_label(seed)] = stars
         none = [k for k, s in stars.items() if s is None]
         if none:
@@ -342,8 +347,9 @@ def icl_noise_tolerance_kappa3(runs: pd.DataFrame) -> Claim:
             continue
         top = [k for k, s in stars.items() if s == float(g["sigma"].max())]
         if top:
+            listed = ", ".join(f"{k:g}" for k in top)
             outcomes.append(Outcome(seed_label(seed), False,
-                                    f"the largest σ is tolerated at κ={', '.join(f'{k:g}' for k in top)} (grid too narrow)"))
+                                    f"the largest σ is tolerated at κ={listed} (grid too narrow)"))
             continue
         slope = loglog_slope(list(stars), [float(s) for s in stars.values()])  # type: ignore[arg-type]
         slopes.append(slope)

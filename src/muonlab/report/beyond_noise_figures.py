@@ -62,7 +62,8 @@ def noise_floor_vs_sigma(store_dir: str | Path) -> tuple[Figure, str]:
                  "floor against σ (dots: seeds, line: median; thin horizontal lines: each optimizer's floor at "
                  f"σ = 0). Predicted slopes {slopes}: GD's floor grows ∝ σ, the normalized steps' ∝ √σ. Muon "
                  "with momentum (dashed, dotted) sits ABOVE Muon without, by ((1+μ)/(1−μ))^¼ "
-                 f"(1.32, 2.09). Fits use floors ≤ ½·λ_min/‖λ‖ = {cap:.3g} (dotted line), where the linearized law holds.")
+                 f"(1.32, 2.09). Fits use floors ≤ ½·λ_min/‖λ‖ = {cap:.3g} (dotted line), where the "
+                 "linearized law holds.")
 
 
 @extra_figure("noise_kappa_steps")
@@ -131,11 +132,11 @@ def icl_noise_tolerance(store_dir: str | Path) -> tuple[Figure, str]:
         ax.set_ylabel("Muon's final ‖Γ − Σ⁻¹‖/‖Σ⁻¹‖")
         ax.legend(fontsize=7)
         stars = []
-        for seed, g in runs.groupby("seed"):
+        for _, g in runs.groupby("seed"):
             for kappa, h in g.groupby("problem.kappa"):
                 s = tolerated_sigma(dict(zip(h["sigma"], h["final_rel_err"].astype(float))))
                 if s is not None:
-                    stars.append((float(kappa), s))
+                    stars.append((float(str(kappa)), s))
         if stars:
             ks, ss = zip(*stars)
             bx.scatter(ks, ss, color="tab:red", s=14, alpha=0.5, label="σ*(κ), one dot per seed")
@@ -151,5 +152,5 @@ def icl_noise_tolerance(store_dir: str | Path) -> tuple[Figure, str]:
     return fig, ("ICL (linear transformer, Γ) with relative gradient noise σ, Muon with lr = κ and Theorem 3's "
                  "geometric schedule. Left: final error against σ per κ (dots: seeds, line: median). Right: the "
                  "largest tolerated σ against κ, with the predicted κ⁻³ (dashed): near the end the weakest mode's "
-                 "gradient is 1/κ³ of the strongest, so noise relative to ‖∇f‖ buries it. Muon's step count is κ-free without "
-                 "noise; the noise it tolerates is not.")
+                 "gradient is 1/κ³ of the strongest, so noise relative to ‖∇f‖ buries it. Muon's step count is "
+                 "κ-free without noise; the noise it tolerates is not.")
