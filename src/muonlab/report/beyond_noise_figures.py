@@ -54,6 +54,9 @@ def noise_floor_vs_sigma(store_dir: str | Path) -> tuple[Figure, str]:
         ax.axhline(cap, color="gray", linestyle=":", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        noisy_floors = t.loc[t["sigma"] > 0, "floor"]
+        if len(noisy_floors):  # σ = 0 floors far below (GD's 1e-12) stay off the axes
+            ax.set_ylim(float(noisy_floors.min()) / 3, float(noisy_floors.max()) * 2)
         ax.set_xlabel("gradient noise σ (per entry, absolute)")
         ax.set_ylabel("floor: median ‖XXᵀ − M*‖/‖M*‖, last third")
         ax.legend(fontsize=7, ncol=2)
