@@ -394,7 +394,8 @@ def test_flat_columns():
 
 
 def test_batch_key_groups_only_batchable_differences():
-    assert BATCHABLE == {"seed", "problem.kappa", "problem.alpha", "problem.gamma", "optimizer.lr"}
+    assert BATCHABLE == {"seed", "problem.kappa", "problem.alpha", "problem.gamma", "optimizer.lr",
+                         "gradient_noise.sigma"}  # issue 15: per-run noise level
     base = single_run(base_raw())
     same = [
         single_run(set_path(set_path(set_path(base_raw(), "problem.kappa", 1e3), "problem.alpha", 0.1),

@@ -78,6 +78,17 @@ class SymmetricMFConfig(_Problem):
     spectrum: Literal["logspace", "linspace"] = "logspace"
     init: Literal["gaussian", "orthonormal", "aligned", "identity"] = "gaussian"
     basis: Literal["haar", "paired"] = "haar"
+    # Mini-batch gradient (issue 15, docs/beyond_noise.md): each step's gradient uses a
+    # fresh random fraction p of M*'s entries, (Ω∘E/p)·X, unbiased. None = the full
+    # gradient; left out of dumps while None, so configs without it keep their hashes.
+    entry_fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_additive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if "entry_fraction" in data and data["entry_fraction"] is None:
+            del data["entry_fraction"]
+        return data
 
     @model_validator(mode="after")
     def _ranks(self) -> SymmetricMFConfig:

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -25,6 +27,7 @@ from muonlab.config.base import (
     _Steps,
 )
 from muonlab.config.messages import OneLineErrors
+from muonlab.config.noise import GradientNoiseConfig
 from muonlab.config.optimizers import OptimizerConfig
 from muonlab.config.problems import PROBLEM_CLASSES, ProblemConfig, _Problem
 from muonlab.config.schedules import SCHEDULE_CONFIGS, ScheduleConfig
@@ -41,7 +44,16 @@ METRICS = (*_METRIC_REGISTRY, *_RUNNER_METRICS)
 
 #: Flat columns that runs of one batch may differ in (the engine advances runs with
 #: equal :func:`batch_key` as one batched tensor set).
-BATCHABLE = frozenset({"seed", "optimizer.lr", *(f"problem.{f}" for f in _Problem.per_run_fields)})
+BATCHABLE = frozenset({"seed", "optimizer.lr", "gradient_noise.sigma",
+                       *(f"problem.{f}" for f in _Problem.per_run_fields)})
+
+
+def _drop_unset_noise(data: dict[str, Any]) -> dict[str, Any]:
+    # gradient_noise (issue 15) is additive: left out of dumps while None, so runs and
+    # configs without it keep their ids and hashes.
+    if "gradient_noise" in data and data["gradient_noise"] is None:
+        del data["gradient_noise"]
+    return data
 
 
 def _cross_field_error(fields: Any) -> PydanticCustomError | None:
@@ -65,6 +77,9 @@ def _cross_field_error(fields: Any) -> PydanticCustomError | None:
                           f"not {fields.schedule.name!r}", "schedule.name")
         if fields.dtype != "float64":
             return _error(f"{optimizer.name} integrates in float64; allowed: float64", "dtype")
+        if fields.gradient_noise is not None:
+            return _error(f"{optimizer.name} integrates a flow; gradient noise applies to discrete steps only",
+                          "gradient_noise")
     for name in fields.metrics:
         metric = _METRIC_REGISTRY.get(name)
         if metric is not None and not metric.applies(cls):
@@ -102,6 +117,11 @@ class _RunFields(_Model):
         "rel_err",
     ]
     log_every: _Steps = 1
+    gradient_noise: GradientNoiseConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _drop_unset_noise(handler(self))
 
     @model_validator(mode="before")
     @classmethod
@@ -150,6 +170,11 @@ class RunSpec(OneLineErrors, _Model):
     seed: _Seed
     metrics: Annotated[list[Literal[METRICS]], BeforeValidator(_metrics), Field(min_length=1)]  # type: ignore[valid-type]
     log_every: _Steps
+    gradient_noise: GradientNoiseConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _drop_unset_noise(handler(self))
 
     @field_validator("problem", mode="after")
     @classmethod

@@ -89,6 +89,9 @@ class SymmetricMF(Problem):
         spectrum: ``logspace`` | ``linspace`` (from 1 down to 1/κ).
         init: ``gaussian`` | ``orthonormal`` | ``aligned`` (r ≥ r*) | ``identity``.
         basis: ``haar`` | ``paired`` (r* = n; Theorem 2's hard instance).
+        entry_fraction: None (default): the full gradient. p ∈ (0, 1]: :meth:`evaluate`
+            returns the mini-batch gradient :meth:`minibatch_grad` on a fresh random
+            fraction p of the entries at every step (loss and error stay exact).
     """
 
     kind = "symmetric_mf"
@@ -106,6 +109,7 @@ class SymmetricMF(Problem):
         spectrum: str = "logspace",
         init: str = "gaussian",
         basis: str = "haar",
+        entry_fraction: float | None = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -125,6 +129,10 @@ class SymmetricMF(Problem):
         if self.init == "aligned" and self.r < self.r_star:
             raise MuonlabError(f"init: 'aligned' needs r >= r_star ({self.r_star}), got r={self.r}", field="init")
 
+        if entry_fraction is not None and not 0.0 < float(entry_fraction) <= 1.0:
+            raise MuonlabError(f"entry_fraction: must be > 0 and <= 1, got {entry_fraction!r}", field="entry_fraction")
+        self.entry_fraction = None if entry_fraction is None else float(entry_fraction)
+        self._mask_gens = [generator(s, "minibatch") for s in self.seed]
         # Targets are drawn per (seed, κ) in float64 on the CPU; U depends on the seed only.
         U, lam = [], []
         for s, k in zip(self.seed, self.kappa):
@@ -201,7 +209,46 @@ class SymmetricMF(Problem):
         core = A @ A.mT - torch.diag_embed(self._lam)
         sq = core.square().sum((-2, -1)) + 2 * (Z @ A.mT).square().sum((-2, -1)) + ZtZ.square().sum((-2, -1))
         grad = U @ (core @ A + A @ ZtZ) + Z @ (A.mT @ A + ZtZ)
+        if self.entry_fraction is not None:
+            grad = self.minibatch_grad(params, self.entry_mask())
         return 0.25 * sq, [grad], sq.sqrt() / self._M_norm
+
+    # --- mini-batch gradients (issue 15 [beyond], docs/beyond_noise.md) ----------------
+
+    @property
+    def stochastic(self) -> bool:
+        """True when :meth:`evaluate`'s gradient is a mini-batch estimate."""
+        return self.entry_fraction is not None
+
+    def entry_mask(self) -> Tensor:
+        r"""A fresh symmetric 0/1 mask Ω per run, ``(R, n, n)``: each pair {i, j} (i ≤ j) is
+        kept independently with probability p = ``entry_fraction``, Ω_ij = Ω_ji. Drawn in
+        float64 on the CPU from each run's own stream ``"minibatch"`` (one n×n uniform draw
+        per run per call), so a run's masks do not depend on its batch."""
+        if self.entry_fraction is None:
+            raise MuonlabError("entry_fraction: this problem uses the full gradient (entry_fraction not set)",
+                               field="entry_fraction")
+        masks = []
+        for g in self._mask_gens:
+            u = torch.rand(self.n, self.n, generator=g, dtype=torch.float64)
+            keep = torch.triu(u < self.entry_fraction)
+            masks.append(keep | keep.mT)
+        return torch.stack(masks).to(dtype=self.dtype, device=self.device)
+
+    def minibatch_grad(self, params: Sequence[Tensor], mask: Tensor) -> Tensor:
+        r"""The mini-batch gradient on the entries in ``mask`` (R, n, n), symmetric 0/1:
+
+        .. math:: \tilde G = \tfrac1p (Ω ∘ E)\,X,\qquad E = XX^\top - M^*.
+
+        f = ¼ Σ_ij E_ij², and the loss on the sampled entries, f_Ω = ¼p⁻¹ Σ_ij Ω_ij E_ij²,
+        has gradient (Ω∘E/p)X for symmetric Ω (the same computation as ∇f = EX with E
+        replaced by Ω∘E/p). E[Ω_ij] = p, so E[G̃] = EX = ∇f: unbiased. The noise G̃ − ∇f =
+        ((Ω/p − 1)∘E)X vanishes with E: it is multiplicative, so an exactly parameterized
+        run (r ≥ r*, f* = 0) has no noise floor (interpolation).
+        """
+        (X,) = params
+        p = float(self.entry_fraction if self.entry_fraction is not None else 1.0)
+        return (mask * self._residual(X)) @ X / p
 
     def eigen_coordinates(self, params: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         r"""X's coordinates in M*'s eigenbasis and how far X is from the aligned form.

@@ -3,7 +3,9 @@
 Per step t: evaluate loss, gradient and relative error of every run in one call;
 record them in the :class:`~muonlab.engine.runbook.RunBook` (divergence, ε hits,
 logging); stop runs that reached ``stop.target`` or diverged; apply the batch's update
-rule with each run's scheduled step size; advance the schedule. A finished run's
+rule with each run's scheduled step size (to the gradient plus the run's
+``gradient_noise`` when the config sets one, :mod:`muonlab.engine.noise`); advance the
+schedule. A finished run's
 parameters are frozen (``torch.where`` on an activity mask), so its numbers stay what
 they were when it stopped.
 """
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from muonlab.config import RunSpec
 from muonlab.engine.batch import Batch
+from muonlab.engine.noise import gradient_noise
 from muonlab.engine.runbook import BatchResult, RunBook, metric_values
 from muonlab.errors import MuonlabError
 from muonlab.optim.schedules import Schedule, ScheduleState
@@ -79,6 +82,7 @@ class DiscreteSolver:
         book = RunBook(batch.runs)
         device = problem.device
 
+        noise = gradient_noise(batch.runs)  # None: the exact gradient (the default)
         params = [p.clone() for p in problem.init_params()]
         reported = 0
         for t in range(spec.steps + 1):
@@ -91,6 +95,8 @@ class DiscreteSolver:
             if not bool(act.any()) or t == spec.steps:
                 break
             lr = sched_state.lr.to(device=device, dtype=params[0].dtype)
+            if noise is not None:  # after the finiteness check and the log: they see the exact gradient
+                grads = noise.apply(grads)
             if bool(act.all()):
                 rule.step(params, grads, lr)
             else:  # finished runs keep their parameters: step on a masked copy, then restore
