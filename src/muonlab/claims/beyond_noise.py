@@ -1,7 +1,7 @@
 r"""Issue 15 [beyond], item 2: gradient noise (docs/beyond_noise.md).
 
-Experiments ``noise_floor`` (symmetric MF, constant steps, additive noise of per-entry
-standard deviation σ) and ``noise_kappa`` (seed 001's κ sweep with absolute, relative and
+Experiments ``beyond_noise_floor`` (symmetric MF, constant steps, additive noise of per-entry
+standard deviation σ) and ``beyond_noise_kappa`` (seed 001's κ sweep with absolute, relative and
 mini-batch noise). The floor's law, derived in the doc from the linearized dynamics
 around X* (curvature h, step η, noise σ per entry):
 
@@ -27,7 +27,7 @@ from muonlab.claims.base import Claim, Outcome, claim, decide, loglog_slope, see
 SEED = "beyond"
 
 #: The floor of a run: the median relative error over the last third of its steps (the
-#: stationary part: every floor of noise_floor is reached by step ~1000 of 2000–3000).
+#: stationary part: every floor of beyond_noise_floor is reached by step ~1000 of 2000–3000).
 FLOOR_TAIL = 1.0 / 3.0
 #: The floor law is a linearized law: it needs the fluctuation to stay below the smallest
 #: target mode, else noise pushes that mode to its saddle at 0 and the error jumps (seen at
@@ -58,7 +58,7 @@ SLOPE_TOL = 0.15
 #: μ = 0.9's 2.09 (lower edge 1.67) from "no effect" (1).
 MOMENTUM_TOL = 1.25
 
-#: noise_kappa: the level each noise is judged at, chosen above the floor at every κ
+#: beyond_noise_kappa: the level each noise is judged at, chosen above the floor at every κ
 #: (a run that misses it fails the seed, with the reason): absolute σ = 1e-4 has a floor
 #: growing with κ (≈ 2e-3 at κ = 1e4, measured), so 1e-2; relative noise slows the small
 #: modes (the noise is relative to ‖∇f‖, which the large modes dominate), 1e-2; mini-batch
@@ -286,7 +286,7 @@ def muon_kappa_free_under_noise(runs: pd.DataFrame, trajectories: pd.DataFrame) 
     return decide(name, SEED, f"{what} Measured κ-slopes: {measured}.", outcomes, reasons=reasons)
 
 
-#: noise_icl: a run has failed when its final ‖Γ − Σ⁻¹‖/‖Σ⁻¹‖ exceeds 0.3 (it has not
+#: beyond_noise_icl: a run has failed when its final ‖Γ − Σ⁻¹‖/‖Σ⁻¹‖ exceeds 0.3 (it has not
 #: learned the weakest mode, which carries ≈ all of ‖Σ⁻¹‖). Not 1e-2: any perturbation,
 #: down to σ = 1e-11, takes a run out of Σ's commuting slice (where the noiseless run stays,
 #: F1) and leaves it at 1e-3…1e-1 at κ = 1000 (measured at quick scale, σ ≤ 3e-8).
