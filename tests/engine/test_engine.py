@@ -153,6 +153,25 @@ def test_failing_batch_is_recorded_as_failed_and_retried_on_resume(tmp_path, mon
     assert len(runs) == 2 and runs.loc["gd", "status"] == "ok"
 
 
+def test_one_failing_run_does_not_fail_its_batch_mates(tmp_path, monkeypatch):
+    """A run whose solve raises (say, an SVD that does not converge on its iterate) is
+    found by splitting its batch; only it is recorded failed, the others keep their results."""
+    real = backends_mod.solve
+    calls: list[int] = []
+
+    def one_bad_seed(batch, on_step=None):
+        calls.append(len(batch.runs))
+        if any(r.seed == 2 for r in batch.runs):
+            raise RuntimeError("linalg.svd: the algorithm failed to converge")
+        return real(batch, on_step=on_step)
+
+    monkeypatch.setattr(backends_mod, "solve", one_bad_seed)
+    runs = run(config(seeds=5, grid={}), tmp_path / "s").runs.set_index("seed")
+    assert runs.loc[2, "status"] == "failed" and "failed to converge" in runs.loc[2, "error"]
+    assert (runs.drop(index=2)["status"] == "ok").all() and len(runs) == 5
+    assert calls[0] == 5 and max(calls[1:]) < 5 and calls.count(1) >= 1  # split, not rerun whole
+
+
 def test_cli_run_and_bad_config(tmp_path):
     good = tmp_path / "c.yaml"
     good.write_text(

@@ -6,9 +6,10 @@
 where it is built once (:func:`muonlab.engine.batch.build_batch`) and advanced by the
 solver its optimizer names (:data:`muonlab.engine.solvers.SOLVERS`), and appends every
 finished batch to the store atomically from this process, so an interrupted sweep
-loses at most the batches in flight. A batch that raises is recorded as ``failed`` and
-the sweep goes on; the store retries it on the next run (only ``ok`` and ``diverged``
-are final). A batch that runs out of memory is retried smaller, never stored.
+loses at most the batches in flight. A batch that raises is split in halves until the
+runs that raise stand alone (one run's failure must not take its batch-mates with it);
+such a run is recorded as ``failed`` and the sweep goes on; the store retries it on the
+next run (only ``ok`` and ``diverged`` are final). A batch that runs out of memory is retried smaller, never stored.
 """
 
 from __future__ import annotations
@@ -194,7 +195,17 @@ def _drive(executor: Executor, todo: Plan, store: ResultStore, provenance: dict[
                 continue
             rows = outcome.rows or []
             if rows and rows[0].get("status") == "failed" and rows[0].get("error"):
-                _log.warning("batch of %d runs failed (recorded as failed): %s", len(runs), rows[0]["error"])
+                if len(runs) > 1:
+                    # One run's failure (an SVD that does not converge on its iterate) raises
+                    # for the whole batch: split it until the failing runs stand alone, so
+                    # that the others are stored with their own outcome.
+                    half = (len(runs) + 1) // 2
+                    _log.warning("batch of %d runs failed (%s); retrying as %d + %d runs", len(runs),
+                                 rows[0]["error"], half, len(runs) - half)
+                    queue.appendleft(runs[half:])
+                    queue.appendleft(runs[:half])
+                    continue
+                _log.warning("run %s failed (recorded as failed): %s", runs[0].run_id, rows[0]["error"])
             rows = [{"run_id": row["run_id"], **provenance, **row} for row in rows]
             # Each batch is durable on its own; the consolidated files are refreshed
             # once at the end (rewriting them per batch would cost O(store) each time).
