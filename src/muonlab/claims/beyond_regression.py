@@ -30,6 +30,7 @@ has no q). GD at η = 1/λ_max is judged by its contraction rate (steps per e-fo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 
@@ -59,6 +60,8 @@ __all__ = [
     "SQRT_KAPPA",
     "gd_cost_per_efold",
     "muon_best_steps",
+    "nonsymmetric_mf_muon_kappa_free",
+    "nonsymmetric_mf_muon_kappa_free_ours",
     "regression_full_rank_weak_kappa",
     "regression_gd_kappa_linear",
     "regression_line_kappa_free",
@@ -365,3 +368,36 @@ def regression_gd_kappa_linear(runs: pd.DataFrame, trajectories: pd.DataFrame) -
         + ", ".join(f"{c:.3g}" for c in xs[0][1].values()) + ")" for v, xs in per_variant.items())
     detail = f"GD at η = 1/λ_max: κ-exponent of steps per e-fold (need > {GD_SLOPE_MIN:g}; theory 1): {spans}."
     return decide(name, SEED, detail, outcomes, reasons=reasons)
+
+
+# --- non-symmetric two-factor MF (seed 003, next check 1) ---------------------------------
+
+def _as_beyond(c: Claim) -> Claim:
+    return dataclasses.replace(c, seed=SEED)
+
+
+@claim(reads=("runs", "trajectories"))
+def nonsymmetric_mf_muon_kappa_free(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    r"""Seed 001's Theorem 1 statement on the non-symmetric two-factor problem (P3, M* ∈
+    R^{n_out×n_in} of rank r, log-spaced spectrum, d = r, small init), under the paper's rule
+    (plateau threshold 0): Muon's steps to the finest common level do not grow with κ
+    (|log-log slope| < 0.1, :data:`~muonlab.claims.seed001.MUON_SLOPE_MAX`); GD's steps, or
+    its 1/ρ where it misses the level, grow with exponent > ½ (theory 1: slowest curvature
+    2σ*_r = 2/κ). Judged per seed exactly as seed 001's ``muon_kappa_free`` (the same code);
+    budget ≥ 10× Muon's steps."""
+    from muonlab.claims.seed001 import GD_SLOPE_THEORY, _kappa_claim
+
+    return _as_beyond(_kappa_claim(runs, trajectories, name="nonsymmetric_mf_muon_kappa_free", baseline="gd",
+                                   slope_min=GD_SLOPE_MIN, theory=GD_SLOPE_THEORY,
+                                   what="non-symmetric two-factor MF, Muon vs GD", ours=False))
+
+
+@claim(reads=("runs", "trajectories"))
+def nonsymmetric_mf_muon_kappa_free_ours(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
+    """:func:`nonsymmetric_mf_muon_kappa_free` with each optimizer at its best plateau
+    threshold (1e-3 or 0) per seed and κ (as seed 001's ``muon_kappa_free_ours``)."""
+    from muonlab.claims.seed001 import GD_SLOPE_THEORY, _kappa_claim
+
+    return _as_beyond(_kappa_claim(runs, trajectories, name="nonsymmetric_mf_muon_kappa_free_ours", baseline="gd",
+                                   slope_min=GD_SLOPE_MIN, theory=GD_SLOPE_THEORY,
+                                   what="non-symmetric two-factor MF, Muon vs GD", ours=True))
