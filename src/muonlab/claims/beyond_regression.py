@@ -52,6 +52,7 @@ from muonlab.claims.seed001 import (
     GD_SLOPE_MIN,
     MUON_SLOPE_MAX,
     RATIO_MAX,
+    _frozen,
     contraction_rate,
 )
 
@@ -141,15 +142,18 @@ def muon_best_steps(g: pd.DataFrame, col: str) -> dict[float, float]:
     out: dict[float, float] = {}
     for k, gk in g.groupby("problem.kappa"):
         v = gk[col].dropna() if col in gk else pd.Series(dtype=float)
-        out[float(k)] = float(v.min()) if len(v) else math.inf
+        out[float(k)] = float(v.astype(float).min()) if len(v) else math.inf  # type: ignore[arg-type]
     return dict(sorted(out.items()))
 
 
 def gd_cost_per_efold(path: tuple[np.ndarray, np.ndarray] | None) -> float:
     """GD's steps per e-fold of the relative error, 1/ρ over the last half of its logged
-    trajectory (∞ for a tail that does not contract; nan without a usable trajectory)."""
+    trajectory (∞ for a tail that does not contract or is frozen,
+    :data:`~muonlab.claims.seed001.FROZEN_TOL`; nan without a usable trajectory)."""
     if path is None:
         return math.nan
+    if _frozen(*path):
+        return math.inf
     rho = contraction_rate(*path)
     if math.isnan(rho):
         return math.nan
@@ -160,7 +164,8 @@ def _paths(trajectories: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, np.
     if trajectories is None or trajectories.empty or "metric" not in trajectories:
         return {}
     t = trajectories[trajectories["metric"] == "rel_err"].sort_values("step", kind="stable")
-    return {str(r): (g["step"].to_numpy(float), g["value"].to_numpy(float)) for r, g in t.groupby("run_id", sort=False)}
+    return {str(r): (g["step"].to_numpy(float), g["value"].to_numpy(float))
+            for r, g in t.groupby("run_id", sort=False)}
 
 
 def _prepare(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, list[str]]:
@@ -256,7 +261,8 @@ def regression_full_rank_weak_kappa(runs: pd.DataFrame) -> Claim:
     ex = _muon_exponents(runs, col, ["full_rank"]) if not reasons else {}
     if not reasons and not ex:
         reasons.append("no full-rank Muon variants off the line")
-    outcomes, per_variant = [], {}
+    outcomes: list[Outcome] = []
+    per_variant: dict[str, list[float]] = {}
     for seed, per in ex.items():
         bad = []
         for v, (e, best, why) in per.items():
@@ -274,8 +280,9 @@ def regression_full_rank_weak_kappa(runs: pd.DataFrame) -> Claim:
 
 @claim(reads=("runs",))
 def regression_rank_deficit_kappa_dependent(runs: pd.DataFrame) -> Claim:
-    r"""When the error has rank < d_in because W is wide (d_out < d_in), Muon's κ-dependence is stronger than with full column rank; with one output (d_out = 1,
-    Muon = normalized GD) it is at least ∝ √κ.
+    r"""When the error has rank < d_in because W is wide (d_out < d_in), Muon's κ-dependence
+    is stronger than with full column rank; with one output (d_out = 1, Muon = normalized GD)
+    it is at least ∝ √κ.
 
     Per seed: every rank-deficient variant's κ-exponent exceeds the seed's largest full-rank
     exponent by more than 0.1 (:data:`DEFICIT_MARGIN`), and the d_out = 1 variant's (if
@@ -291,14 +298,15 @@ def regression_rank_deficit_kappa_dependent(runs: pd.DataFrame) -> Claim:
         reasons.append("no rank-deficient Muon variants")
     if not reasons and not full:
         reasons.append("no full-rank Muon variants to compare with")
-    outcomes, per_variant = [], {}
+    outcomes: list[Outcome] = []
+    per_variant: dict[str, list[float]] = {}
     for seed, per in deficit.items():
         ref = [e for e, _, why in full.get(seed, {}).values() if not why]
         bad = []
         if not ref:
             bad.append("no full-rank exponent for this seed")
         top = max(ref) if ref else math.nan
-        for v, (e, best, why) in per.items():
+        for v, (e, _, why) in per.items():
             per_variant.setdefault(v, []).append(e)
             if why:
                 bad.append(f"{v}: {why}")
@@ -320,7 +328,8 @@ def regression_rank_deficit_kappa_dependent(runs: pd.DataFrame) -> Claim:
     detail = (f"Muon's κ-exponent, rank-deficient variants (d_out < d_in): {spans}; full-rank (incl. the line): "
               f"{_e(min(fulls)) if fulls else '-'}…{_e(max(fulls)) if fulls else '-'} "
               f"(need deficit > full + {DEFICIT_MARGIN:g}, and >= {GD_SLOPE_MIN:g} for d_out = 1)."
-              + (f" Reported, not judged (rank-deficient teacher from W_0 = 0, rounding-sensitive): {told}." if told else ""))
+              + (f" Reported, not judged (rank-deficient teacher from W_0 = 0, rounding-sensitive): {told}."
+                 if told else ""))
     return decide(name, SEED, detail, outcomes, reasons=reasons)
 
 
@@ -350,11 +359,13 @@ def regression_gd_kappa_linear(runs: pd.DataFrame, trajectories: pd.DataFrame) -
         budget = int(runs["max_steps"].max()) if "max_steps" in runs else 0
         if budget < BUDGET_FACTOR * most:
             reasons.append(f"budget {budget} < {BUDGET_FACTOR}× Muon's {most:.0f} steps")
-    outcomes, per_variant = [], {}
+    outcomes: list[Outcome] = []
+    per_variant: dict[str, list[tuple[float, dict[float, float]]]] = {}
     for seed, g in gd.groupby("seed", sort=True):
         bad = []
         for v, gv in g.groupby("variant", sort=True):
-            costs = {float(r["problem.kappa"]): gd_cost_per_efold(paths.get(str(r["run_id"]))) for _, r in gv.iterrows()}
+            costs = {float(r["problem.kappa"]): gd_cost_per_efold(paths.get(str(r["run_id"])))
+                     for _, r in gv.iterrows()}
             if any(math.isnan(c) for c in costs.values()):
                 bad.append(f"{v}: no usable trajectory")
                 continue

@@ -58,6 +58,7 @@ def regression_kappa_slopes(store_dir: str | Path) -> tuple[Figure, str]:
         ax, ax2 = fig.subplots(1, 2)
         mu = runs[runs["optimizer.name"] == "muon"]
         top = 0.0
+        unreached: list[tuple[float, str]] = []
         for j, (variant, g) in enumerate(mu.groupby("variant", sort=True)):
             kind = str(g["kind"].iloc[0])
             per_seed = [muon_best_steps(gs, col) for _, gs in g.groupby("seed")]
@@ -74,8 +75,9 @@ def regression_kappa_slopes(store_dir: str | Path) -> tuple[Figure, str]:
                         marker="o", markersize=4, label=f"{variant} ({kind.replace('_', ' ')})")
                 top = max(top, max(m for _, m in shown))
             missing = [k for k, m in zip(kappas, med, strict=True) if not math.isfinite(m)]
-            if missing:  # no q in the grid reached the level: drawn as ▲ above the panel's points
-                ax.plot(missing, [2.0 * max(top, 100.0)] * len(missing), "^", color=color, markersize=7)
+            unreached += [(k, color) for k in missing]
+        for k, color in unreached:  # no q in the grid reached the level: ▲ above every Muon point
+            ax.plot([k], [1.6 * max(top, 1.0)], "^", color=color, markersize=7)
         paths = _paths(store.trajectories(metrics="rel_err"))
         gd = runs[runs["optimizer.name"] == "gd"]
         if len(gd):
@@ -91,11 +93,12 @@ def regression_kappa_slopes(store_dir: str | Path) -> tuple[Figure, str]:
         ax.set_ylabel(f"steps to rel. err {eps:g} (Muon: best q)")
         ax.legend(frameon=False, fontsize=6.5, loc="upper left")
         # right: the fastest decay Muon followed, 1/(1 − q*) = its e-fold time
-        for j, (variant, g) in enumerate(mu.groupby("variant", sort=True)):
+        for j, (_, g) in enumerate(mu.groupby("variant", sort=True)):
             rows = []
-            for (seed, k), gk in g.groupby(["seed", "problem.kappa"]):
+            for _, gk in g.groupby(["seed", "problem.kappa"]):
                 ok = gk[gk[col].notna()] if col in gk else gk.iloc[:0]
-                rows.append((float(k), 1 / (1 - float(ok["schedule.q"].min())) if len(ok) else math.inf))
+                k = float(gk["problem.kappa"].iloc[0])
+                rows.append((k, 1 / (1 - float(ok["schedule.q"].min())) if len(ok) else math.inf))
             t = pd.DataFrame(rows, columns=["kappa", "efold"]).groupby("kappa")["efold"].median()
             fin = t[np.isfinite(t)]
             ax2.plot(fin.index, fin.to_numpy(), _KIND_STYLE.get(str(g["kind"].iloc[0]), "-"), color=f"C{j % 10}",
@@ -107,10 +110,10 @@ def regression_kappa_slopes(store_dir: str | Path) -> tuple[Figure, str]:
         _logaxes(ax2)
         ax2.set_xlabel("κ(XXᵀ)")
         ax2.set_ylabel("Muon: 1/(1 − q*), q* = fastest q followed")
-    return fig, (f"Matrix regression, Muon under η_t = c·lr·q^t. Left: per variant, the fewest steps to {eps:g} over the "
-                 "q grid against κ (line: median over seeds; dots: seeds; ▲: no q in the grid reached it at that κ); GD at "
-                 "η = 1/λ_max for comparison (dashed black, ∝ κ). Solid: full column rank (the line is flat: "
-                 "κ-free exactly); dotted: wide W (rank < d_in), steeper; one output (Muon = normalized GD) "
+    return fig, (f"Matrix regression, Muon under η_t = c·lr·q^t. Left: per variant, the fewest steps to {eps:g} "
+                 "over the q grid against κ (line: median over seeds; dots: seeds; ▲: no q in the grid reached it "
+                 "at that κ); GD at η = 1/λ_max for comparison (dashed black, ∝ κ). Solid: full column rank (the "
+                 "line is flat: κ-free exactly); dotted: wide W (rank < d_in), steeper; one output (Muon = normalized GD) "
                  "steepest. Right: the e-fold time of the fastest decay Muon could follow.")
 
 
