@@ -113,8 +113,8 @@ def regression_kappa_slopes(store_dir: str | Path) -> tuple[Figure, str]:
     return fig, (f"Matrix regression, Muon under η_t = c·lr·q^t. Left: per variant, the fewest steps to {eps:g} "
                  "over the q grid against κ (line: median over seeds; dots: seeds; ▲: no q in the grid reached it "
                  "at that κ); GD at η = 1/λ_max for comparison (dashed black, ∝ κ). Solid: full column rank (the "
-                 "line is flat: κ-free exactly); dotted: wide W (rank < d_in), steeper; one output (Muon = normalized GD) "
-                 "steepest. Right: the e-fold time of the fastest decay Muon could follow.")
+                 "line is flat: κ-free exactly); dotted: wide W (rank < d_in), steeper; one output (Muon = "
+                 "normalized GD) steepest. Right: the e-fold time of the fastest decay Muon could follow.")
 
 
 @extra_figure("nonsymmetric_mf_kappa")
