@@ -411,3 +411,4 @@ def nonsymmetric_mf_muon_kappa_free_ours(runs: pd.DataFrame, trajectories: pd.Da
     return _as_beyond(_kappa_claim(runs, trajectories, name="nonsymmetric_mf_muon_kappa_free_ours", baseline="gd",
                                    slope_min=GD_SLOPE_MIN, theory=GD_SLOPE_THEORY,
                                    what="non-symmetric two-factor MF, Muon vs GD", ours=True))
+
