@@ -289,11 +289,30 @@ class RegressionConfig(_Problem):
     n_samples: _Size = 100
     kappa: _Kappa = 1.0
     noise: _NonNeg = 0.0
+    # Issue 15 (docs/beyond_regression.md; problems/regression.py): the teacher's rank and
+    # the spread of its singular values (None: full rank, all 1), and W_0's scale (None: W_0
+    # = 0). Left out of the dump when None, so configs that do not name them keep their
+    # run ids and config hashes.
+    rank: _Size | None = None
+    teacher_kappa: _Kappa | None = None
+    init_scale: _NonNeg | None = None
+
+    _ADDITIVE: ClassVar[tuple[str, ...]] = ("rank", "teacher_kappa", "init_scale")
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_additive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in self._ADDITIVE:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
     @model_validator(mode="after")
     def _samples(self) -> RegressionConfig:
         if self.n_samples < self.d_in:
             raise _error(f"must be >= d_in ({self.d_in}) for XXᵀ to be invertible, got {self.n_samples}", "n_samples")
+        if self.rank is not None and self.rank > min(self.d_out, self.d_in):
+            raise _error(f"must be <= min(d_out, d_in) ({min(self.d_out, self.d_in)}), got {self.rank}", "rank")
         return self
 
     def footprint(self) -> Footprint:

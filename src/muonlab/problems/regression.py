@@ -24,6 +24,16 @@ without the cancellation that would floor the loss near 1e-16·‖Y‖² (runs g
 relative errors of 1e-12). :meth:`MatrixRegression.data_loss` evaluates it from
 the data; the tests check the two agree. Hessian Δ ↦ ΔS: condition number κ.
 Relative error ‖W − W_opt‖_F / ‖W_opt‖_F; W_0 = 0.
+
+**Options (issue 15; docs/beyond_regression.md).** All default to the setting above, which
+they leave bit for bit unchanged:
+
+* ``rank`` r ≤ min(d_out, d_in): the teacher W* = U diag(s) Vᵀ has rank r (Haar U, V from
+  stream ``"target"``), so Y = W*X has rank r;
+* ``teacher_kappa`` κ_W ≥ 1: its singular values s are log-spaced from 1 to 1/κ_W
+  (default: all 1). With either option set, W* is drawn as U diag(s) Vᵀ; with neither,
+  it is the Haar semi-orthogonal matrix above (same draws as before the options);
+* ``init_scale`` α: W_0 = α·N(0,1)/sqrt(d_in) from stream ``"init"`` instead of 0.
 """
 
 from __future__ import annotations
@@ -54,6 +64,10 @@ class MatrixRegression(Problem):
         d_out, d_in: weight shape. n_samples: N (≥ d_in, so XXᵀ is invertible).
         seed: int or one per run. kappa: condition number of XXᵀ (≥ 1), scalar or per run.
         noise: label-noise standard deviation (≥ 0).
+        rank: rank of the teacher W* (default min(d_out, d_in)).
+        teacher_kappa: condition number of W*'s non-zero singular values, log-spaced
+            from 1 (default 1: all equal).
+        init_scale: W_0 = init_scale·N(0,1)/sqrt(d_in) (default: W_0 = 0).
     """
 
     kind = "regression"
@@ -68,6 +82,9 @@ class MatrixRegression(Problem):
         seed: int | Sequence[int],
         kappa: float | Sequence[float] = 1.0,
         noise: float = 0.0,
+        rank: int | None = None,
+        teacher_kappa: float | None = None,
+        init_scale: float | None = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -83,11 +100,21 @@ class MatrixRegression(Problem):
             )
         self.kappa = _fields.per_run("kappa", kappa, self.n_runs, lower=1.0)
         self.noise = _fields.real("noise", noise, lower=0.0)
+        small = min(self.d_out, self.d_in)
+        self.rank = small if rank is None else _fields.integer("rank", rank, upper=small, upper_name="min(d_out, d_in)")
+        self.teacher_kappa = 1.0 if teacher_kappa is None else _fields.real("teacher_kappa", teacher_kappa, lower=1.0)
+        self.init_scale = 0.0 if init_scale is None else _fields.real("init_scale", init_scale, lower=0.0)
+        plain_teacher = rank is None and teacher_kappa is None
 
         N = self.n_samples
         X, Y, S, W_opt, f_opt = [], [], [], [], []
         for s, k in zip(self.seed, self.kappa):
-            W_star = semi_orthogonal(self.d_out, self.d_in, generator(s, "target"))
+            if plain_teacher:
+                W_star = semi_orthogonal(self.d_out, self.d_in, generator(s, "target"))
+            else:
+                gt = generator(s, "target")
+                U, V = random_orthonormal(self.d_out, self.rank, gt), random_orthonormal(self.d_in, self.rank, gt)
+                W_star = (U * make_spectrum(self.rank, "logspace", self.teacher_kappa)) @ V.T
             g = generator(s, "data")
             Q = random_orthonormal(self.d_in, self.d_in, g)
             lam = make_spectrum(self.d_in, "logspace", k)
@@ -119,7 +146,11 @@ class MatrixRegression(Problem):
     # --- Problem interface -------------------------------------------------------
 
     def init_params(self) -> list[Tensor]:
-        return [torch.zeros(self.n_runs, self.d_out, self.d_in, dtype=self.dtype, device=self.device)]
+        if self.init_scale == 0.0:
+            return [torch.zeros(self.n_runs, self.d_out, self.d_in, dtype=self.dtype, device=self.device)]
+        W0 = [self.init_scale * torch.randn(self.d_out, self.d_in, generator=generator(s, "init"), dtype=torch.float64,
+                                            device="cpu") / self.d_in**0.5 for s in self.seed]
+        return [self._cast(torch.stack(W0))]
 
     def loss(self, params: Sequence[Tensor]) -> Tensor:
         (W,) = params
@@ -154,7 +185,7 @@ class MatrixRegression(Problem):
         return self._W_opt
 
     def target_spectrum(self) -> Tensor:
-        """Singular values of W_opt (all 1 when noise = 0)."""
+        """Singular values of W_opt (those of W* when noise = 0: all 1 by default)."""
         return self._sv
 
     # --- the data view -------------------------------------------------------------
