@@ -1,11 +1,13 @@
-"""Issue 15 [beyond], item 1: practical Muon's floors (``practical_floors``) and the floor
-against the band's knee (``practical_knee``); see :mod:`muonlab.claims.beyond_practical`."""
+"""Issue 15 [beyond], item 1: practical Muon's error curves per variant and κ
+(``practical_curves``), its floors (``practical_floors``) and the floor against the band's
+knee (``practical_knee``); see :mod:`muonlab.claims.beyond_practical`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from muonlab.claims.base import level_for
@@ -13,10 +15,10 @@ from muonlab.engine.store import ResultStore
 from muonlab.report.extra_figures import extra_figure
 from muonlab.report.figures import NothingToPlot, new_figure, styled
 
-__all__ = ["practical_floors", "practical_knee"]
+__all__ = ["practical_curves", "practical_floors", "practical_knee"]
 
 
-def _load(store_dir: str | Path):  # type: ignore[no-untyped-def]
+def _load(store_dir: str | Path) -> tuple[pd.DataFrame, str | None, float, dict[str, float]]:
     from muonlab.claims.beyond_practical import _finest, _with_labels, floors, reference_runs, variant_knee
 
     runs = ResultStore(store_dir).runs()
@@ -54,7 +56,7 @@ def practical_floors(store_dir: str | Path) -> tuple[Figure, str]:
             k = np.asarray(g.median().index, float)
             med, lo, hi = g.median().to_numpy(), g.min().to_numpy(), g.max().to_numpy()
             st = _style(v, ref, i)
-            ax.plot(k, med, markersize=4, label=v + ("" if v == ref else f" (knee {knees[v]:.1g})"), **st)
+            ax.plot(k, med, markersize=4, label=v + (f" (knee {knees[v]:.1g})" if knees[v] > 0 else ""), **st)
             ax.fill_between(k, lo, hi, color=st["color"], alpha=0.12, linewidth=0)
         ax.axhline(eps, color="0.5", linewidth=0.8, linestyle="-.")
         ax.set_xscale("log")
@@ -75,7 +77,7 @@ def practical_floors(store_dir: str | Path) -> tuple[Figure, str]:
 def practical_knee(store_dir: str | Path) -> tuple[Figure, str]:
     from muonlab.claims.beyond_practical import _polynomial_f64
 
-    runs, ref, eps, knees = _load(store_dir)
+    runs, _ref, eps, knees = _load(store_dir)
     poly = runs[[_polynomial_f64(r) for _, r in runs.iterrows()]]
     if poly.empty:
         raise NothingToPlot(f"{Path(store_dir).name}: no float64 polynomial variants")
@@ -90,8 +92,8 @@ def practical_knee(store_dir: str | Path) -> tuple[Figure, str]:
             x = np.array([knees[v] for v in g["variant"]]) * np.exp(rng.uniform(-0.08, 0.08, len(g)))
             ax.plot(x, g["floor"], "o", color=cmap[j % len(cmap)], markersize=3.5, alpha=0.7, label=f"κ = {k:g}")
         for v in sorted(set(poly["variant"])):
-            ax.annotate(v.replace("NS ", ""), (knees[v], eps), textcoords="offset points", xytext=(0, -12),
-                        fontsize=5.5, rotation=60, ha="right", va="top")
+            ax.annotate(v.replace("NS ", ""), (knees[v], eps), textcoords="offset points", xytext=(-4, 6),
+                        fontsize=6, rotation=90, ha="right", va="bottom", color="0.3")
         ax.axhline(eps, color="0.5", linewidth=0.8, linestyle="-.")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -102,4 +104,40 @@ def practical_knee(store_dir: str | Path) -> tuple[Figure, str]:
     caption = ("Each float64 polynomial variant's floor (one point per seed) against its knee, coloured by κ. "
                "The claim practical_muon_floor_tracks_knee: a lower knee never has a floor more than 3× higher "
                f"(knees at least 3× apart). Dash-dotted: the reference's level {eps:g}.")
+    return fig, caption
+
+
+@extra_figure("practical_curves")
+def practical_curves(store_dir: str | Path) -> tuple[Figure, str]:
+    runs, ref, eps, knees = _load(store_dir)
+    traj = ResultStore(store_dir).trajectories(metrics="rel_err")
+    if not len(traj):
+        raise NothingToPlot(f"{Path(store_dir).name}: no rel_err trajectories")
+    order = ([ref] if ref else []) + sorted((v for v in knees if v != ref), key=lambda v: (-knees[v], v))
+    kappas = sorted(float(k) for k in runs["problem.kappa"].unique())
+    by_run = {str(r): g for r, g in traj.groupby("run_id")}
+    with styled():
+        fig = new_figure((3.0 * len(kappas) + 1.8, 3.4))
+        axes = np.atleast_1d(fig.subplots(1, len(kappas), sharey=True))
+        for ax, k in zip(axes, kappas, strict=True):
+            for i, v in enumerate(order):
+                g = runs[(runs["variant"] == v) & (runs["problem.kappa"] == k)]
+                paths = [by_run[str(r)] for r in g["run_id"] if str(r) in by_run]
+                if not paths:
+                    continue
+                table = pd.concat([p.set_index("step")["value"].rename(j) for j, p in enumerate(paths)], axis=1)
+                st = _style(v, ref, i)
+                ax.plot(table.index, table.median(axis=1), color=st["color"], linestyle=st["linestyle"],
+                        linewidth=st["linewidth"] * 0.8, label=v if k == kappas[0] else None)
+            ax.axhline(eps, color="0.5", linewidth=0.8, linestyle="-.")
+            ax.set_yscale("log")
+            ax.set_xscale("symlog", linthresh=100)
+            ax.set_title(f"κ = {k:g}")
+            ax.set_xlabel("iteration")
+        axes[0].set_ylabel("relative error (median over seeds)")
+        fig.legend(fontsize=6.5, loc="outside right center")
+    caption = ("Relative error against iteration (symlog: linear to 100, then log), median over seeds, one panel "
+               f"per κ. Black: the exact msign ({ref}); colours: the variants, ordered by their band's knee; dashed: "
+               f"lower-precision iteration; dotted: Nesterov momentum 0.95. Dash-dotted: the reference's level "
+               f"{eps:g}.")
     return fig, caption
