@@ -91,8 +91,11 @@ def practical_knee(store_dir: str | Path) -> tuple[Figure, str]:
             g = poly[poly["problem.kappa"] == k]
             x = np.array([knees[v] for v in g["variant"]]) * np.exp(rng.uniform(-0.08, 0.08, len(g)))
             ax.plot(x, g["floor"], "o", color=cmap[j % len(cmap)], markersize=3.5, alpha=0.7, label=f"κ = {k:g}")
+        names: dict[float, list[str]] = {}
         for v in sorted(set(poly["variant"])):
-            ax.annotate(v.replace("NS ", ""), (knees[v], eps), textcoords="offset points", xytext=(-4, 6),
+            names.setdefault(round(float(np.log10(knees[v])), 1), []).append(v.replace("NS ", ""))
+        for lk, vs in names.items():
+            ax.annotate(" / ".join(vs), (10 ** lk, eps), textcoords="offset points", xytext=(-4, 6),
                         fontsize=6, rotation=90, ha="right", va="bottom", color="0.3")
         ax.axhline(eps, color="0.5", linewidth=0.8, linestyle="-.")
         ax.set_xscale("log")
@@ -132,6 +135,7 @@ def practical_curves(store_dir: str | Path) -> tuple[Figure, str]:
             ax.axhline(eps, color="0.5", linewidth=0.8, linestyle="-.")
             ax.set_yscale("log")
             ax.set_xscale("symlog", linthresh=100)
+            ax.set_xlim(left=0)
             ax.set_title(f"κ = {k:g}")
             ax.set_xlabel("iteration")
         axes[0].set_ylabel("relative error (median over seeds)")
