@@ -36,8 +36,8 @@ def _load(store_dir: str | Path) -> tuple[pd.DataFrame, str | None, float, dict[
 
 def _style(label: str, ref: str | None, i: int) -> dict:
     """Colour by family, line style by precision/momentum."""
-    colors = ["tab:purple", "tab:red", "tab:orange", "tab:olive", "tab:green", "tab:cyan", "tab:blue", "tab:brown",
-              "tab:pink", "0.4"]
+    colors = ["tab:red", "tab:orange", "tab:olive", "tab:green", "tab:cyan", "tab:blue", "tab:purple", "tab:brown",
+              "tab:pink", "0.45", "gold", "navy", "lime", "teal"]
     if label == ref:
         return {"color": "k", "linestyle": "-", "marker": "s", "linewidth": 2.0}
     ls = "--" if "bf16" in label or "f32" in label else ":" if "+N" in label or "+M" in label else "-"
@@ -57,7 +57,7 @@ def practical_floors(store_dir: str | Path) -> tuple[Figure, str]:
             med, lo, hi = g.median().to_numpy(), g.min().to_numpy(), g.max().to_numpy()
             st = _style(v, ref, i)
             ax.plot(k, med, markersize=4, label=v + (f" (knee {knees[v]:.1g})" if knees[v] > 0 else ""), **st)
-            ax.fill_between(k, lo, hi, color=st["color"], alpha=0.12, linewidth=0)
+            ax.fill_between(k, lo, hi, color=st["color"], alpha=0.07, linewidth=0)
         ax.axhline(eps, color="0.5", linewidth=0.8, linestyle="-.")
         ax.set_xscale("log")
         ax.set_yscale("log")
