@@ -8,17 +8,17 @@ the seeds' comparisons at one fixed step size per optimizer. The experiments
 run on a stated grid, and these claims judge the *tuned* comparison per seed.
 
 **The tuning grid** (the YAMLs list it). Per optimizer a log-spaced grid of initial step
-sizes, two or three per decade, chosen to bracket the optimizer's useful range (GD's
-grid ends at its edge 2/λ_max; Adam's spans 1.5 decades; ICL's Muon and Adam grids
-scale with ‖Γ*‖ = κ); Adam also over β ∈ {(0.9, 0.999), (0.9, 0.99)}. Adam with weight
-decay 0 is AdamW (decoupled decay of 0 is no decay), so "Adam" here is AdamW as well.
-Schedules: the plateau rule (halve η when the loss has not fallen by the threshold's
-fraction for 10 steps) with threshold 1e-3 for every optimizer, and threshold 0 (the
-paper's rule, which never halves a monotone descent: constant-step GD in effect) as a
-second schedule for GD and Adam, the two whose best schedule is not known in advance.
-Muon is tuned on the same grid size (three lrs) at threshold 1e-3 only: threshold 0
-stalls it (findings F2, F7). ScaledGD is run on the factorized problems only (ICL has
-one matrix, nothing to precondition).
+sizes, two per decade, bracketing its useful range: Muon {0.03, 0.1, 0.3, 1} (ICL: {10,
+100, 1000}, scaled with ‖Γ*‖ = κ); GD {0.1, 0.3, 1} (ICL: {0.5, 1, 1.9}, below the edge
+2/λ_max = 2); ScaledGD {0.1, 0.3, 1} (1 is its Gauss–Newton step); Adam {0.03, 0.1, 0.3}
+(ICL: {0.1, 1, 10, 100}) × β ∈ {(0.9, 0.999), (0.9, 0.99)}. Adam with weight decay 0 is
+AdamW (a decoupled decay of 0 is no decay), so "Adam" here is AdamW as well. Schedules:
+the plateau rule (halve η when the loss has not fallen by the threshold's fraction for
+10 steps), threshold 1e-3 for Muon, ScaledGD and Adam, and threshold 0 (the paper's rule,
+which never halves a monotone descent: constant-step GD in effect) for GD and Adam.
+Muon at threshold 0 stalls (findings F2, F7); GD at 1e-3 freezes in its saddle phase
+from small init (the loss falls by < 0.1 % per 10 steps), so neither is run. ScaledGD
+is run on the factorized problems only (ICL has one matrix, nothing to precondition).
 
 **The cost of a run** at the level ε (:func:`~muonlab.claims.base.level_for`: the stop
 target, 1e-8): its steps to ε where it reached ε; otherwise ("rates, not budgets")
@@ -216,7 +216,9 @@ def _comparison(runs: pd.DataFrame, trajectories: pd.DataFrame, *, name: str, fa
     if len(t.seeds) < 2:
         reasons.append("held-out tuning needs >= 2 seeds")
     budget = int(runs["max_steps"].max()) if "max_steps" in runs else 0
-    mu_max = max((v[0] for k, v in t.held_out.items() if k[0] == "muon" and v[2] == "steps"), default=0.0)
+    # the budget must be >= 10× what tuned Muon needs (its per-seed best: a held-out pick that
+    # misses for one seed still reaches the level, by steps, and is judged as it is)
+    mu_max = max((v[0] for k, v in t.oracle.items() if k[0] == "muon" and v[2] == "steps"), default=0.0)
     if mu_max and budget < BUDGET_FACTOR * mu_max:
         reasons.append(f"step budget {budget} < {BUDGET_FACTOR}× Muon's largest step count {mu_max:g}")
     kind = str(runs["problem.kind"].iloc[0]) if "problem.kind" in runs else ""
@@ -241,6 +243,11 @@ def _comparison(runs: pd.DataFrame, trajectories: pd.DataFrame, *, name: str, fa
             by_k.append(f"κ={k:g}: {_fmt(bo)}/{_fmt(ah)} = {_fmt(bo / ah if ah > 0 else math.nan)}"
                         f" (held-out {_fmt(bh / ah if ah > 0 else math.nan)})")
         txt = f"[{label}] {slow}/{fast} " + "; ".join(by_k)
+        # where the advantage starts (descriptive): the smallest κ from which every ratio is >= ADV_MIN
+        start = next((k for i, k in enumerate(t.kappas)
+                      if all(t.cost(slow, q, s, "oracle") >= ADV_MIN * t.cost(fast, q, s, "held_out")
+                             for q in t.kappas[i:])), None)
+        txt += f"; >= {ADV_MIN:g}× from κ = {start:g} on" if start is not None else f"; < {ADV_MIN:g}× at the top κ"
         if exponent_of is not None:
             e, why = t.exponent(exponent_of, s, "oracle")
             if why:
