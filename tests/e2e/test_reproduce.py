@@ -35,12 +35,21 @@ PAPER_ORDER = [
     "s000_convergence", "s000_inits", "s000_stability",
 ]
 
+#: The open questions (group: beyond): `reproduce beyond` runs them, `all` does not.
+BEYOND_ORDER = [
+    "beyond_practical_muon", "beyond_practical_muon_icl", "beyond_noise_floor", "beyond_noise_kappa",
+    "beyond_noise_icl", "beyond_regression", "beyond_nonsymmetric_mf", "beyond_large_init", "beyond_large_init_mf",
+    "beyond_scaledgd", "beyond_tuned_p1_kappa", "beyond_tuned_p2_icl", "beyond_tuned_p3_two_factor",
+    "beyond_t_beta_p4", "beyond_t_beta_p1",
+]
+
 #: Fine-tuning experiments (kind: finetune): listed, run by name only, never in `all`.
 FINETUNE = ["lora", "lora_roberta_sst2", "lora_llama_alpaca"]
 
 
 def test_all_is_the_papers_experiments_in_a_stable_order():
     assert resolve_names("all") == PAPER_ORDER
+    assert resolve_names("beyond") == BEYOND_ORDER
     assert "demo" in discover() and resolve_names("demo") == ["demo"]
 
 
@@ -71,11 +80,11 @@ def test_beyond_is_its_own_group(tmp_path, monkeypatch):
 def test_list_prints_plain_names_when_piped_and_json_on_request():
     result = runner.invoke(app, ["reproduce", "--list"])  # CliRunner's stdout is not a terminal
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == [*PAPER_ORDER, *FINETUNE, "demo"]
+    assert result.output.splitlines() == [*PAPER_ORDER, *FINETUNE, *BEYOND_ORDER, "demo"]
     result = runner.invoke(app, ["reproduce", "--list", "--json"])
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)
-    assert [e["name"] for e in listed] == [*PAPER_ORDER, *FINETUNE, "demo"]
+    assert [e["name"] for e in listed] == [*PAPER_ORDER, *FINETUNE, *BEYOND_ORDER, "demo"]
     kappa = listed[0]
     assert kappa["claims"] == ["muon_kappa_free", "muon_kappa_free_ours", "signgd_kappa_dependent",
                                "signgd_kappa_dependent_ours", "iterations_log_eps",
@@ -237,9 +246,7 @@ def test_experiment_yamls_ship_inside_the_package():
     import muonlab
 
     assert SHIPPED_ROOT.resolve().is_relative_to(Path(muonlab.__file__).resolve().parent)
-    shipped = discover(SHIPPED_ROOT)
-    beyond = {n for n, e in shipped.items() if e.spec.group == "beyond"}  # issue 15: run by `reproduce beyond`
-    assert set(shipped) - beyond == {*PAPER_ORDER, *FINETUNE, "demo"}
+    assert set(discover(SHIPPED_ROOT)) == {*PAPER_ORDER, *FINETUNE, *BEYOND_ORDER, "demo"}
 
 
 #: Experiments with nothing random in them (fixed init and target, deterministic schedule):
@@ -248,8 +255,8 @@ DETERMINISTIC = {"p1_signgd_hard_instance"}
 
 
 def test_scales_give_every_per_seed_claim_enough_seeds():
-    """Issue 11: quick keeps >= 5 seeds per grid point, paper >= 10."""
-    for name in resolve_names("all"):
+    """Issue 11: quick keeps >= 5 seeds per grid point, paper >= 10 (the open questions too)."""
+    for name in [*resolve_names("all"), *resolve_names("beyond")]:
         quick, paper = experiment_config(name, "quick"), experiment_config(name, "paper")
         if name in DETERMINISTIC:
             assert quick.seeds == paper.seeds == [0]

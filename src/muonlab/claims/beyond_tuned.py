@@ -3,8 +3,8 @@ r"""Issue 15, item 6 (seed "beyond"): **does Muon's κ-advantage survive tuned b
 A later paper (arXiv 2607.13246, *Reassessing Muon for Matrix Factorization*) reports
 that a tuned AdamW is not consistently beaten on matrix factorization, which challenges
 the seeds' comparisons at one fixed step size per optimizer. The experiments
-``tuned_p1_kappa`` (P1, symmetric MF), ``tuned_p2_icl`` (P2, the ICL quadratic) and
-``tuned_p3_two_factor`` (P3, two-factor MF) repeat the κ sweeps with every optimizer
+``beyond_tuned_p1_kappa`` (P1, symmetric MF), ``beyond_tuned_p2_icl`` (P2, the ICL quadratic) and
+``beyond_tuned_p3_two_factor`` (P3, two-factor MF) repeat the κ sweeps with every optimizer
 run on a stated grid, and these claims judge the *tuned* comparison per seed.
 
 **The tuning grid** (the YAMLs list it). Per optimizer a log-spaced grid of initial step

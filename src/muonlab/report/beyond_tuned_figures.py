@@ -1,5 +1,5 @@
-"""Issue 15 item 6 (beyond): the tuned κ sweeps (``tuned_p1_kappa``, ``tuned_p2_icl``,
-``tuned_p3_two_factor``).
+"""Issue 15 item 6 (beyond): the tuned κ sweeps (``beyond_tuned_p1_kappa``, ``beyond_tuned_p2_icl``,
+``beyond_tuned_p3_two_factor``).
 
 * ``tuned_kappa`` — left: each optimizer's tuned cost (steps to the level, or steps
   extrapolated from its tail rate) against κ, held-out selection, one marker per seed
