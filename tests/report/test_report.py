@@ -208,6 +208,19 @@ def test_error_curves_png_and_svg(repro_dir, tmp_path):
     assert float(np.var(img[..., :3])) > 0
 
 
+def test_error_curves_with_a_column_only_some_runs_have(tmp_path):
+    """Curves keyed by a column that is NaN for some runs (T_β's beta, absent from plain
+    SpecGD) are drawn: NaN is never equal to itself, so it must not be a lookup key."""
+    cfg = _config("beta", steps=30, seeds=1, grid={
+        "problem.kappa": [1, 10],
+        "optimizer": [{"name": "specgd", "lr": 0.05}, {"name": "specgd_beta", "lr": 0.05, "beta": 1e-3}]})
+    run(cfg, tmp_path / "beta")
+    runs = pd.read_parquet(tmp_path / "beta" / "runs.parquet")
+    assert runs["optimizer.beta"].isna().sum() == 2  # the plain SpecGD runs
+    fig = error_curves(tmp_path / "beta", {"curve_by": ["problem.kappa", "optimizer.beta"], "panel_by": None})
+    assert len(fig.axes[0].get_lines()) == 4
+
+
 def test_inferred_spec_and_labels(repro_dir):
     runs = pd.read_parquet(repro_dir / "exp_a" / "runs.parquet")
     spec = resolve_spec(runs, None, name="exp_a")

@@ -213,7 +213,10 @@ def _sort_key(v: Any) -> tuple[int, Any]:
 def _keys(df: pd.DataFrame, columns: Sequence[str]) -> list[tuple[Any, ...]]:
     if not columns:
         return [()]
-    seen = {tuple(row): None for row in df[list(columns)].itertuples(index=False, name=None)}
+    # NaN (a column some runs lack, e.g. a momentum only some optimizers have) becomes
+    # None: NaN ≠ NaN, so as a dict key it would never be found again.
+    seen = {tuple(None if isinstance(v, float) and math.isnan(v) else v for v in row): None
+            for row in df[list(columns)].itertuples(index=False, name=None)}
     return sorted(seen, key=lambda k: tuple(_sort_key(v) for v in k))
 
 

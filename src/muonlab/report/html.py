@@ -491,11 +491,15 @@ def _fill_section(
                 "(fewest median steps to ε, the claims' rule).") if full.get("best_of") else ""
         sec.figures.append(_figure_ref(png, alt=f"{sec.title}: {full['y']} against {full['x']}",
                                        caption="Median over seeds (band: min–max)." + best))
-        sec.figures.extend(_extra_figures(full.get("extra_figures") or [], store_dir, out_dir, slug))
     except NothingToPlot:
         status = runs["status"].astype(str).value_counts()
         counts = ", ".join(f"{status.get(s, 0)} {s}" for s in ("ok", "diverged", "failed"))
         sec.figures.append(f"No figure: no run logged a finite {full['y']} ({counts}).")
+    except (KeyError, ValueError, TypeError) as e:
+        # A figure that cannot be drawn from this store is a notice on the page; the
+        # claims, tables and the other figures are still worth reading.
+        sec.figures.append(f"The main figure could not be drawn: {type(e).__name__}: {e}")
+    sec.figures.extend(_extra_figures(full.get("extra_figures") or [], store_dir, out_dir, slug))
     long_form = steps_table(store_dir, full)
     sec.table = _table(long_form, cls="steps", experiment=name)
     csv = out_dir / f"{slug}_steps.csv"
