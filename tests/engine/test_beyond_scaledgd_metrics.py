@@ -89,7 +89,10 @@ def test_update_cosine_never_exceeds_the_preconditioner_bound(seed: int, n: int,
     (X,) = prob.init_params()
     cos = METRICS["precond_cos_update"](prob, [X])
     bound = (1 - METRICS["scaledgd_precond_dist"](prob, [X]) ** 2).sqrt()
-    assert bool((cos <= bound + 1e-9).all())
+    # Equality at r = n; seed 001's cosine goes through the eigenvalues of GᵀG, which at
+    # large scale lose ~1e-6 (found: n = r = 4, α = 74 gives +8e-7). The violations the
+    # metric exists to find are ≥ 1e-2.
+    assert bool((cos <= bound + 1e-5).all())
     cf = METRICS["scaledgd_cos_closed_form"](prob, [X])
     assert bool(((cf >= 1 / math.sqrt(r) - 1e-12) & (cf <= 1 + 1e-12)).all())
 
