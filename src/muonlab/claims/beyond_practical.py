@@ -266,7 +266,10 @@ def _order(runs: pd.DataFrame, ref: str | None) -> list[str]:
 
 @claim(reads=("runs",))
 def practical_muon_kappa_free(runs: pd.DataFrame) -> Claim:
-    """(a) Per seed: ε_c is the finest recorded level (1e-4, 1e-8, 1e-12; no finer than
+    """Every practical variant (Newton–Schulz presets and steps, Polar Express, Gram NS,
+    low precision, Nesterov) keeps Muon's κ-free step count.
+
+    (a) Per seed: ε_c is the finest recorded level (1e-4, 1e-8, 1e-12; no finer than
     the stop target) that every variant reaches at every κ; each variant's steps to ε_c
     have |κ-slope| < 0.1 (seed 001's rule, :data:`~muonlab.claims.seed001.MUON_SLOPE_MAX`:
     at most a factor 1.5 over two decades). A variant that misses 1e-4 at some κ is not
@@ -320,7 +323,9 @@ def practical_muon_kappa_free(runs: pd.DataFrame) -> Claim:
 
 @claim(reads=("runs", "trajectories"))
 def practical_muon_reaches_reference(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
-    """(c) Per seed: ε_ref is the finest recorded level the exact reference reaches at every
+    """Every practical variant reaches the exact msign's level at every κ, within 10× its steps.
+
+    (c) Per seed: ε_ref is the finest recorded level the exact reference reaches at every
     κ in this seed. Every variant reaches ε_ref at every κ within :data:`BUDGET_FACTOR` ×
     the reference's largest step count in that seed (the store's budget must be at least
     10× the reference's steps in every seed, so a miss is a rate, not a budget). For a run
@@ -396,7 +401,9 @@ def _polynomial_f64(row: pd.Series) -> bool:
 
 @claim(reads=("runs",))
 def practical_muon_floor_tracks_knee(runs: pd.DataFrame) -> Claim:
-    """(b) Per seed, among the float64 polynomial variants without momentum: at every κ,
+    """A variant's error floor is set by its band's knee: a lower knee gives a lower floor.
+
+    (b) Per seed, among the float64 polynomial variants without momentum: at every κ,
     a variant whose knee is lower by more than :data:`KNEE_SEPARATION` has a floor at
     most :data:`FLOOR_TOL` × the other's (floor = the final rel. error, or the level
     reached: ε_ref of the reference). Derivation in the module docstring: the directions a
@@ -461,7 +468,9 @@ def first_gradient_fraction(d: int, kappa: float) -> float:
 
 @claim(reads=("runs",))
 def practical_muon_icl_stall_at_first_gradient(runs: pd.DataFrame) -> Claim:
-    """(c) ICL: where each polynomial variant stalls, predicted from its band and the first gradient.
+    """On ICL a variant stalls exactly where its knee passes the first gradient's smallest normalized singular value.
+
+    (c) ICL: where each polynomial variant stalls, predicted from its band and the first gradient.
 
     Derivation. From Γ_0 = 0 the iterates commute with Σ (findings F1), so in Σ's
     eigenbasis each coordinate follows a scalar recursion γ_i ← γ_i − η_t φ(x_i) sign(g_i)
