@@ -194,6 +194,17 @@ class ClaimDef:
 _REGISTRY: dict[str, ClaimDef] = {}
 
 
+def outcomes_by_seed(items: Sequence[tuple[str, str]]) -> list[Outcome]:
+    """Per-seed outcomes from (seed label, failure or "") pairs: a seed holds when all its
+    items hold; its reason joins the failures. Seeds in numeric order."""
+    seeds: dict[str, list[str]] = {}
+    for seed, why in items:
+        seeds.setdefault(seed, [])
+        if why:
+            seeds[seed].append(why)
+    return [Outcome(s, not w, "; ".join(w)) for s, w in sorted(seeds.items(), key=lambda kv: float(kv[0]))]
+
+
 def claim(*, reads: Sequence[str] = ("runs",), name: str | None = None, seed: str | None = None) -> Callable[[F], F]:
     """Register the decorated function as a claim; it is returned unchanged.
 

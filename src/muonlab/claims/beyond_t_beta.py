@@ -40,7 +40,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from muonlab.claims.base import Claim, Outcome, claim, decide, seed_label
+from muonlab.claims.base import Claim, claim, decide, outcomes_by_seed, seed_label
 from muonlab.claims.modes import target_values
 from muonlab.claims.seed000_dynamics import (
     MIN_POINTS,
@@ -243,13 +243,6 @@ def _check_store(name: str, runs: pd.DataFrame, trajectories: pd.DataFrame | Non
     return None
 
 
-def _by_seed(items: list[tuple[str, str]]) -> list[Outcome]:
-    seeds: dict[str, list[str]] = {}
-    for seed, why in items:
-        seeds.setdefault(seed, [])
-        if why:
-            seeds[seed].append(why)
-    return [Outcome(s, not w, "; ".join(w)) for s, w in sorted(seeds.items(), key=lambda kv: float(kv[0]))]
 
 
 # ----------------------------------------------------------------------------- judging
@@ -410,7 +403,7 @@ def t_beta_growth_follows_scalar_law(runs: pd.DataFrame, trajectories: pd.DataFr
     items, text, n_judged = _slope_items(sub, trajectories, upper_only=False)
     detail = (f"Aligned inits: slope of √c_i over each mode's {WINDOW[0]:.0%}–{WINDOW[1]:.0%} window against the "
               f"aligned scalar T_β model, |measured − predicted| <= {SLOPE_TOL}; {text}")
-    return decide(name, SEED, detail, _by_seed(items), reasons=[] if n_judged else ["no mode could be judged"])
+    return decide(name, SEED, detail, outcomes_by_seed(items), reasons=[] if n_judged else ["no mode could be judged"])
 
 
 @claim(reads=("runs", "trajectories"))
@@ -435,7 +428,7 @@ def t_beta_equal_rate_breaks_at_beta_star(runs: pd.DataFrame, trajectories: pd.D
     detail = (f"Aligned inits: equal-rate rule (max/min slope <= {RATE_RATIO_TOL}, |slope − 1| <= {RATE_TOL}) per "
               f"run; per seed and scale it must hold for β <= β*/{BETA_STAR_BAND:g}, fail for β >= "
               f"{BETA_STAR_BAND:g}·β*, and the interpolated crossing must lie within {BETA_STAR_BAND:g}× of β*. {per}.")
-    return decide(name, SEED, detail, _by_seed(items))
+    return decide(name, SEED, detail, outcomes_by_seed(items))
 
 
 @claim(reads=("runs", "trajectories"))
@@ -460,7 +453,7 @@ def t_beta_generic_init_only_slower(runs: pd.DataFrame, trajectories: pd.DataFra
     items_b, per = _beta_star_items(sub, trajectories, upper_only=True)
     detail = (f"Generic inits: slope of √c_i <= aligned scalar prediction + {SLOPE_TOL}; {text} Equal-rate rule "
               f"fails for β >= {BETA_STAR_BAND:g}·β* and measured β* <= {BETA_STAR_BAND:g}·β*: {per}.")
-    return decide(name, SEED, detail, _by_seed(items + items_b),
+    return decide(name, SEED, detail, outcomes_by_seed(items + items_b),
                   reasons=[] if n_judged else ["no mode could be judged"])
 
 
@@ -551,4 +544,4 @@ def t_beta_two_cycle_floor(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Cl
               f"{FLOOR_TOL}× of F(β) = Σ max(η²σ*_i² − β, 0)/(2σ*_i) (P1: half); {sum(map(len, ratios.values()))} "
               f"judged, {n_skip} not (β = 0, or too little time on the cycle). {per or 'none'}. Stable runs "
               f"(β >= {STABLE_BAND:g}·(ησ*_1)²), final gap/f(0): {conv or 'none'}.")
-    return decide(name, SEED, detail, _by_seed(items), reasons=[] if ratios else ["no run could be judged"])
+    return decide(name, SEED, detail, outcomes_by_seed(items), reasons=[] if ratios else ["no run could be judged"])

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from muonlab.claims.base import Claim, Outcome, claim, decide, run_metric, seed_label
+from muonlab.claims.base import Claim, Outcome, claim, decide, outcomes_by_seed, run_metric, seed_label
 from muonlab.claims.modes import target_values
 from muonlab.config.run import step_clock
 
@@ -171,14 +171,6 @@ def _runs(runs: pd.DataFrame, optimizer: str) -> Iterator[pd.Series]:
         yield row
 
 
-def _by_seed(items: list[tuple[str, str]]) -> list[Outcome]:
-    """Per-seed outcomes from (seed, failure-or-empty) pairs: a seed holds when all its items hold."""
-    seeds: dict[str, list[str]] = {}
-    for seed, why in items:
-        seeds.setdefault(seed, [])
-        if why:
-            seeds[seed].append(why)
-    return [Outcome(s, not w, "; ".join(w)) for s, w in sorted(seeds.items(), key=lambda kv: float(kv[0]))]
 
 
 # ----------------------------------------------------------------------------- item 8
@@ -230,7 +222,7 @@ def equal_growth_rates(runs: pd.DataFrame, trajectories: pd.DataFrame) -> Claim:
               f"{WINDOW[0]:.0%}–{WINDOW[1]:.0%} window: max/min <= {RATE_RATIO_TOL} and |slope − 1| <= {RATE_TOL}. "
               f"Max/min per setting: {per or 'none'}; slopes {min(slopes_all, default=math.nan):.4f}–"
               f"{max(slopes_all, default=math.nan):.4f}.")
-    return decide(name, SEED, detail, _by_seed(items), reasons=reasons)
+    return decide(name, SEED, detail, outcomes_by_seed(items), reasons=reasons)
 
 
 # ----------------------------------------------------------------------------- item 10: D.5
@@ -345,7 +337,7 @@ def finite_time_vs_exponential(runs: pd.DataFrame, trajectories: pd.DataFrame) -
               f"{min(hits, default=math.nan):.3f}–{max(hits, default=math.nan):.3f}; T_β's gap/f(0) at τ_F "
               f"{min(at_tf, default=math.nan):.2g}–{max(at_tf, default=math.nan):.2g}; T_β tail rates per setting: "
               f"{band or 'none'}.")
-    return decide(name, SEED, detail, _by_seed(items), reasons=reasons)
+    return decide(name, SEED, detail, outcomes_by_seed(items), reasons=reasons)
 
 
 # ----------------------------------------------------------------------------- item 9
@@ -530,4 +522,4 @@ def minimum_lyapunov_stable(runs: pd.DataFrame, trajectories: pd.DataFrame) -> C
               f"{EPS_LYAPUNOV:g} judged; excursion ratio there {min(small, default=math.nan):.3f}–"
               f"{max(small, default=math.nan):.3f}. Basin edge (largest ε returning within τ = {horizon:g}), "
               f"per seed: {'; '.join(basin)}.")
-    return decide(name, SEED, detail, _by_seed(items), reasons=reasons)
+    return decide(name, SEED, detail, outcomes_by_seed(items), reasons=reasons)

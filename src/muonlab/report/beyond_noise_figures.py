@@ -101,8 +101,8 @@ def noise_kappa_steps(store_dir: str | Path) -> tuple[Figure, str]:
         ax.legend(fontsize=7)
     return fig, ("Seed 001's κ sweep (plateau rule, threshold 1e-3) with noisy gradients: Muon's steps to each "
                  "noise's level (above its floor at every κ) against κ (dots: seeds, line: median). Flat lines = "
-                 "κ-free (the claim: |κ-slope| < 0.1 per seed). Mini-batch noise vanishes at X* (no floor), so "
-                 "it is judged at 1e-4; additive noise at 1e-2.")
+                 "κ-free (the claim: |κ-slope| < 0.1 per seed). Levels: no noise 1e-4; mini-batch noise, "
+                 "which vanishes at X*, 1e-3; additive noise 1e-2 (above its floor at every κ).")
 
 
 @extra_figure("icl_noise_tolerance")
