@@ -349,9 +349,13 @@ def run_command(
                 progress.message(f"{cfg.name}: {plan.describe()}")
                 progress.on_batch(0, plan.todo)
 
+            started = time.perf_counter()
             result = run_experiment(cfg, out_dir, overrides=overrides, max_batch=max_batch, **execution,
                                     on_plan=on_plan, on_batch=progress.on_batch, on_step=progress.on_step)
             progress.finish()
+        from muonlab import provenance
+
+        provenance.record_quietly(out_dir, time.perf_counter() - started, cfg.device)
     except KeyboardInterrupt:
         raise _interrupted(out_dir) from None
     except StoreError as e:

@@ -79,6 +79,17 @@ def write(store_dir: str | Path, rec: dict[str, Any]) -> Path:
     return path
 
 
+def record_quietly(store_dir: str | Path, wall_s: float, device: Any = None) -> None:
+    """Write the provenance of the store that just ran (``muonlab run``, ``reproduce``); a
+    failure to measure or write it is logged, never raised (the runs are stored)."""
+    import logging
+
+    try:
+        write(store_dir, record(wall_s=wall_s, device=str(device) if device else None))
+    except (OSError, ValueError, RuntimeError) as e:  # pragma: no cover - a full disk, a broken torch
+        logging.getLogger("muonlab").warning("provenance of %s not written: %s", store_dir, e)
+
+
 def read(store_dir: str | Path) -> dict[str, Any]:
     """``store_dir/provenance.json`` ({} when absent or unreadable)."""
     try:

@@ -286,19 +286,6 @@ def _describe(out: Path, exps: dict[str, Experiment], names: list[str], scale: S
     return entries
 
 
-def _record_provenance(store_dir: Path, wall_s: float, device: Any) -> None:
-    """Write the experiment's provenance (:mod:`muonlab.provenance`) next to its store; a
-    failure to measure or write it is logged, never raised (the runs are stored)."""
-    import logging
-
-    from muonlab import provenance
-
-    try:
-        provenance.write(store_dir, provenance.record(wall_s=wall_s, device=str(device) if device else None))
-    except (OSError, ValueError, RuntimeError) as e:  # pragma: no cover - a full disk, a broken torch
-        logging.getLogger("muonlab").warning("provenance of %s not written: %s", store_dir, e)
-
-
 def reproduce(
     name: str,
     out: str | Path,
@@ -338,6 +325,7 @@ def reproduce(
         StoreConfigError: a store in ``out`` holds runs of another configuration
             (checked for every experiment before any runs).
     """
+    from muonlab import provenance
     from muonlab.claims import evaluate_claims
     from muonlab.config import expand
     from muonlab.engine.backends import make_executor, usable_cores
@@ -379,7 +367,7 @@ def reproduce(
                                      on_plan=None if on_plan is None else functools.partial(on_plan, n))
                 walls[n] = time.perf_counter() - t0
                 executed[n], skipped[n] = res.executed, res.skipped
-                _record_provenance(out / n, walls[n], cfg.device)
+                provenance.record_quietly(out / n, walls[n], cfg.device)
     for n in tunes:  # LoRA fine-tuning: one Trainer run per optimizer × seed, in this process
         from muonlab.lora.experiment import run_finetune_experiment
 
@@ -393,7 +381,7 @@ def reproduce(
             fres = run_finetune_experiment(fexp, out / n, overrides=used[n], on_run=on_batch)
         walls[n] = time.perf_counter() - t0
         executed[n], skipped[n] = fres.executed, fres.skipped
-        _record_provenance(out / n, walls[n], getattr(fexp, "device", None))
+        provenance.record_quietly(out / n, walls[n], getattr(fexp, "device", None))
     entries = _describe(out, exps, names, scale, overrides, configs)
     claims = evaluate_claims(out, {n: exps[n].spec.claims for n in entries},
                              provenance={n: (e.get("config_hash"), e.get("scale") or "") for n, e in entries.items()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -183,6 +184,8 @@ def test_cli_run_and_bad_config(tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "runs.parquet").exists()
     assert pd.read_parquet(tmp_path / "o" / "runs.parquet")["max_steps"].tolist() == [10]
+    prov = json.loads((tmp_path / "o" / "provenance.json").read_text(encoding="utf-8"))  # the report's footer
+    assert prov["wall_s"] > 0 and prov["machine"]["cpus"] >= 1 and prov["torch"]
     for text, field in [
         ("name: x\nproblem: {kind: symmetric_mf, n: 8, r: 20}\n"
          "optimizer: {name: gd, lr: 0.1}\nsteps: 5\n", "problem.r"),
