@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -14,6 +14,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
 )
 from pydantic_core import PydanticCustomError
 
@@ -100,6 +102,22 @@ class _Model(BaseModel):
     def params(self) -> dict[str, Any]:
         """Fields as a plain dict, without the union tag (``kind`` / ``name``)."""
         return self.model_dump(exclude={"kind", "name"})
+
+
+class _OmitWhenNone(_Model):
+    """A model whose optional fields named in ``_OMIT_WHEN_NONE`` are left out of every
+    dump while None. Fields added after configs were shipped use it, so that configs that
+    do not name them keep their run ids and config hashes."""
+
+    _OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_when_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in self._OMIT_WHEN_NONE:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
 
 # ----------------------------------------------------------------------------- helpers

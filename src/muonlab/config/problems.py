@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import torch
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import Field, model_validator
 
-from muonlab.config.base import _error, _Index, _Kappa, _Model, _NonNeg, _Positive, _Size
+from muonlab.config.base import _error, _Index, _Kappa, _Model, _NonNeg, _OmitWhenNone, _Positive, _Size
 from muonlab.problems import PROBLEMS as PROBLEM_CLASSES
 from muonlab.problems.base import Problem
 
@@ -66,7 +66,7 @@ class _Problem(_Model):
         raise NotImplementedError(f"{type(self).__name__}.footprint")
 
 
-class SymmetricMFConfig(_Problem):
+class SymmetricMFConfig(_OmitWhenNone, _Problem):
     """P1, symmetric matrix factorization (seed 001): M* = U diag(λ) Uᵀ, X ∈ R^{n×r}."""
 
     kind: Literal["symmetric_mf"] = "symmetric_mf"
@@ -83,12 +83,7 @@ class SymmetricMFConfig(_Problem):
     # gradient; left out of dumps while None, so configs without it keep their hashes.
     entry_fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
 
-    @model_serializer(mode="wrap")
-    def _drop_unset_additive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        if "entry_fraction" in data and data["entry_fraction"] is None:
-            del data["entry_fraction"]
-        return data
+    _OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("entry_fraction",)
 
     @model_validator(mode="after")
     def _ranks(self) -> SymmetricMFConfig:
@@ -112,7 +107,7 @@ class SymmetricMFConfig(_Problem):
         return Footprint(data=4 * n * n, params=n * r, work=2 * n * n + 2 * n * r, width=n)
 
 
-class ICLConfig(_Problem):
+class ICLConfig(_OmitWhenNone, _Problem):
     """P2, in-context learning of a linear transformer (seed 001 §2.2)."""
 
     kind: Literal["icl"] = "icl"
@@ -126,15 +121,7 @@ class ICLConfig(_Problem):
     prompts: _Size | None = None
     prompt_sampling: Literal["fresh", "fixed"] | None = None
 
-    _ADDITIVE: ClassVar[tuple[str, ...]] = ("prompts", "prompt_sampling")
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_additive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        for key in self._ADDITIVE:
-            if data.get(key, 0) is None:
-                del data[key]
-        return data
+    _OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("prompts", "prompt_sampling")
 
     @model_validator(mode="after")
     def _design(self) -> ICLConfig:
@@ -213,7 +200,7 @@ class TwoFactorMFConfig(_Problem):
                          width=min(m, n, d))
 
 
-class LoRAMFConfig(_Problem):
+class LoRAMFConfig(_OmitWhenNone, _Problem):
     """P4, LoRA-style factorization (seed 000): f = ½‖W* − AB‖² (+ ℓ2)."""
 
     kind: Literal["lora_mf"] = "lora_mf"
@@ -233,13 +220,7 @@ class LoRAMFConfig(_Problem):
     init: Literal["zero_a", "random", "saddle", "minimum"] | None = None
     saddle_mode: _Index | None = None  # mode missing from saddle (None: 0)
 
-    @model_serializer(mode="wrap")
-    def _drop_unset_init(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        for key in ("init", "saddle_mode"):
-            if key in data and data[key] is None:
-                del data[key]
-        return data
+    _OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("init", "saddle_mode")
 
     @model_validator(mode="after")
     def _ranks(self) -> LoRAMFConfig:
@@ -280,7 +261,7 @@ class LoRAMFConfig(_Problem):
                          width=min(m, n, r))
 
 
-class RegressionConfig(_Problem):
+class RegressionConfig(_OmitWhenNone, _Problem):
     """P5, matrix linear regression min_W ½‖WX − Y‖² with ill-conditioned XXᵀ."""
 
     kind: Literal["regression"] = "regression"
@@ -297,15 +278,7 @@ class RegressionConfig(_Problem):
     teacher_kappa: _Kappa | None = None
     init_scale: _NonNeg | None = None
 
-    _ADDITIVE: ClassVar[tuple[str, ...]] = ("rank", "teacher_kappa", "init_scale")
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_additive(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        for key in self._ADDITIVE:
-            if key in data and data[key] is None:
-                del data[key]
-        return data
+    _OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("rank", "teacher_kappa", "init_scale")
 
     @model_validator(mode="after")
     def _samples(self) -> RegressionConfig:

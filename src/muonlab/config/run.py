@@ -6,14 +6,12 @@ import math
 import re
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BeforeValidator,
     Field,
-    SerializerFunctionWrapHandler,
     field_validator,
-    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -22,7 +20,7 @@ from muonlab.config.base import (
     _digest,
     _error,
     _flatten,
-    _Model,
+    _OmitWhenNone,
     _Seed,
     _Steps,
 )
@@ -46,14 +44,6 @@ METRICS = (*_METRIC_REGISTRY, *_RUNNER_METRICS)
 #: equal :func:`batch_key` as one batched tensor set).
 BATCHABLE = frozenset({"seed", "optimizer.lr", "gradient_noise.sigma",
                        *(f"problem.{f}" for f in _Problem.per_run_fields)})
-
-
-def _drop_unset_noise(data: dict[str, Any]) -> dict[str, Any]:
-    # gradient_noise (issue 15) is additive: left out of dumps while None, so runs and
-    # configs without it keep their ids and hashes.
-    if "gradient_noise" in data and data["gradient_noise"] is None:
-        del data["gradient_noise"]
-    return data
 
 
 def _cross_field_error(fields: Any) -> PydanticCustomError | None:
@@ -102,7 +92,7 @@ def _metrics(value: Any) -> Any:
     return value
 
 
-class _RunFields(_Model):
+class _RunFields(_OmitWhenNone):
     """Everything that defines one run except its seed (a config without its grid)."""
 
     problem: ProblemConfig
@@ -118,10 +108,9 @@ class _RunFields(_Model):
     ]
     log_every: _Steps = 1
     gradient_noise: GradientNoiseConfig | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _drop_unset_noise(handler(self))
+    # gradient_noise (issue 15) came later: left out of dumps while None, so runs and
+    # configs without it keep their ids and hashes.
+    _OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("gradient_noise",)
 
     @model_validator(mode="before")
     @classmethod
@@ -150,7 +139,7 @@ _SUBCONFIG_AXES = ("problem", "optimizer", "schedule")
 # ----------------------------------------------------------------------------- runs
 
 
-class RunSpec(OneLineErrors, _Model):
+class RunSpec(OneLineErrors, _OmitWhenNone):
     """One fully resolved run: a grid point, a seed and the experiment's name.
 
     ``run_id`` is the first 16 hex digits of the sha256 of the canonical JSON (sorted
@@ -171,10 +160,9 @@ class RunSpec(OneLineErrors, _Model):
     metrics: Annotated[list[Literal[METRICS]], BeforeValidator(_metrics), Field(min_length=1)]  # type: ignore[valid-type]
     log_every: _Steps
     gradient_noise: GradientNoiseConfig | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _drop_unset_noise(handler(self))
+    # gradient_noise (issue 15) came later: left out of dumps while None, so runs and
+    # configs without it keep their ids and hashes.
+    _OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("gradient_noise",)
 
     @field_validator("problem", mode="after")
     @classmethod
