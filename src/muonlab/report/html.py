@@ -453,8 +453,14 @@ def _section(
     except (StoreError, OSError, ValueError) as e:
         sec.damage = [f"the results store could not be checked: {e}"]
     try:
-        _fill_section(sec, name, store_dir, spec, slug, out_dir)
-        sec.provenance = _provenance(store_dir, spec)
+        runs: pd.DataFrame | None = ResultStore(store_dir).runs()  # read once: the section and its footer
+    except (StoreError, OSError, ValueError) as e:
+        sec.notice = f"The results store could not be read: {e}"
+        runs = None
+    try:
+        if runs is not None:
+            _fill_section(sec, name, store_dir, runs, spec, slug, out_dir)
+        sec.provenance = _provenance(store_dir, spec, pd.DataFrame() if runs is None else runs)
     except (StoreError, OSError) as e:
         sec.notice = f"The results store could not be read: {e}"
     sec.figures[:0] = [f"Damaged store: {line}" for line in sec.damage]
@@ -465,15 +471,11 @@ def _fill_section(
     sec: Section,
     name: str,
     store_dir: Path,
+    runs: pd.DataFrame,
     spec: Mapping[str, Any] | None,
     slug: str,
     out_dir: Path,
 ) -> Section:
-    try:
-        runs = ResultStore(store_dir).runs()
-    except (StoreError, OSError, ValueError) as e:
-        sec.notice = f"The results store could not be read: {e}"
-        return sec
     from muonlab.report.lora_figures import is_lora_store
 
     if len(runs) and is_lora_store(runs):
@@ -650,10 +652,11 @@ def _machine_text(machine: Mapping[str, Any]) -> str:
     return text
 
 
-def _provenance(store_dir: Path, spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+def _provenance(store_dir: Path, spec: Mapping[str, Any] | None, runs: pd.DataFrame) -> list[tuple[str, str]]:
     """The experiment's provenance footer: from its provenance.json (written by ``muonlab
-    reproduce``), its meta.json (versions, config hash, overrides), experiments.json
-    (scale, overrides) and its runs (seeds, run time); what none records is left out."""
+    reproduce`` and ``muonlab run``), its meta.json (versions, config hash, overrides),
+    experiments.json (scale, overrides) and its ``runs`` (seeds, run time); what none
+    records is left out."""
     from muonlab import provenance
 
     spec = spec or {}
@@ -665,10 +668,6 @@ def _provenance(store_dir: Path, spec: Mapping[str, Any] | None) -> list[tuple[s
         meta = {}
     raw_versions = meta.get("versions")
     versions: Mapping[str, Any] = raw_versions if isinstance(raw_versions, Mapping) else {}
-    try:
-        runs = ResultStore(store_dir).runs()
-    except (StoreError, OSError, ValueError):
-        runs = pd.DataFrame()
     out: list[tuple[str, str]] = []
     version = rec.get("muonlab") or versions.get("muonlab")
     if version:
